@@ -17,7 +17,7 @@ use anyhow::{bail, ensure, Context as _};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::config::InferenceParams;
+use crate::domain::InferenceParams;
 use crate::exit::invalid;
 use crate::forecast::{summarize_with, DrawPlan, QuantileForecast, QuantileModel};
 use crate::metrics;

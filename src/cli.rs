@@ -1,4 +1,4 @@
-//! Command-line flags as typed (clap). `config::Context::build` turns them into validated
+//! Command-line flags as typed (clap). `hiargs::Context::build` turns them into validated
 //! settings; nothing else reads clap types.
 
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Horizon;
+use crate::domain::Horizon;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -83,16 +83,10 @@ pub fn failure(code: ExitCode, message: impl Into<String>) -> anyhow::Error {
     })
 }
 
-/// The exit code for an error: the first [`Failure`] (or typed error that carries a code) in
-/// the chain decides; anything else is a runtime error.
+/// The exit code for an error: the first [`Failure`] in the chain decides; anything else is a
+/// runtime error.
 pub fn code_of(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if let Some(f) = cause.downcast_ref::<Failure>() {
-            return f.code;
-        }
-        if let Some(m) = cause.downcast_ref::<crate::model::ModelError>() {
-            return m.exit_code();
-        }
-    }
-    ExitCode::Runtime
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<Failure>().map(|f| f.code))
+        .unwrap_or(ExitCode::Runtime)
 }

@@ -1,8 +1,9 @@
 //! model-optimizer: keeps the Chronos-Bolt USD/CLP forecasters tuned.
 //!
 //! # Layout
-//! - `cli` parses flags (clap), `config` turns them and `configs/optimizer.toml` into
-//!   validated [`config::Settings`]; `commands/` has one file per subcommand.
+//! - `cli` parses flags (clap); `hiargs` builds the validated [`hiargs::Context`] from them,
+//!   the settings of `config` and the clock; `commands/` has one file per subcommand.
+//! - `domain` holds the shared values (`Horizon`, `InferenceParams` and their range checks).
 //! - `data/` is the only module that knows polars; `model/` the only one that knows candle;
 //!   `deploy/` the only one that knows git2; `notify` the only one that knows lettre; `plot` the
 //!   only one that knows plotters.
@@ -16,9 +17,12 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod deploy;
+pub mod domain;
 pub mod exit;
 pub mod failpoint;
 pub mod forecast;
+pub mod forecaster_config;
+pub mod hiargs;
 pub mod history;
 pub mod logging;
 pub mod metrics;

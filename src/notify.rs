@@ -15,6 +15,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use crate::config::{SmtpSettings, SmtpTls, SMTP_PASSWORD_ENV};
+use crate::domain::MailEvent;
 use crate::exit;
 
 /// A file attached to an email.
@@ -36,8 +37,8 @@ pub struct Email {
 
 /// Whether mail is on and `event` (triggered, deployed, rejected, failed, rolled_back) is
 /// one of `smtp.events`.
-pub fn event_enabled(settings: &SmtpSettings, event: &str) -> bool {
-    settings.enabled && settings.events.iter().any(|e| e == event)
+pub fn event_enabled(settings: &SmtpSettings, event: MailEvent) -> bool {
+    settings.enabled && settings.events.contains(&event)
 }
 
 /// A configured SMTP client.
@@ -212,10 +213,10 @@ mod tests {
     #[test]
     fn events_follow_settings() {
         let mut s = settings(25);
-        assert!(event_enabled(&s, "deployed"));
-        assert!(!event_enabled(&s, "triggered"));
+        assert!(event_enabled(&s, MailEvent::Deployed));
+        assert!(!event_enabled(&s, MailEvent::Triggered));
         s.enabled = false;
-        assert!(!event_enabled(&s, "deployed"));
+        assert!(!event_enabled(&s, MailEvent::Deployed));
     }
 
     #[test]

@@ -52,7 +52,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::backtest::{self, Evaluation, RawForecasts};
-use crate::config::{Horizon, InferenceParams, SearchSettings, ValidationSettings};
+use crate::config::{SearchSettings, ValidationSettings};
+use crate::domain::{Horizon, InferenceParams};
 use crate::exit::invalid;
 use crate::forecast::{DrawPlan, QuantileForecast, QuantileModel};
 use crate::series::Series;

@@ -27,7 +27,8 @@ use anyhow::ensure;
 use serde::Serialize;
 
 use crate::backtest::{Evaluation, Metrics};
-use crate::config::{Horizon, ValidationSettings};
+use crate::config::ValidationSettings;
+use crate::domain::Horizon;
 use crate::metrics::{diebold_mariano, DieboldMariano};
 
 /// Slack of inclusive threshold comparisons, in the unit of the compared value (percent or
@@ -330,7 +331,7 @@ pub fn validate(
 mod tests {
     use super::*;
     use crate::backtest::ErrorPoint;
-    use crate::config::InferenceParams;
+    use crate::domain::InferenceParams;
     use chrono::NaiveDate;
 
     fn metrics(
@@ -509,7 +510,7 @@ mod tests {
         assert!(!only(5, with(5.0)));
         assert!(!only(5, with(-5.0)));
         let mut s = ValidationSettings::default();
-        s.max_abs_bias_per_horizon.insert("2d".into(), 8.0);
+        s.max_abs_bias_per_horizon.insert(Horizon(2), 8.0);
         let r = validate(Horizon(2), &evaluation(with(7.0), 0.9), &current(), &s).unwrap();
         assert!(r.approved && r.criteria[4].measures[0].threshold == 8.0);
     }

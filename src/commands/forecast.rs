@@ -5,9 +5,11 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use serde::Serialize;
 
 use crate::cli::ForecastArgs;
-use crate::config::{Context, ForecasterConfig, InferenceParams, MAX_CONTEXT};
+use crate::domain::{InferenceParams, MAX_CONTEXT};
 use crate::exit::{invalid, ExitCode};
 use crate::forecast::{self, QuantileModel, LEVELS};
+use crate::forecaster_config::ForecasterConfig;
+use crate::hiargs::Context;
 use crate::model::ChronosBolt;
 use crate::output::{self, Render};
 use crate::series::Series;
@@ -101,7 +103,7 @@ pub fn run(ctx: &Context, args: &ForecastArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let prediction_length = positive("prediction-length", args.prediction_length)?
-        .or(args.horizon.map(crate::config::Horizon::steps))
+        .or(args.horizon.map(crate::domain::Horizon::steps))
         .ok_or_else(|| invalid("forecast needs --horizon H or --prediction-length N"))?;
     let context_length = positive("context-length", args.context_length)?
         .or(deployed.as_ref().map(|c| c.context_length))
@@ -127,7 +129,7 @@ pub fn run(ctx: &Context, args: &ForecastArgs) -> anyhow::Result<ExitCode> {
         temperature,
     };
 
-    let model = ChronosBolt::load(&ctx.settings.model.id)?;
+    let model = ChronosBolt::open(&ctx.settings.model.id)?;
     let start = series.len().saturating_sub(context_length);
     let context = &series.values[start..];
     let raw = model.predict(&[context], prediction_length)?.remove(0);
@@ -136,7 +138,7 @@ pub fn run(ctx: &Context, args: &ForecastArgs) -> anyhow::Result<ExitCode> {
     let report = ForecastReport {
         model: ctx.settings.model.id.clone(),
         series: series_name,
-        horizon: args.horizon.map(crate::config::Horizon::label),
+        horizon: args.horizon.map(crate::domain::Horizon::label),
         params,
         prediction_length,
         last_date,

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::cli::HistoryArgs;
-use crate::config::Context;
 use crate::exit::ExitCode;
+use crate::hiargs::Context;
 use crate::history::HistoryRecord;
 use crate::output::{self, num, opt, Render};
 

@@ -13,8 +13,10 @@ mod validate;
 use anyhow::Context as _;
 
 use crate::cli::{Cli, Command};
-use crate::config::{Context, ForecasterConfig, Horizon};
+use crate::domain::Horizon;
 use crate::exit::ExitCode;
+use crate::forecaster_config::ForecasterConfig;
+use crate::hiargs::Context;
 use crate::series::Series;
 
 /// Runs the parsed command line.
@@ -163,7 +165,11 @@ pub(crate) fn write_plot(
 
 /// Sends mail for `event` when mail is on and the event is selected. A failure is logged and
 /// returned as a note; it never changes an outcome or the exit code.
-pub(crate) fn send_mail(ctx: &Context, event: &str, email: &crate::notify::Email) -> Option<String> {
+pub(crate) fn send_mail(
+    ctx: &Context,
+    event: crate::domain::MailEvent,
+    email: &crate::notify::Email,
+) -> Option<String> {
     if !crate::notify::event_enabled(&ctx.settings.smtp, event) {
         return None;
     }

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::cli::NotifyArgs;
-use crate::config::Context;
 use crate::exit::{invalid, ExitCode};
+use crate::hiargs::Context;
 use crate::notify::{Email, Mailer};
 use crate::output::{self, Render};
 

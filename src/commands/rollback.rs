@@ -6,9 +6,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::cli::RollbackArgs;
-use crate::config::{Context, ForecasterConfig};
 use crate::deploy::{self, lock::RunLock};
+use crate::domain::MailEvent;
 use crate::exit::ExitCode;
+use crate::forecaster_config::ForecasterConfig;
+use crate::hiargs::Context;
 use crate::history::{Action, HistoryRecord, RecordParams};
 use crate::notify::Email;
 use crate::output::{self, Render};
@@ -101,7 +103,7 @@ pub fn run(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitCode> {
     );
     let mail_error = super::send_mail(
         ctx,
-        "rolled_back",
+        MailEvent::RolledBack,
         &Email {
             subject,
             body,

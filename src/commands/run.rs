@@ -11,10 +11,13 @@ use serde::Serialize;
 
 use crate::backtest;
 use crate::cli::RunArgs;
-use crate::config::{Context, ForecasterConfig, Horizon, InferenceParams, SCHEMA_VERSION};
 use crate::deploy::{self, lock::RunLock, DeployOutcome, DeployRequest, DeployStatus};
+use crate::domain::MailEvent;
+use crate::domain::{Horizon, InferenceParams};
 use crate::exit::{self, ExitCode};
 use crate::forecast::{self, QuantileModel};
+use crate::forecaster_config::{ForecasterConfig, SCHEMA_VERSION};
+use crate::hiargs::Context;
 use crate::history::{self, Action, HistoryRecord, RecordMetrics, RecordParams};
 use crate::model::ChronosBolt;
 use crate::notify::{Attachment, Email};
@@ -195,7 +198,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let series = super::load_series(ctx, &configs)?;
     let predictions = crate::data::load_predictions(&ctx.predictions_path())?;
     let past = crate::data::history::read(&ctx.history_path())?;
-    let model = ChronosBolt::load(&ctx.settings.model.id)?;
+    let model = ChronosBolt::open(&ctx.settings.model.id)?;
     let inputs = Inputs {
         ctx,
         series: &series,
@@ -320,7 +323,7 @@ fn failed_horizon(
     }
     result.mail_error = super::send_mail(
         ctx,
-        "failed",
+        MailEvent::Failed,
         &Email {
             subject: format!("[model-optimizer] {h} failed"),
             body: format!(
@@ -559,7 +562,7 @@ fn run_horizon(
     if !inp.dry_run {
         result.mail_error = super::send_mail(
             ctx,
-            "triggered",
+            MailEvent::Triggered,
             &Email {
                 subject: format!(
                     "[model-optimizer] {h} optimization triggered: {}",
@@ -625,7 +628,8 @@ fn run_horizon(
                 inp.run_id,
                 plot.as_ref(),
             );
-            result.mail_error = super::send_mail(ctx, "rejected", &mail).or(result.mail_error.take());
+            result.mail_error =
+                super::send_mail(ctx, MailEvent::Rejected, &mail).or(result.mail_error.take());
         }
         record.action = Action::Rejected;
         record.message = super::with_mail_note(result.message.clone(), result.mail_error.as_deref());
@@ -689,7 +693,10 @@ fn run_horizon(
             result.action = Action::Deployed.as_str().to_string();
             result.message = format!("deployed {cand}: {figures}; {}", super::git_summary(&outcome.git));
             record.action = Action::Deployed;
-            ("deployed", format!("[model-optimizer] {h} deployed: {figures}"))
+            (
+                MailEvent::Deployed,
+                format!("[model-optimizer] {h} deployed: {figures}"),
+            )
         }
         DeployStatus::RolledBack { reason } => {
             result.action = Action::Failed.as_str().to_string();
@@ -697,7 +704,7 @@ fn run_horizon(
             record.action = Action::Failed;
             record.success = false;
             (
-                "failed",
+                MailEvent::Failed,
                 format!("[model-optimizer] {h} deploy failed and rolled back"),
             )
         }
@@ -712,7 +719,7 @@ fn run_horizon(
             record.action = Action::Failed;
             record.success = false;
             (
-                "failed",
+                MailEvent::Failed,
                 format!("[model-optimizer] {h} deploy failed, config needs attention"),
             )
         }
@@ -786,7 +793,7 @@ fn probation_rollback(
     );
     result.mail_error = super::send_mail(
         ctx,
-        "rolled_back",
+        MailEvent::RolledBack,
         &Email {
             subject: format!("[model-optimizer] {h} rolled back after probation"),
             body: format!(

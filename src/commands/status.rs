@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::config::{Context, ForecasterConfig};
 use crate::exit::ExitCode;
+use crate::forecaster_config::ForecasterConfig;
+use crate::hiargs::Context;
 use crate::history::{self, HistoryRecord};
 use crate::output::{self, num, opt, Render};
 use crate::triggers::TriggerReport;
@@ -255,7 +256,7 @@ fn check(
     records: &[HistoryRecord],
 ) -> anyhow::Result<Vec<TriggerReport>> {
     let predictions = crate::data::load_predictions(&ctx.predictions_path())?;
-    let model = match crate::model::ChronosBolt::load(&ctx.settings.model.id) {
+    let model = match crate::model::ChronosBolt::open(&ctx.settings.model.id) {
         Ok(m) => Some(m),
         Err(e) => {
             tracing::warn!("performance replay unavailable: {e}");

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cli::ValidateArgs;
-use crate::config::{Context, ForecasterConfig, Horizon};
+use crate::domain::Horizon;
 use crate::exit::{invalid, ExitCode};
+use crate::forecaster_config::ForecasterConfig;
+use crate::hiargs::Context;
 use crate::model::ChronosBolt;
 use crate::output::{self, Render};
 use crate::search::{self, ForwardCache, SearchReport};
@@ -233,7 +235,7 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let series = super::load_series(ctx, std::slice::from_ref(&current))?;
-    let model = ChronosBolt::load(&ctx.settings.model.id)?;
+    let model = ChronosBolt::open(&ctx.settings.model.id)?;
     let mut cache = ForwardCache::new();
     let outcome = search_and_validate(ctx, &model, &series, &current, candidate.as_ref(), &mut cache)?;
     let run_id = super::run_id(ctx);

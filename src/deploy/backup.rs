@@ -15,7 +15,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 
 use super::atomic;
-use crate::config::Horizon;
+use crate::domain::Horizon;
 use crate::exit::{self, ExitCode};
 
 /// The timestamp format in backup names (UTC).

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
-use crate::config::Horizon;
+use crate::domain::Horizon;
 
 /// The journal's file name inside the configs directory.
 pub const JOURNAL_FILE: &str = ".deploy-journal.json";

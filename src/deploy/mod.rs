@@ -26,9 +26,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use crate::config::{ForecasterConfig, GitSettings, Horizon};
+use crate::config::GitSettings;
+use crate::domain::Horizon;
 use crate::exit::{self, ExitCode};
 use crate::failpoint;
+use crate::forecaster_config::ForecasterConfig;
 pub use git::CommitId;
 use journal::{fingerprint, Journal, Operation, Step};
 pub use recover::{needs_recovery, recover, RecoveryReport};

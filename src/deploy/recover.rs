@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::journal::{fingerprint, Journal, Operation, Step};
 use super::{atomic, backup, git};
-use crate::config::Horizon;
+use crate::domain::Horizon;
 
 /// Which version the config file holds now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -139,6 +139,34 @@ impl ChronosBolt {
         Self::load_files(&files.config, &files.weights)
     }
 
+    /// [`ChronosBolt::load`] for commands: a file problem becomes an exit-78 failure, a hub
+    /// failure an exit-1 one, with the same one-line message.
+    pub fn open(id_or_dir: &str) -> anyhow::Result<ChronosBolt> {
+        Self::load(id_or_dir).map_err(|e| crate::exit::failure(e.exit_code(), e.to_string()))
+    }
+
+    /// What a deployed config records as its model: a hub id as given, or for a local
+    /// directory its name and a hash of its two files (`demo-bolt-tiny@fnv1a64:0123abcd...`),
+    /// never the path it is mounted at.
+    pub fn identity(id_or_dir: &str) -> anyhow::Result<String> {
+        let path = Path::new(id_or_dir);
+        if !path.is_dir() {
+            return Ok(id_or_dir.to_string());
+        }
+        let files = load::CheckpointFiles::in_dir(path);
+        let mut hash = load::Fnv1a::new();
+        for f in [&files.config, &files.weights] {
+            hash.file(f).map_err(|e| {
+                crate::exit::invalid(format!("{}: cannot read the model file: {e}", f.display()))
+            })?;
+        }
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let name = canonical
+            .file_name()
+            .map_or_else(|| "model".to_string(), |n| n.to_string_lossy().into_owned());
+        Ok(format!("{name}@fnv1a64:{:016x}", hash.finish()))
+    }
+
     /// Loads `config.json` and `model.safetensors` from `dir`.
     pub fn load_dir(dir: &Path) -> Result<ChronosBolt, ModelError> {
         if !dir.is_dir() {

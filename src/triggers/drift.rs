@@ -18,11 +18,8 @@
 //! dependence changed, not whether the feed is autocorrelated at all. The effect sizes (mean
 //! shift, volatility ratio) are reported on the raw returns.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::stats::{
     ks_2samp, levene, ljung_box, mean_std, variance_ratio_f, welch_t, KsResult, LeveneCenter, LjungBoxResult,
@@ -31,58 +28,7 @@ use super::stats::{
 use crate::config::TriggerSettings;
 use crate::series::Series;
 
-/// How many of the five drift tests reject at `drift_alpha`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    /// No test significant.
-    None,
-    /// One test.
-    Low,
-    /// Two tests.
-    Medium,
-    /// Three or more.
-    High,
-}
-
-impl Severity {
-    pub fn from_count(significant: usize) -> Severity {
-        match significant {
-            0 => Severity::None,
-            1 => Severity::Low,
-            2 => Severity::Medium,
-            _ => Severity::High,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::None => "NONE",
-            Severity::Low => "LOW",
-            Severity::Medium => "MEDIUM",
-            Severity::High => "HIGH",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "NONE" => Ok(Severity::None),
-            "LOW" => Ok(Severity::Low),
-            "MEDIUM" => Ok(Severity::Medium),
-            "HIGH" => Ok(Severity::High),
-            _ => Err(format!("severity {s:?} must be one of NONE, LOW, MEDIUM, HIGH")),
-        }
-    }
-}
+pub use crate::domain::Severity;
 
 /// One log-return ln(v_t / v_{t-1}), dated at t.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -172,7 +118,7 @@ pub struct DriftReport {
 /// Runs the drift tests on the log-returns of `series` (already cut at the evaluation date).
 pub fn evaluate_drift(series: &Series, settings: &TriggerSettings) -> DriftReport {
     let returns = log_returns(series);
-    let min_severity = settings.drift_min_severity.parse().unwrap_or(Severity::Medium);
+    let min_severity = settings.drift_min_severity;
     evaluate_returns(&returns, series.last_date(), settings, min_severity)
 }
 

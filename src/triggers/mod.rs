@@ -18,7 +18,8 @@ pub mod time;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{Horizon, TriggerSettings};
+use crate::config::TriggerSettings;
+use crate::domain::Horizon;
 use crate::history::HistoryRecord;
 use crate::series::Series;
 

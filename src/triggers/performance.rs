@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::config::{Horizon, TriggerSettings};
+use crate::config::TriggerSettings;
+use crate::domain::Horizon;
 use crate::series::Prediction;
 
 /// One forecast error: forecast - actual, dated by the target date.

@@ -8,7 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{Horizon, TriggerSettings};
+use crate::config::TriggerSettings;
+use crate::domain::Horizon;
 use crate::history::{self, Action, HistoryRecord};
 
 /// The time section of a trigger report.

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use model_optimizer::config::{Horizon, SearchSettings, ValidationSettings};
+use model_optimizer::config::{SearchSettings, ValidationSettings};
+use model_optimizer::domain::Horizon;
 use model_optimizer::forecast::QuantileModel;
 use model_optimizer::model::ChronosBolt;
 use model_optimizer::search::{self, ForwardCache};

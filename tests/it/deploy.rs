@@ -406,10 +406,12 @@ mod crash {
     use std::path::{Path, PathBuf};
 
     use chrono::{DateTime, Utc};
-    use model_optimizer::config::{ForecasterConfig, GitMode, GitSettings, Horizon};
+    use model_optimizer::config::{GitMode, GitSettings};
     use model_optimizer::deploy::recover::ConfigState;
     use model_optimizer::deploy::{self, journal::Operation, DeployRequest};
+    use model_optimizer::domain::Horizon;
     use model_optimizer::failpoint;
+    use model_optimizer::forecaster_config::ForecasterConfig;
 
     use super::{child_instructions, spawn_child};
 

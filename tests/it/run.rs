@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use model_optimizer::config::ForecasterConfig;
+use model_optimizer::forecaster_config::ForecasterConfig;
 
 use crate::deploy::SmtpSink;
 use crate::util::{demo_model, TestEnv};

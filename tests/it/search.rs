@@ -8,8 +8,10 @@ use std::cell::RefCell;
 
 use chrono::NaiveDate;
 use model_optimizer::backtest::{self, Evaluation, Metrics};
-use model_optimizer::config::{ForecasterConfig, Horizon, SearchSettings, ValidationSettings};
+use model_optimizer::config::{SearchSettings, ValidationSettings};
+use model_optimizer::domain::Horizon;
 use model_optimizer::forecast::{QuantileForecast, QuantileModel};
+use model_optimizer::forecaster_config::ForecasterConfig;
 use model_optimizer::search::{self, ForwardCache, Progress};
 use model_optimizer::series::Series;
 use model_optimizer::validate;
@@ -272,9 +274,8 @@ fn horizons_share_forwards_where_origins_coincide() {
     let model = Counting::new(inner.as_ref());
     let series = synthetic_series();
     let settings = SearchSettings {
-        context_lengths: [("7d", vec![90, 180]), ("15d", vec![90, 180])]
+        context_lengths: [(Horizon(7), vec![90, 180]), (Horizon(15), vec![90, 180])]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
             .collect(),
         ..SearchSettings::default()
     };

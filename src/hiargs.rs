@@ -1,0 +1,159 @@
+//! The validated high-level arguments: global flags + settings + the clock, built once into a
+//! [`Context`] that every command receives. The only module besides `cli` that sees clap's
+//! structs.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::cli::GlobalArgs;
+use crate::config::Settings;
+use crate::domain::Horizon;
+use crate::exit::invalid;
+
+/// The validated view of flags + settings that every command receives.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub root: PathBuf,
+    pub settings_path: PathBuf,
+    pub settings: Settings,
+    pub json: bool,
+    /// `--as-of`: the series is cut at this date and it is "now".
+    pub as_of: Option<NaiveDate>,
+    /// The clock every pure module receives: the real UTC time, or the end of the `--as-of` day.
+    pub now: DateTime<Utc>,
+}
+
+impl Context {
+    /// Builds the context from global flags and the process environment.
+    pub fn build(g: &GlobalArgs) -> anyhow::Result<Context> {
+        Self::build_with(g, std::env::vars(), Utc::now())
+    }
+
+    /// As [`Context::build`], with the environment and clock given (tests).
+    pub fn build_with(
+        g: &GlobalArgs,
+        env: impl IntoIterator<Item = (String, String)>,
+        wall_clock: DateTime<Utc>,
+    ) -> anyhow::Result<Context> {
+        if !g.root.is_dir() {
+            return Err(invalid(format!(
+                "{}: --root is not a directory; pass the directory holding configs/ and data/",
+                g.root.display()
+            )));
+        }
+        let settings_path = g
+            .settings
+            .clone()
+            .unwrap_or_else(|| g.root.join("configs").join("optimizer.toml"));
+        let mut settings = Settings::load(&settings_path, env)?;
+        if let Some(m) = &g.model {
+            settings.model.id.clone_from(m);
+        }
+        let now = match g.as_of {
+            Some(d) => d
+                .and_hms_opt(23, 59, 59)
+                .expect("23:59:59 is a valid time")
+                .and_utc(),
+            None => wall_clock,
+        };
+        Ok(Context {
+            root: g.root.clone(),
+            settings_path,
+            settings,
+            json: g.json,
+            as_of: g.as_of,
+            now,
+        })
+    }
+
+    /// A settings path resolved against `--root`.
+    pub fn path(&self, rel: &Path) -> PathBuf {
+        if rel.is_absolute() {
+            rel.to_path_buf()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    pub fn configs_dir(&self) -> PathBuf {
+        self.path(&self.settings.paths.configs)
+    }
+    pub fn series_path(&self) -> PathBuf {
+        self.path(&self.settings.paths.series)
+    }
+    pub fn predictions_path(&self) -> PathBuf {
+        self.path(&self.settings.paths.predictions)
+    }
+    pub fn history_path(&self) -> PathBuf {
+        self.path(&self.settings.paths.history)
+    }
+    pub fn reports_dir(&self) -> PathBuf {
+        self.path(&self.settings.paths.reports)
+    }
+
+    /// "Today" on calendar dates in UTC.
+    pub fn today(&self) -> NaiveDate {
+        self.now.date_naive()
+    }
+
+    /// Horizons that have a config file, in ascending order.
+    pub fn configured_horizons(&self) -> anyhow::Result<Vec<Horizon>> {
+        let dir = self.configs_dir();
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            invalid(format!(
+                "{}: cannot list forecaster configs: {e}; create it with configs/chronos_<h>.json files",
+                dir.display()
+            ))
+        })?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            let Some(label) = name
+                .strip_prefix("chronos_")
+                .and_then(|r| r.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            // One file per horizon, under its one canonical name: `chronos_07d.json` beside
+            // `chronos_7d.json` would be the same forecaster twice.
+            let h = label.parse::<Horizon>().map_err(|e| {
+                invalid(format!(
+                    "{}: not a forecaster config name ({e}); rename it to chronos_<h>.json with a canonical horizon such as chronos_7d.json, or move it out of the directory",
+                    dir.join(name.as_ref()).display()
+                ))
+            })?;
+            out.push(h);
+        }
+        out.sort();
+        if out.is_empty() {
+            return Err(invalid(format!(
+                "{}: no forecaster configs (chronos_<h>.json) found; copy them from the repository's configs/",
+                dir.display()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The horizons a command asked for: all configured ones, or the named ones (each must
+    /// have a config file).
+    pub fn select_horizons(&self, named: &[Horizon]) -> anyhow::Result<Vec<Horizon>> {
+        if named.is_empty() {
+            return self.configured_horizons();
+        }
+        for h in named {
+            let p = h.config_path(&self.configs_dir());
+            if !p.exists() {
+                return Err(invalid(format!(
+                    "{}: horizon {h} has no config file; create it or pick one of the configured horizons",
+                    p.display()
+                )));
+            }
+        }
+        let mut v = named.to_vec();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+}
