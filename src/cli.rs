@@ -13,8 +13,10 @@ use crate::domain::Horizon;
     name = "model-optimizer",
     version,
     about = "Keeps the Chronos-Bolt USD/CLP forecasters tuned: triggers, grid search, validation, safe deployment",
-    after_help = "Exit codes: 0 success or nothing to do, 1 runtime error, 2 usage, 3 validation rejected, \
-                  4 deploy failed and rolled back, 75 another run holds the lock, 78 invalid settings/config/data."
+    after_help = "Exit codes: 0 success: every horizon completed its decision (no trigger, suppressed, \
+                  rejected, deployed, or a dry run's would-deploy); 1 runtime error; 2 usage; 3 a candidate \
+                  was rejected (validate always; run only with --fail-on-reject); 4 deploy failed and rolled \
+                  back; 75 another run holds the lock; 78 invalid settings/config/data/model."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -92,6 +94,10 @@ pub struct RunArgs {
     /// Optimize whatever the triggers say.
     #[arg(long)]
     pub force: bool,
+    /// Exit 3 when any candidate is rejected. Without it a rejection is a completed decision
+    /// (exit 0), as every other normal weekly outcome is.
+    #[arg(long)]
+    pub fail_on_reject: bool,
 }
 
 #[derive(Debug, Args)]

@@ -157,3 +157,140 @@ impl Context {
         Ok(v)
     }
 }
+
+/// A command line, validated: what `commands::execute` dispatches on. Commands take these,
+/// never clap's structs.
+#[derive(Debug)]
+pub enum Request {
+    Run(RunRequest),
+    Validate(ValidateRequest),
+    Rollback(RollbackRequest),
+    Status { check: bool },
+    History { horizon: Option<Horizon>, limit: usize },
+    Forecast(ForecastRequest),
+    NotifyTest,
+    DemoData(DemoDataRequest),
+}
+
+/// `run`: which horizons, and how.
+#[derive(Debug)]
+pub struct RunRequest {
+    /// Ascending, each with a config file.
+    pub horizons: Vec<Horizon>,
+    pub dry_run: bool,
+    pub force: bool,
+    /// Exit 3 when a candidate is rejected (by default a rejection is a completed decision).
+    pub fail_on_reject: bool,
+}
+
+#[derive(Debug)]
+pub struct ValidateRequest {
+    pub horizon: Horizon,
+    pub candidate: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct RollbackRequest {
+    pub horizon: Horizon,
+    pub to: Option<String>,
+    pub dry_run: bool,
+}
+
+/// `forecast`: every number already range-checked by the one check of its parameter.
+#[derive(Debug)]
+pub struct ForecastRequest {
+    pub horizon: Option<Horizon>,
+    pub series: Option<PathBuf>,
+    pub context_length: Option<usize>,
+    pub prediction_length: Option<usize>,
+    pub num_samples: Option<usize>,
+    pub temperature: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct DemoDataRequest {
+    /// Absolute, or resolved against `--root`.
+    pub out: PathBuf,
+    pub seed: u64,
+    pub days: usize,
+    pub json: bool,
+}
+
+/// A flag's value checked by its parameter's one range check; the error names the flag.
+fn flag<T: Copy>(name: &str, v: Option<T>, check: fn(T) -> Result<(), String>) -> anyhow::Result<Option<T>> {
+    if let Some(x) = v {
+        check(x).map_err(|e| invalid(format!("--{name}: {e}")))?;
+    }
+    Ok(v)
+}
+
+impl DemoDataRequest {
+    /// `demo-data` needs no settings (it creates the data a root starts from): its request is
+    /// built from the raw flags alone.
+    pub fn new(root: &Path, json: bool, a: &crate::cli::DemoDataArgs) -> DemoDataRequest {
+        DemoDataRequest {
+            out: if a.out.is_absolute() {
+                a.out.clone()
+            } else {
+                root.join(&a.out)
+            },
+            seed: a.seed,
+            days: a.days,
+            json,
+        }
+    }
+}
+
+impl Request {
+    /// Validates a subcommand's flags against the context.
+    pub fn build(ctx: &Context, command: &crate::cli::Command) -> anyhow::Result<Request> {
+        use crate::cli::Command as C;
+        use crate::domain as d;
+        Ok(match command {
+            C::Run(a) => {
+                if !a.all && a.horizon.is_empty() {
+                    return Err(crate::exit::failure(
+                        crate::exit::ExitCode::Usage,
+                        "run needs --all or at least one --horizon H",
+                    ));
+                }
+                Request::Run(RunRequest {
+                    horizons: ctx.select_horizons(&a.horizon)?,
+                    dry_run: a.dry_run,
+                    force: a.force,
+                    fail_on_reject: a.fail_on_reject,
+                })
+            }
+            C::Validate(a) => Request::Validate(ValidateRequest {
+                horizon: a.horizon,
+                candidate: a.candidate.clone(),
+                plot: a.plot.clone(),
+            }),
+            C::Rollback(a) => Request::Rollback(RollbackRequest {
+                horizon: a.horizon,
+                to: a.to.clone(),
+                dry_run: a.dry_run,
+            }),
+            C::Status(a) => Request::Status { check: a.check },
+            C::History(a) => Request::History {
+                horizon: a.horizon,
+                limit: a.limit,
+            },
+            C::Forecast(a) => Request::Forecast(ForecastRequest {
+                horizon: a.horizon,
+                series: a.series.clone(),
+                context_length: flag("context-length", a.context_length, d::check_context_length)?,
+                prediction_length: flag(
+                    "prediction-length",
+                    a.prediction_length,
+                    d::check_prediction_length,
+                )?,
+                num_samples: flag("num-samples", a.num_samples, d::check_num_samples)?,
+                temperature: flag("temperature", a.temperature, d::check_temperature)?,
+            }),
+            C::Notify(_) => Request::NotifyTest,
+            C::DemoData(a) => Request::DemoData(DemoDataRequest::new(&ctx.root, ctx.json, a)),
+        })
+    }
+}

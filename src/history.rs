@@ -14,9 +14,14 @@ pub enum Action {
     Deployed,
     Failed,
     RolledBack,
+    /// A dry run's approved candidate (never written to history).
+    WouldDeploy,
+    /// A dry run's probation rollback (never written to history).
+    WouldRollBack,
 }
 
 impl Action {
+    /// The actions history records.
     pub const ALL: [Action; 6] = [
         Action::NoTrigger,
         Action::Suppressed,
@@ -34,6 +39,8 @@ impl Action {
             Action::Deployed => "deployed",
             Action::Failed => "failed",
             Action::RolledBack => "rolled_back",
+            Action::WouldDeploy => "would_deploy",
+            Action::WouldRollBack => "would_roll_back",
         }
     }
 

@@ -13,7 +13,7 @@ fn main() {
     }
     let cli = Cli::parse();
     logging::init(&cli.global);
-    let code = match commands::execute(cli) {
+    let code = match commands::execute(&cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

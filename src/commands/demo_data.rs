@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::cli::{DemoDataArgs, GlobalArgs};
 use crate::exit::ExitCode;
+use crate::hiargs::DemoDataRequest;
 use crate::output::{self, Render};
 
 #[derive(Debug, Serialize)]
@@ -25,18 +25,14 @@ impl Render for DemoDataReport {
     }
 }
 
-pub fn run(g: &GlobalArgs, args: &DemoDataArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &DemoDataRequest) -> anyhow::Result<ExitCode> {
     let series = crate::data::demo::synthetic_usdclp(args.seed, args.days, crate::data::demo::DEFAULT_START);
-    let dir = if args.out.is_absolute() {
-        args.out.clone()
-    } else {
-        g.root.join(&args.out)
-    };
-    std::fs::create_dir_all(&dir)?;
+    let dir = &args.out;
+    std::fs::create_dir_all(dir)?;
     let file = dir.join("usdclp.parquet");
     crate::data::write_series_parquet(&file, &series)?;
     output::emit(
-        g.json,
+        args.json,
         &DemoDataReport {
             file: file.display().to_string(),
             rows: series.len(),

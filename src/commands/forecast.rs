@@ -4,12 +4,11 @@
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::Serialize;
 
-use crate::cli::ForecastArgs;
 use crate::domain::{InferenceParams, MAX_CONTEXT};
 use crate::exit::{invalid, ExitCode};
 use crate::forecast::{self, QuantileModel, LEVELS};
 use crate::forecaster_config::ForecasterConfig;
-use crate::hiargs::Context;
+use crate::hiargs::{Context, ForecastRequest};
 use crate::model::ChronosBolt;
 use crate::output::{self, Render};
 use crate::series::Series;
@@ -74,19 +73,12 @@ pub fn business_days_after(last: NaiveDate, n: usize) -> Vec<NaiveDate> {
     out
 }
 
-fn positive(name: &str, v: Option<usize>) -> anyhow::Result<Option<usize>> {
-    match v {
-        Some(0) => Err(invalid(format!("--{name} must be at least 1"))),
-        other => Ok(other),
-    }
-}
-
-pub fn run(ctx: &Context, args: &ForecastArgs) -> anyhow::Result<ExitCode> {
-    let deployed: Option<ForecasterConfig> = match args.horizon {
-        Some(h) => Some(super::read_configs(ctx, &[h])?.remove(0)),
+pub fn run(ctx: &Context, req: &ForecastRequest) -> anyhow::Result<ExitCode> {
+    let deployed: Option<ForecasterConfig> = match req.horizon {
+        Some(h) => Some(super::read_config(ctx, h)?),
         None => None,
     };
-    let (series, series_name): (Series, String) = match &args.series {
+    let (series, series_name): (Series, String) = match &req.series {
         Some(p) => {
             let s = crate::data::load_series(p)?;
             if s.values.iter().all(|v| v.is_nan()) {
@@ -97,37 +89,29 @@ pub fn run(ctx: &Context, args: &ForecastArgs) -> anyhow::Result<ExitCode> {
             }
             (s, p.display().to_string())
         }
-        None => (
-            super::load_series(ctx, deployed.as_slice())?,
-            ctx.series_path().display().to_string(),
-        ),
+        None => (super::load_series(ctx)?, ctx.series_path().display().to_string()),
     };
-    let prediction_length = positive("prediction-length", args.prediction_length)?
-        .or(args.horizon.map(crate::domain::Horizon::steps))
+    // Flags were range-checked when the request was built; a deployed config when it was read.
+    let prediction_length = req
+        .prediction_length
+        .or(req.horizon.map(crate::domain::Horizon::steps))
         .ok_or_else(|| invalid("forecast needs --horizon H or --prediction-length N"))?;
-    let context_length = positive("context-length", args.context_length)?
+    let context_length = req
+        .context_length
         .or(deployed.as_ref().map(|c| c.context_length))
-        .unwrap_or_else(|| series.len().min(MAX_CONTEXT));
-    let num_samples = positive("num-samples", args.num_samples)?
-        .or(deployed.as_ref().map(|c| c.num_samples))
-        .unwrap_or(100);
-    let temperature = args
-        .temperature
-        .or(deployed.as_ref().map(|c| c.temperature))
-        .unwrap_or(1.0);
-    if !(temperature > 0.0 && temperature <= 10.0) {
-        return Err(invalid(format!("--temperature {temperature} must be in (0, 10]")));
-    }
-    if context_length > MAX_CONTEXT {
-        return Err(invalid(format!(
-            "--context-length {context_length} exceeds {MAX_CONTEXT}"
-        )));
-    }
+        .unwrap_or_else(|| series.len().clamp(1, MAX_CONTEXT));
     let params = InferenceParams {
         context_length,
-        num_samples,
-        temperature,
+        num_samples: req
+            .num_samples
+            .or(deployed.as_ref().map(|c| c.num_samples))
+            .unwrap_or(100),
+        temperature: req
+            .temperature
+            .or(deployed.as_ref().map(|c| c.temperature))
+            .unwrap_or(1.0),
     };
+    let (num_samples, temperature) = (params.num_samples, params.temperature);
 
     let model = ChronosBolt::open(&ctx.settings.model.id)?;
     let start = series.len().saturating_sub(context_length);
@@ -138,7 +122,7 @@ pub fn run(ctx: &Context, args: &ForecastArgs) -> anyhow::Result<ExitCode> {
     let report = ForecastReport {
         model: ctx.settings.model.id.clone(),
         series: series_name,
-        horizon: args.horizon.map(crate::domain::Horizon::label),
+        horizon: req.horizon.map(crate::domain::Horizon::label),
         params,
         prediction_length,
         last_date,

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::cli::HistoryArgs;
+use crate::domain::Horizon;
 use crate::exit::ExitCode;
 use crate::hiargs::Context;
 use crate::history::HistoryRecord;
@@ -65,15 +65,15 @@ fn params(p: &crate::history::RecordParams) -> String {
     }
 }
 
-pub fn run(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, horizon: Option<Horizon>, limit: usize) -> anyhow::Result<ExitCode> {
     let path = ctx.history_path();
     let mut records = crate::data::history::read(&path)?;
-    if let Some(h) = args.horizon {
+    if let Some(h) = horizon {
         records.retain(|r| r.horizon == h.label());
     }
     records.sort_by_key(|r| std::cmp::Reverse(r.optimization_date));
     let total = records.len();
-    records.truncate(args.limit);
+    records.truncate(limit);
     output::emit(
         ctx.json,
         &HistoryReport {

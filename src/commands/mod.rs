@@ -16,82 +16,49 @@ use crate::cli::{Cli, Command};
 use crate::domain::Horizon;
 use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
-use crate::hiargs::Context;
+use crate::hiargs::{Context, DemoDataRequest, Request};
 use crate::series::Series;
 
 /// Runs the parsed command line.
-pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn execute(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Command::DemoData(args) = &cli.command {
         // Needs no settings: it creates the data a root starts from.
-        return demo_data::run(&cli.global, args);
+        return demo_data::run(&DemoDataRequest::new(&cli.global.root, cli.global.json, args));
     }
     let ctx = Context::build(&cli.global)?;
-    match cli.command {
-        Command::Status(args) => status::run(&ctx, &args),
-        Command::History(args) => history::run(&ctx, &args),
-        Command::Forecast(args) => forecast::run(&ctx, &args),
-        Command::Validate(args) => validate::run(&ctx, &args),
-        Command::Rollback(args) => rollback::run(&ctx, &args),
-        Command::Notify(args) => notify::run(&ctx, &args),
-        Command::Run(args) => run::run(&ctx, &args),
-        Command::DemoData(_) => unreachable!("handled above"),
+    match Request::build(&ctx, &cli.command)? {
+        Request::Status { check } => status::run(&ctx, check),
+        Request::History { horizon, limit } => history::run(&ctx, horizon, limit),
+        Request::Forecast(r) => forecast::run(&ctx, &r),
+        Request::Validate(r) => validate::run(&ctx, &r),
+        Request::Rollback(r) => rollback::run(&ctx, &r),
+        Request::NotifyTest => notify::run(&ctx),
+        Request::Run(r) => run::run(&ctx, &r),
+        Request::DemoData(r) => demo_data::run(&r),
     }
 }
 
-/// Reads every forecaster config of `horizons` (strict; errors name the file).
-pub(crate) fn read_configs(ctx: &Context, horizons: &[Horizon]) -> anyhow::Result<Vec<ForecasterConfig>> {
-    horizons
-        .iter()
-        .map(|h| {
-            let path = h.config_path(&ctx.configs_dir());
-            let cfg = ForecasterConfig::read(&path)?;
-            if cfg.horizon != *h {
-                return Err(crate::exit::invalid(format!(
-                    "{}: field horizon is {} but the file name says {h}; fix the field",
-                    path.display(),
-                    cfg.horizon
-                )));
-            }
-            Ok(cfg)
-        })
-        .collect()
-}
-
-/// Rows the optimizer needs: the largest context searched or deployed, plus the validation
-/// window, plus the longest horizon (the last origin needs its next h values).
-pub(crate) fn rows_needed(ctx: &Context, configs: &[ForecasterConfig]) -> usize {
-    let s = &ctx.settings.search;
-    configs
-        .iter()
-        .map(|c| {
-            let largest = s
-                .context_lengths_for(c.horizon)
-                .iter()
-                .copied()
-                .chain([c.context_length])
-                .max()
-                .unwrap_or(c.context_length);
-            largest + s.validation_window + c.horizon.steps()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-/// Loads the root's series, cut at `--as-of`, and checks it is long enough for `configs`.
-pub(crate) fn load_series(ctx: &Context, configs: &[ForecasterConfig]) -> anyhow::Result<Series> {
-    let path = ctx.series_path();
-    let mut series = crate::data::load_series(&path)?;
-    if let Some(d) = ctx.as_of {
-        series = series.truncated_at(d);
+/// Reads the forecaster config of `h` (strict; errors name the file).
+pub(crate) fn read_config(ctx: &Context, h: Horizon) -> anyhow::Result<ForecasterConfig> {
+    let path = h.config_path(&ctx.configs_dir());
+    let cfg = ForecasterConfig::read(&path)?;
+    if cfg.horizon != h {
+        return Err(crate::exit::invalid(format!(
+            "{}: field horizon is {} but the file name says {h}; fix the field",
+            path.display(),
+            cfg.horizon
+        )));
     }
-    let needed = rows_needed(ctx, configs);
-    crate::data::require_len(
-        &series,
-        needed,
-        &path,
-        "the largest context plus the validation window and the longest horizon",
-    )?;
-    Ok(series)
+    Ok(cfg)
+}
+
+/// Loads the root's series, cut at `--as-of`. Each horizon checks the length it needs.
+pub(crate) fn load_series(ctx: &Context) -> anyhow::Result<Series> {
+    let series = crate::data::load_series(&ctx.series_path())?;
+    Ok(match ctx.as_of {
+        Some(d) => series.truncated_at(d),
+        None => series,
+    })
 }
 
 /// A run id: the UTC start time (or the `--as-of` day) and the process id.
@@ -194,20 +161,12 @@ pub(crate) fn with_mail_note(message: String, mail_error: Option<&str>) -> Strin
 
 /// The time stamped on history records: now, truncated to whole microseconds (what parquet keeps).
 pub(crate) fn record_time(ctx: &Context) -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    ctx.now.trunc_subsecs(6)
+    crate::decide::record_time(ctx.now)
 }
 
 /// One line about what git did.
 pub(crate) fn git_summary(g: &crate::deploy::GitRecord) -> String {
-    use crate::deploy::GitRecord as G;
-    match g {
-        G::Off => "off (git.mode = off)".into(),
-        G::NoRepository => "no repository holds the configs (git.mode = auto): not committed".into(),
-        G::Unchanged => "HEAD already had these bytes: nothing to commit".into(),
-        G::NotCommitted => "not committed".into(),
-        G::Committed(id) => format!("committed {id}"),
-    }
+    crate::render::git_summary(g)
 }
 
 /// Whether a crashed run left something for [`recover`] (read-only).

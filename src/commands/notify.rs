@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use crate::cli::NotifyArgs;
 use crate::exit::{invalid, ExitCode};
 use crate::hiargs::Context;
 use crate::notify::{Email, Mailer};
@@ -30,8 +29,7 @@ impl Render for NotifyReport {
     }
 }
 
-pub fn run(ctx: &Context, args: &NotifyArgs) -> anyhow::Result<ExitCode> {
-    debug_assert!(args.test);
+pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let s = &ctx.settings.smtp;
     if !s.enabled {
         return Err(invalid(format!(

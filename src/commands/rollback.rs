@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cli::RollbackArgs;
 use crate::deploy::{self, lock::RunLock};
 use crate::domain::MailEvent;
 use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
-use crate::hiargs::Context;
+use crate::hiargs::{Context, RollbackRequest};
 use crate::history::{Action, HistoryRecord, RecordParams};
 use crate::notify::Email;
 use crate::output::{self, Render};
@@ -56,7 +55,7 @@ pub(crate) fn params_of(c: &ForecasterConfig) -> RecordParams {
     }
 }
 
-pub fn run(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let h = args.horizon;
     let dir = ctx.configs_dir();

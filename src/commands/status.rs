@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cli::StatusArgs;
 use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::Context;
@@ -164,18 +163,32 @@ impl Render for StatusReport {
     }
 }
 
-pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
     let horizons = ctx.configured_horizons()?;
-    let configs = super::read_configs(ctx, &horizons)?;
+    let configs = horizons
+        .iter()
+        .map(|&h| super::read_config(ctx, h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let configs_for_check = configs.clone();
-    let series = super::load_series(ctx, &configs)?;
+    let series = super::load_series(ctx)?;
+    let rows_needed = configs
+        .iter()
+        .map(|c| crate::decide::rows_needed(&ctx.settings, c))
+        .max()
+        .unwrap_or(0);
+    crate::data::require_len(
+        &series,
+        rows_needed,
+        &ctx.series_path(),
+        "the largest context plus the validation window and the horizon, over every horizon",
+    )?;
     let series_info = SeriesInfo {
         file: ctx.series_path().display().to_string(),
         rows: series.len(),
         first: series.dates.first().copied(),
         last: series.last_date(),
         missing: series.missing(),
-        rows_needed: super::rows_needed(ctx, &configs),
+        rows_needed,
     };
     let records = crate::data::history::read(&ctx.history_path())?;
     let configs_dir = ctx.configs_dir();
@@ -204,7 +217,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             config: cfg,
         });
     }
-    let triggers = if args.check {
+    let triggers = if check_triggers {
         Some(check(ctx, &configs_for_check, &series, &records)?)
     } else {
         None
@@ -247,8 +260,9 @@ fn recover_if_idle(ctx: &Context) -> anyhow::Result<Vec<String>> {
     }
 }
 
-/// `--check`: the trigger report of every horizon. The performance replay needs the model;
-/// when it cannot be loaded the report says the tracked data were insufficient and why.
+/// `--check`: the trigger report of every horizon, from the trigger part of `decide`. The
+/// performance hindcast needs the model; when it cannot be loaded the report says the tracked
+/// data were insufficient and why.
 fn check(
     ctx: &Context,
     configs: &[ForecasterConfig],
@@ -259,24 +273,24 @@ fn check(
     let model = match crate::model::ChronosBolt::open(&ctx.settings.model.id) {
         Ok(m) => Some(m),
         Err(e) => {
-            tracing::warn!("performance replay unavailable: {e}");
+            tracing::warn!("performance hindcast unavailable: {e:#}");
             None
         }
+    };
+    let series_name = ctx.series_path().display().to_string();
+    let world = crate::decide::World {
+        settings: &ctx.settings,
+        now: ctx.now,
+        series,
+        series_name: &series_name,
+        predictions: &predictions,
+        history: records,
+        model: model.as_ref().map(|m| m as &dyn crate::forecast::QuantileModel),
+        model_id: &ctx.settings.model.id,
     };
     let mut cache = crate::search::ForwardCache::new();
     configs
         .iter()
-        .map(|c| {
-            super::run::trigger_report(
-                ctx,
-                c,
-                series,
-                &predictions,
-                records,
-                model.as_ref(),
-                &mut cache,
-                false,
-            )
-        })
+        .map(|c| crate::decide::trigger_report(&world, c, &mut cache, false))
         .collect()
 }

@@ -183,11 +183,15 @@ fn rejection_changes_only_history_and_mails() {
     let before = env.snapshot();
     let m = model_arg();
     let out = env.run(&["run", "--horizon", "7d", "--force", "--json", "--model", &m]);
-    let summary: Summary = out.expect_code(3).json();
+    // A rejection is a completed decision: exit 0.
+    let summary: Summary = out.expect_code(0).json();
+    assert_eq!(summary.exit_code, "success");
     let row = &summary.horizons[0];
     assert_eq!((row.action.as_str(), row.approved), ("rejected", Some(false)));
     assert!(
-        row.failing_criteria.iter().any(|c| c.contains("accuracy")),
+        row.failing_criteria
+            .iter()
+            .any(|c| c.contains("RMSE improvement") && c.contains("(needs >= 1000 %)")),
         "{:?}",
         row.failing_criteria
     );
@@ -777,4 +781,84 @@ fn one_broken_config_fails_only_its_horizon() {
         "{}",
         failed.message
     );
+}
+
+/// Every failing criterion's measures, as the JSON report has them: (name, value, symbol,
+/// threshold, unit).
+fn failing_measures(validation: &serde_json::Value) -> Vec<(String, f64, String, f64, String)> {
+    let mut out = Vec::new();
+    for c in validation["criteria"].as_array().unwrap() {
+        if c["passed"].as_bool().unwrap() {
+            continue;
+        }
+        for m in c["measures"].as_array().unwrap() {
+            if !m["passed"].as_bool().unwrap() {
+                out.push((
+                    m["name"].as_str().unwrap().to_string(),
+                    m["value"].as_f64().unwrap(),
+                    m["comparison"].as_str().unwrap().to_string(),
+                    m["threshold"].as_f64().unwrap(),
+                    m["unit"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rejection_exits_0_or_3_on_request_and_the_verdict_names_every_failing_criterion() {
+    let smtp = SmtpSink::start();
+    let strict = format!("{STRICT}max_abs_bias = 0.0001\n");
+    let env = e2e_env(&format!("{strict}{}", smtp_toml(smtp.port())));
+    let m = model_arg();
+    let out = env.run(&[
+        "run",
+        "--horizon",
+        "7d",
+        "--force",
+        "--json",
+        "--fail-on-reject",
+        "--model",
+        &m,
+    ]);
+    let summary: serde_json::Value = out.expect_code(3).json();
+    assert_eq!(summary["exit_code"], "rejected");
+    let row = &summary["horizons"][0];
+    let verdict = row["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with("rejected: "), "{verdict}");
+    let failing = failing_measures(&row["validation"]);
+    assert!(failing.len() >= 3, "RMSE, MAPE and |bias| fail: {failing:?}");
+    for (name, value, symbol, threshold, unit) in &failing {
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        let shown = if unit == " %" {
+            format!("{value:.1}")
+        } else {
+            String::new()
+        };
+        let needs = format!("(needs {symbol} {threshold}{unit})");
+        assert!(verdict.contains(name.as_str()), "{name} missing from {verdict}");
+        assert!(verdict.contains(&needs), "{needs} missing from {verdict}");
+        assert!(
+            verdict.contains(&shown),
+            "value {shown} of {name} missing from {verdict}"
+        );
+    }
+    assert!(
+        verdict.contains("|bias|") && verdict.contains("(needs < 0.0001 CLP)"),
+        "{verdict}"
+    );
+    // The same verdict in history and in the mail subject.
+    let h = history(&env);
+    assert!(h[0].message.contains(verdict), "{} vs {verdict}", h[0].message);
+    let mails = smtp.wait_for(1, Duration::from_secs(10));
+    assert!(mails[0].subject.contains(verdict), "{}", mails[0].subject);
+    // Without the flag the same rejection exits 0.
+    let out = env.run(&["run", "--horizon", "7d", "--force", "--json", "--model", &m]);
+    let summary: Summary = out.expect_code(0).json();
+    assert_eq!(summary.horizons[0].action, "rejected");
 }

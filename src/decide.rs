@@ -1,0 +1,268 @@
+//! `decide`: what should happen to one horizon, given the model and the data. Probation of a
+//! recent deploy, then the triggers, then search and validation, stopping at the verdict. No
+//! I/O: `run` applies the decision, a dry run prints it, `status --check` calls the trigger
+//! part, and a replay of history can call it week after week with its state in memory.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::domain::{Horizon, InferenceParams};
+use crate::exit::invalid;
+use crate::forecast::QuantileModel;
+use crate::forecaster_config::{ForecasterConfig, SCHEMA_VERSION};
+use crate::hindcast;
+use crate::history::HistoryRecord;
+use crate::probation::{self, ProbationCheck};
+use crate::search::{self, ForwardCache, Progress, SearchReport};
+use crate::series::{Prediction, Series};
+use crate::triggers::{self, TriggerInput, TriggerReport};
+use crate::validate::{self, ValidationReport};
+
+/// Everything a decision reads.
+#[derive(Clone, Copy)]
+pub struct World<'a> {
+    pub settings: &'a Settings,
+    pub now: DateTime<Utc>,
+    pub series: &'a Series,
+    /// Where the series came from, for messages.
+    pub series_name: &'a str,
+    pub predictions: &'a [Prediction],
+    pub history: &'a [HistoryRecord],
+    /// None when the model could not be loaded: only the triggers can then be evaluated,
+    /// without a hindcast.
+    pub model: Option<&'a dyn QuantileModel>,
+    /// What a deployed config records as its model.
+    pub model_id: &'a str,
+}
+
+/// What the evidence of an optimization holds: why it ran and how the candidate did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evidence {
+    pub triggers: TriggerReport,
+    pub probation: Option<ProbationCheck>,
+    /// None when a given candidate was validated without a search.
+    pub search: Option<SearchReport>,
+    pub validation: ValidationReport,
+}
+
+/// An approved candidate and the config that would replace the current one.
+#[derive(Clone, Debug, Serialize)]
+pub struct Approved {
+    pub evidence: Evidence,
+    pub new_config: ForecasterConfig,
+}
+
+/// The verdict for one horizon.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum Decision {
+    /// No trigger fired.
+    NoTrigger {
+        triggers: TriggerReport,
+        probation: Option<ProbationCheck>,
+    },
+    /// Triggers fired but the cooldown holds them back.
+    Suppressed {
+        triggers: TriggerReport,
+        probation: Option<ProbationCheck>,
+    },
+    /// A recent deploy broke its promise: roll it back.
+    ProbationRollback { check: ProbationCheck },
+    /// Optimized; the candidate failed validation.
+    Rejected(Box<Evidence>),
+    /// Optimized; the candidate passed validation.
+    Approved(Box<Approved>),
+}
+
+/// Rows `cfg`'s horizon needs: the largest context searched or deployed, plus the validation
+/// window, plus the horizon (the last origin needs its next h values).
+pub fn rows_needed(settings: &Settings, cfg: &ForecasterConfig) -> usize {
+    let s = &settings.search;
+    let largest = s
+        .context_lengths_for(cfg.horizon)
+        .iter()
+        .copied()
+        .chain([cfg.context_length])
+        .max()
+        .unwrap_or(cfg.context_length);
+    largest + s.validation_window + cfg.horizon.steps()
+}
+
+/// The series is long enough for this horizon's grid and validation window.
+pub fn check_series(world: &World<'_>, cfg: &ForecasterConfig) -> anyhow::Result<()> {
+    let needed = rows_needed(world.settings, cfg);
+    let have = world.series.len();
+    if have < needed {
+        return Err(invalid(format!(
+            "{}: {have} rows, but {h} needs {needed} (its largest context plus the validation window and {h} itself); supply a longer series or lower search.context_lengths.{h} / search.validation_window",
+            world.series_name,
+            h = cfg.horizon
+        )));
+    }
+    Ok(())
+}
+
+/// The whole decision for `cfg`'s horizon.
+pub fn decide(
+    world: &World<'_>,
+    cfg: &ForecasterConfig,
+    force: bool,
+    cache: &mut ForwardCache,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Decision> {
+    let started = Instant::now();
+    let model = world
+        .model
+        .ok_or_else(|| anyhow::anyhow!("no model loaded: a decision needs the model"))?;
+    check_series(world, cfg)?;
+    let probation = probation_check(world, model, cfg, cache)?;
+    if let Some(check) = &probation {
+        if check.rolled_back {
+            return Ok(Decision::ProbationRollback { check: check.clone() });
+        }
+    }
+    let triggers = trigger_report(world, cfg, cache, force)?;
+    if !triggers.should_optimize {
+        return Ok(if triggers.cooldown.suppressed.is_empty() {
+            Decision::NoTrigger { triggers, probation }
+        } else {
+            Decision::Suppressed { triggers, probation }
+        });
+    }
+    let outcome = search_and_validate(world, model, cfg, None, cache, progress)?;
+    let evidence = Evidence {
+        triggers,
+        probation,
+        search: outcome.search,
+        validation: outcome.validation,
+    };
+    if !evidence.validation.approved {
+        return Ok(Decision::Rejected(Box::new(evidence)));
+    }
+    let new_config = new_config(world, cfg.horizon, &evidence, started.elapsed().as_secs_f64());
+    Ok(Decision::Approved(Box::new(Approved { evidence, new_config })))
+}
+
+/// The config that replaces the current one: the candidate's parameters and the validation
+/// metrics it promised.
+fn new_config(world: &World<'_>, h: Horizon, e: &Evidence, seconds: f64) -> ForecasterConfig {
+    let c = &e.validation.candidate;
+    let p = c.params;
+    ForecasterConfig {
+        schema_version: SCHEMA_VERSION,
+        horizon: h,
+        model: world.model_id.to_string(),
+        context_length: p.context_length,
+        num_samples: p.num_samples,
+        temperature: p.temperature,
+        validation_rmse: Some(c.metrics.rmse),
+        validation_mape: Some(c.metrics.mape),
+        validation_mae: Some(c.metrics.mae),
+        validation_bias: Some(c.metrics.bias),
+        validation_coverage_95: Some(c.metrics.coverage_95),
+        search_iterations: e.search.as_ref().map(|s| s.configs.len() as u32),
+        optimization_time_seconds: Some(seconds),
+        timestamp: record_time(world.now),
+    }
+}
+
+/// The time stamped on records and configs: `now` truncated to whole microseconds (what
+/// parquet keeps).
+pub fn record_time(now: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    now.trunc_subsecs(6)
+}
+
+/// The probation check of `cfg`, if its last deploy is on probation.
+fn probation_check(
+    world: &World<'_>,
+    model: &dyn QuantileModel,
+    cfg: &ForecasterConfig,
+    cache: &mut ForwardCache,
+) -> anyhow::Result<Option<ProbationCheck>> {
+    let d = &world.settings.deploy;
+    let Some(due) = probation::due(world.history, cfg.horizon, cfg, world.now, d) else {
+        return Ok(None);
+    };
+    let origins = probation::origins(world.series, cfg.horizon, due.deployed_at);
+    let errors = if origins.len() < d.probation_min_origins {
+        Vec::new()
+    } else {
+        hindcast::step_errors(model, world.series, cfg.horizon, &cfg.params(), &origins, cache)?
+    };
+    let e: Vec<f64> = errors.iter().map(|p| p.error).collect();
+    Ok(Some(probation::judge(&due, origins.len(), &e, d)))
+}
+
+/// The trigger report of one horizon, hindcasting the deployed config when tracked
+/// predictions are too few (and a model is loaded).
+pub fn trigger_report(
+    world: &World<'_>,
+    cfg: &ForecasterConfig,
+    cache: &mut ForwardCache,
+    force: bool,
+) -> anyhow::Result<TriggerReport> {
+    let h = cfg.horizon;
+    let t = &world.settings.triggers;
+    let tracked = triggers::tracked_errors(world.predictions, h);
+    let today = world.now.date_naive();
+    let replayed = match world.model {
+        Some(m) if triggers::needs_replay(&tracked, t, today) => {
+            let since = today - Duration::days(i64::from(t.performance_baseline_days));
+            let origins = hindcast::origins_with_targets_after(world.series, h.steps(), since);
+            Some(hindcast::step_errors(
+                m,
+                world.series,
+                h,
+                &cfg.params(),
+                &origins,
+                cache,
+            )?)
+        }
+        _ => None,
+    };
+    let input = TriggerInput {
+        horizon: h,
+        series: world.series,
+        tracked_errors: &tracked,
+        replay_errors: replayed.as_deref(),
+        history: world.history,
+    };
+    Ok(triggers::evaluate(&input, t, world.now, force))
+}
+
+/// A search (or a given candidate) and its validation against the current config.
+pub struct Validated {
+    pub search: Option<SearchReport>,
+    pub validation: ValidationReport,
+}
+
+/// Searches `current`'s horizon (or evaluates `candidate`) and validates the result against
+/// `current`.
+pub fn search_and_validate(
+    world: &World<'_>,
+    model: &dyn QuantileModel,
+    current: &ForecasterConfig,
+    candidate: Option<&InferenceParams>,
+    cache: &mut ForwardCache,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Validated> {
+    let h = current.horizon;
+    let s = world.settings;
+    let series = world.series;
+    let (search, cand_params) = if let Some(c) = candidate {
+        (None, *c)
+    } else {
+        let r = search::search(model, series, h, &s.search, &s.validation, cache, progress)?;
+        let best = r.best().params;
+        (Some(r), best)
+    };
+    // Candidate and current are timed one right after the other, for a fair criterion 3.
+    let cand = search::evaluate_params(model, series, h, &s.search, &cand_params, cache, progress)?;
+    let cur = search::evaluate_params(model, series, h, &s.search, &current.params(), cache, progress)?;
+    let validation = validate::validate(h, &cand, &cur, &s.validation)?;
+    Ok(Validated { search, validation })
+}
