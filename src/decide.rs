@@ -97,7 +97,7 @@ pub fn check_series(world: &World<'_>, cfg: &ForecasterConfig) -> anyhow::Result
     let have = world.series.len();
     if have < needed {
         return Err(invalid(format!(
-            "{}: {have} rows, but {h} needs {needed} (its largest context plus the validation window and {h} itself); supply a longer series or lower search.context_lengths.{h} / search.validation_window",
+            "{}: series too short for {h}: {have} rows found, {needed} needed (its largest context plus the validation window and {h} itself); supply a longer series or lower search.context_lengths.{h} / search.validation_window",
             world.series_name,
             h = cfg.horizon
         )));

@@ -439,3 +439,298 @@ impl HorizonResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::decide::{self, World};
+    use crate::forecast::{QuantileForecast, QuantileModel, LEVELS};
+    use crate::forecaster_config::ForecasterConfig;
+    use crate::search::ForwardCache;
+    use crate::series::Series;
+
+    /// Forecasts the mean of the whole context, +- fixed offsets: on a trending series a
+    /// shorter context is more accurate, so the search has something to find.
+    struct ContextMean;
+
+    impl QuantileModel for ContextMean {
+        fn max_context(&self) -> usize {
+            2048
+        }
+        fn predict(&self, contexts: &[&[f64]], h: usize) -> anyhow::Result<Vec<QuantileForecast>> {
+            Ok(contexts
+                .iter()
+                .map(|c| {
+                    let obs: Vec<f64> = c.iter().copied().filter(|v| !v.is_nan()).collect();
+                    let m = obs.iter().sum::<f64>() / obs.len() as f64;
+                    QuantileForecast {
+                        values: LEVELS.iter().map(|a| vec![m + (a - 0.5) * 40.0; h]).collect(),
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn series() -> Series {
+        crate::data::demo::synthetic_usdclp(7, 700, crate::data::demo::DEFAULT_START)
+    }
+
+    /// The decision on 7d for a current config at context 270, forced.
+    fn decision(settings: &Settings) -> (Decision, ForecasterConfig) {
+        let s = series();
+        let now = at("2026-01-04T05:00:00Z");
+        let mut cfg = ForecasterConfig::initial(Horizon(7), "m", now);
+        cfg.context_length = 270;
+        let world = World {
+            settings,
+            now,
+            series: &s,
+            series_name: "series.parquet",
+            predictions: &[],
+            history: &[],
+            model: Some(&ContextMean),
+            model_id: "context-mean",
+        };
+        let d = decide::decide(&world, &cfg, true, &mut ForwardCache::new(), &mut |_| {}).unwrap();
+        (d, cfg)
+    }
+
+    fn loose() -> Settings {
+        let mut s = Settings::default();
+        let v = &mut s.validation;
+        v.min_rmse_improvement_pct = -100.0;
+        v.min_mape_improvement_pct = -100.0;
+        v.max_std_increase_pct = 10_000.0;
+        v.max_inference_time_increase_pct = 10_000.0;
+        v.min_coverage_95 = 0.0;
+        v.max_abs_bias = 1e9;
+        s
+    }
+
+    fn strict() -> Settings {
+        let mut s = loose();
+        s.validation.min_rmse_improvement_pct = 1000.0;
+        s.validation.min_mape_improvement_pct = 1000.0;
+        s
+    }
+
+    fn rc(mail_error: Option<&str>) -> RecordContext<'_> {
+        RecordContext {
+            run_id: "run-1",
+            time: at("2026-01-04T05:00:00Z"),
+            old: RecordParams::default(),
+            duration_seconds: 1.5,
+            mail_error,
+        }
+    }
+
+    fn deploy_outcome(status: DeployStatus) -> DeployOutcome {
+        DeployOutcome {
+            status,
+            config: "configs/chronos_7d.json".into(),
+            backup: None,
+            git: GitRecord::Unchanged,
+            revert_commit: None,
+            pruned: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_rejection_is_a_completed_decision_with_its_verdict_everywhere() {
+        let (d, _) = decision(&strict());
+        let o = Outcome::from(d);
+        assert_eq!(o.action(), Action::Rejected);
+        assert_eq!(o.exit_code(false), ExitCode::Success);
+        assert_eq!(o.exit_code(true), ExitCode::Rejected);
+        let v = o.validation().unwrap();
+        let verdict = render::verdict(v);
+        assert!(verdict.starts_with("rejected: RMSE improvement "), "{verdict}");
+        assert!(
+            verdict.contains("(needs >= 1000 %) and MAPE improvement"),
+            "{verdict}"
+        );
+        let r = o.record(Horizon(7), &rc(Some("smtp down"))).unwrap();
+        assert_eq!(
+            (r.action, r.success, r.horizon.as_str()),
+            (Action::Rejected, true, "7d")
+        );
+        assert_eq!(
+            r.triggered_by, "time,force",
+            "never optimized: the time trigger fires too"
+        );
+        assert_eq!(
+            r.new.context_length,
+            Some(v.candidate.params.context_length as i64)
+        );
+        assert_eq!(r.candidate.rmse, Some(v.candidate.metrics.rmse));
+        assert_eq!(r.current.rmse, Some(v.current.metrics.rmse));
+        assert!(r.message.contains(&verdict) && r.message.ends_with("; mail failed: smtp down"));
+        let mails = o.mails(Horizon(7), "run-1", None);
+        let events: Vec<MailEvent> = mails.iter().map(|(e, _)| *e).collect();
+        assert_eq!(events, [MailEvent::Triggered, MailEvent::Rejected]);
+        assert!(mails[1]
+            .1
+            .subject
+            .starts_with("[model-optimizer] 7d rejected: RMSE "));
+        assert!(mails[1].1.subject.contains(&verdict));
+        let row = HorizonResult::new(Horizon(7), None, &o, false, None, None);
+        assert_eq!((row.action, row.exit_code), (Action::Rejected, ExitCode::Success));
+        assert_eq!(row.verdict.as_deref(), Some(verdict.as_str()));
+        assert_eq!(row.failing_criteria.len(), 1, "{:?}", row.failing_criteria);
+    }
+
+    #[test]
+    fn an_approval_deploys_the_confirmed_figures_or_is_only_reported_in_a_dry_run() {
+        let (d, cfg) = decision(&loose());
+        let Decision::Approved(a) = d else {
+            panic!("loose criteria approve")
+        };
+        let v = &a.evidence.validation;
+        assert!(
+            v.candidate.params.context_length < cfg.context_length,
+            "a shorter context wins"
+        );
+        assert_eq!(a.new_config.model, "context-mean");
+        assert_eq!(a.new_config.validation_rmse, Some(v.candidate.metrics.rmse));
+        assert_eq!(a.new_config.params(), v.candidate.params);
+        assert_eq!(a.new_config.search_iterations, Some(27));
+
+        // A dry run: reported, never recorded or mailed.
+        let dry = Outcome::Approved(a.clone());
+        assert_eq!(
+            (dry.action(), dry.exit_code(true)),
+            (Action::WouldDeploy, ExitCode::Success)
+        );
+        assert!(dry.record(Horizon(7), &rc(None)).is_none());
+        assert!(dry.mails(Horizon(7), "run-1", None).is_empty());
+        assert!(
+            dry.message().starts_with("would deploy context="),
+            "{}",
+            dry.message()
+        );
+
+        let done = Outcome::Deployed {
+            approved: a.clone(),
+            deploy: deploy_outcome(DeployStatus::Deployed),
+        };
+        assert_eq!(
+            (done.action(), done.exit_code(true)),
+            (Action::Deployed, ExitCode::Success)
+        );
+        let r = done.record(Horizon(7), &rc(None)).unwrap();
+        assert_eq!((r.action, r.success), (Action::Deployed, true));
+        assert!(
+            r.message.contains("git: HEAD already had these bytes"),
+            "{}",
+            r.message
+        );
+        let pic = Attachment {
+            filename: "7d.png".into(),
+            content_type: "image/png".into(),
+            bytes: vec![1, 2, 3],
+        };
+        let mails = done.mails(Horizon(7), "run-1", Some(&pic));
+        assert_eq!(mails[1].0, MailEvent::Deployed);
+        assert!(mails[1]
+            .1
+            .subject
+            .starts_with("[model-optimizer] 7d deployed: RMSE "));
+        assert_eq!(mails[1].1.attachments, vec![pic]);
+
+        let undone = Outcome::DeployFailed {
+            approved: a.clone(),
+            deploy: deploy_outcome(DeployStatus::RolledBack {
+                reason: "smoke check failed".into(),
+            }),
+        };
+        assert_eq!(undone.exit_code(false), ExitCode::DeployFailed);
+        let r = undone.record(Horizon(7), &rc(None)).unwrap();
+        assert_eq!((r.action, r.success), (Action::Failed, false));
+        assert!(r
+            .message
+            .contains("failed and was rolled back: smoke check failed"));
+        let mails = undone.mails(Horizon(7), "run-1", None);
+        assert_eq!(mails[1].0, MailEvent::Failed);
+        assert!(mails[1].1.subject.ends_with("deploy failed and rolled back"));
+
+        let stuck = Outcome::DeployFailed {
+            approved: a,
+            deploy: deploy_outcome(DeployStatus::RollbackFailed {
+                reason: "r".into(),
+                rollback_error: "e".into(),
+            }),
+        };
+        assert_eq!(stuck.exit_code(false), ExitCode::Runtime);
+        assert!(stuck.mails(Horizon(7), "run-1", None)[1]
+            .1
+            .subject
+            .ends_with("config needs attention"));
+    }
+
+    #[test]
+    fn failures_and_probation_rollbacks_map_to_their_own_rows() {
+        let err = crate::exit::invalid("data/predictions.parquet: not parquet");
+        let f = Outcome::failed(&err);
+        assert_eq!(
+            (f.action(), f.exit_code(false)),
+            (Action::Failed, ExitCode::Invalid)
+        );
+        let r = f.record(Horizon(15), &rc(None)).unwrap();
+        assert_eq!(
+            (r.action, r.success, r.horizon.as_str()),
+            (Action::Failed, false, "15d")
+        );
+        assert_eq!(r.message, "data/predictions.parquet: not parquet");
+        let mails = f.mails(Horizon(15), "run-1", None);
+        assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].0, MailEvent::Failed);
+        assert_eq!(mails[0].1.subject, "[model-optimizer] 15d failed");
+
+        let check = ProbationCheck {
+            deployed_at: at("2025-12-20T02:00:00Z"),
+            origins: 8,
+            live_rmse: Some(20.0),
+            promised_rmse: 10.0,
+            limit_pct: 30.0,
+            degradation_pct: Some(100.0),
+            rolled_back: true,
+            note: "probation: live RMSE 20.000 vs promised 10.000 (+100.0 %, limit +30 %)".into(),
+        };
+        let would = Outcome::ProbationRollback {
+            check: check.clone(),
+            done: None,
+        };
+        assert_eq!(would.action(), Action::WouldRollBack);
+        assert!(would.record(Horizon(7), &rc(None)).is_none());
+        let restored = InferenceParams {
+            context_length: 180,
+            num_samples: 100,
+            temperature: 1.0,
+        };
+        let done = Outcome::ProbationRollback {
+            check,
+            done: Some(RollbackDone {
+                label: "20251220_020000".into(),
+                restored,
+                git: GitRecord::Off,
+            }),
+        };
+        assert_eq!(
+            (done.action(), done.exit_code(true)),
+            (Action::RolledBack, ExitCode::Success)
+        );
+        let r = done.record(Horizon(7), &rc(None)).unwrap();
+        assert_eq!(r.triggered_by, "probation");
+        assert_eq!((r.candidate.rmse, r.current.rmse), (Some(20.0), Some(10.0)));
+        assert_eq!(r.new, params(&restored));
+        let mails = done.mails(Horizon(7), "run-1", None);
+        assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].0, MailEvent::RolledBack);
+    }
+}

@@ -862,3 +862,151 @@ fn rejection_exits_0_or_3_on_request_and_the_verdict_names_every_failing_criteri
     let summary: Summary = out.expect_code(0).json();
     assert_eq!(summary.horizons[0].action, "rejected");
 }
+
+/// Horizons are independent in what they need from the series: one horizon whose grid needs
+/// more rows than the series has fails alone; the other three decide as usual.
+#[test]
+fn a_horizon_whose_grid_outgrows_the_series_fails_alone() {
+    let env = e2e_env(&format!("{STRICT}[search.context_lengths]\n90d = [2000]\n"));
+    let m = model_arg();
+    let out = env.run(&[
+        "run",
+        "--all",
+        "--force",
+        "--json",
+        "--as-of",
+        "1998-12-31",
+        "--model",
+        &m,
+    ]);
+    let summary: serde_json::Value = out.expect_code(78).json();
+    let rows = summary["horizons"].as_array().unwrap();
+    let actions: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["horizon"].as_str().unwrap(), r["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("7d", "rejected"),
+            ("15d", "rejected"),
+            ("30d", "rejected"),
+            ("90d", "failed")
+        ]
+    );
+    let msg = rows[3]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("usdclp_daily.csv") && msg.contains("too short for 90d") && msg.contains("2120 needed"),
+        "{msg}"
+    );
+    let h = history(&env);
+    assert_eq!(h.len(), 4, "every horizon has its row");
+    assert_eq!(h.iter().filter(|r| r.action == "failed").count(), 1);
+}
+
+/// A shared input that cannot be read fails every horizon, and each failure is recorded and
+/// mailed once.
+#[test]
+fn unreadable_predictions_fail_every_horizon_with_one_mail_each() {
+    let smtp = SmtpSink::start();
+    let env = e2e_env(&smtp_toml(smtp.port()));
+    env.write("data/predictions/predictions.parquet", b"PAR1 not a parquet file");
+    let m = model_arg();
+    let out = env.run(&["run", "--all", "--json", "--model", &m]);
+    let summary: Summary = out.expect_code(78).json();
+    assert_eq!(summary.horizons.len(), 4);
+    assert!(summary.horizons.iter().all(|h| h.action == "failed"));
+    let h = history(&env);
+    assert_eq!(h.len(), 4);
+    for r in &h {
+        assert!(
+            r.action == "failed" && r.message.contains("predictions.parquet"),
+            "{}: {} {}",
+            r.horizon,
+            r.action,
+            r.message
+        );
+    }
+    let mut subjects: Vec<String> = smtp
+        .wait_for(4, Duration::from_secs(10))
+        .into_iter()
+        .map(|m| m.subject)
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "[model-optimizer] 15d failed",
+            "[model-optimizer] 30d failed",
+            "[model-optimizer] 7d failed",
+            "[model-optimizer] 90d failed"
+        ]
+    );
+}
+
+/// Runs the binary under a 4 GB address-space limit (bash's `ulimit -v`).
+fn run_under_4gb(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_model-optimizer"))
+        .arg("--root")
+        .arg(env.root())
+        .args(args)
+        .env_remove("MODEL_OPTIMIZER_ROOT")
+        .env("HF_HUB_OFFLINE", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Forecast lengths and draw counts have upper bounds that keep memory bounded: a huge value
+/// is a one-line error naming the flag and its range, not an allocation failure.
+#[test]
+fn forecast_bounds_hold_under_an_address_space_limit() {
+    let env = TestEnv::new().with_demo_series();
+    let m = model_arg();
+    let before = env.snapshot();
+    for (flag, value, range) in [
+        ("--prediction-length", "100000000", "1..=1000"),
+        ("--num-samples", "1000000000", "1..=10000"),
+        ("--context-length", "4096", "1..=2048"),
+        ("--temperature", "0", "(0, 10]"),
+    ] {
+        let mut args = vec!["forecast", "--model", &m, flag, value];
+        if flag != "--prediction-length" {
+            args.extend(["--prediction-length", "5"]);
+        }
+        let (code, stdout, stderr) = run_under_4gb(&env, &args);
+        assert_eq!(code, 78, "{flag} {value}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(
+            errors[0].contains(flag) && errors[0].contains(range),
+            "{}",
+            errors[0]
+        );
+        assert!(stdout.is_empty());
+    }
+    // The limit itself leaves room for a real forecast at the bounds.
+    let (code, _, stderr) = run_under_4gb(
+        &env,
+        &[
+            "forecast",
+            "--model",
+            &m,
+            "--prediction-length",
+            "1000",
+            "--num-samples",
+            "10000",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(env.snapshot(), before);
+}
