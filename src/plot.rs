@@ -1,4 +1,4 @@
-//! The backtest picture (issue 5): actuals, forecast means and CI95 bands as a PNG. The only module
+//! The backtest picture: actuals, forecast means and CI95 bands as a PNG. The only module
 //! that knows plotters.
 //!
 //! Text goes through plotters' `ab_glyph` feature with a font read at run time, because the `ttf`

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::Horizon;
 use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::Context;
@@ -36,7 +37,7 @@ pub struct SeriesInfo {
 
 #[derive(Debug, Serialize)]
 pub struct HorizonStatus {
-    pub horizon: String,
+    pub horizon: Horizon,
     pub config_file: String,
     pub config: ForecasterConfig,
     pub config_age_days: i64,
@@ -69,29 +70,6 @@ impl From<&HistoryRecord> for LastRun {
 
 impl Render for StatusReport {
     fn render(&self) -> String {
-        let rows = self.horizons.iter().map(|h| {
-            let c = &h.config;
-            vec![
-                h.horizon.clone(),
-                c.context_length.to_string(),
-                c.num_samples.to_string(),
-                format!("{:.2}", c.temperature),
-                num(c.validation_rmse, 3),
-                num(c.validation_mape, 3),
-                num(c.validation_coverage_95, 3),
-                format!("{}d", h.config_age_days),
-                h.last_action.as_ref().map_or_else(
-                    || "never optimized".to_string(),
-                    |l| format!("{} {}", l.date.format("%Y-%m-%d"), l.action),
-                ),
-                opt(h.days_since_last_optimization),
-                h.backups.to_string(),
-                h.last_commit.as_ref().map_or_else(
-                    || "-".to_string(),
-                    |c| format!("{} {}", c.id, short(&c.summary, 40)),
-                ),
-            ]
-        });
         let mut s = format!(
             "root {}   model {}   now {}\nseries {}: {} rows, {} to {}, {} missing (needs {})\n",
             self.root,
@@ -107,60 +85,91 @@ impl Render for StatusReport {
         for r in &self.recovery {
             s.push_str(&format!("recovery: {r}\n"));
         }
-        s.push_str(&output::table(
-            &[
-                "horizon",
-                "context",
-                "samples",
-                "temp",
-                "val RMSE",
-                "val MAPE %",
-                "val cov95",
-                "config age",
-                "last run",
-                "days since opt",
-                "backups",
-                "last commit",
-            ],
-            rows,
-        ));
+        s.push_str(&horizons_table(&self.horizons));
         s.push('\n');
         if let Some(reports) = &self.triggers {
-            let rows = reports.iter().map(|t| {
-                vec![
-                    t.horizon.clone(),
-                    if t.should_optimize { "yes" } else { "no" }.to_string(),
-                    num(t.performance.degradation_pct, 1),
-                    t.performance
-                        .source
-                        .map_or_else(|| "-".to_string(), |x| x.as_str().to_string()),
-                    t.drift.severity.as_str().to_string(),
-                    num(t.drift.tests.as_ref().map(|k| k.ks.pvalue), 4),
-                    opt(t.time.days_since),
-                    if t.reasons.is_empty() {
-                        "-".to_string()
-                    } else {
-                        t.reasons.join("; ")
-                    },
-                ]
-            });
-            s.push_str(&output::table(
-                &[
-                    "horizon",
-                    "optimize",
-                    "perf. degr. %",
-                    "source",
-                    "drift",
-                    "KS p",
-                    "days since",
-                    "reasons",
-                ],
-                rows,
-            ));
+            s.push_str(&triggers_table(reports));
             s.push('\n');
         }
         s
     }
+}
+
+fn horizons_table(horizons: &[HorizonStatus]) -> String {
+    let rows = horizons.iter().map(|h| {
+        let c = &h.config;
+        vec![
+            h.horizon.label(),
+            c.context_length.to_string(),
+            c.num_samples.to_string(),
+            format!("{:.2}", c.temperature),
+            num(c.validation_rmse, 3),
+            num(c.validation_mape, 3),
+            num(c.validation_coverage_95, 3),
+            format!("{}d", h.config_age_days),
+            h.last_action.as_ref().map_or_else(
+                || "never optimized".to_string(),
+                |l| format!("{} {}", l.date.format("%Y-%m-%d"), l.action),
+            ),
+            opt(h.days_since_last_optimization),
+            h.backups.to_string(),
+            h.last_commit.as_ref().map_or_else(
+                || "-".to_string(),
+                |c| format!("{} {}", c.id, short(&c.summary, 40)),
+            ),
+        ]
+    });
+    output::table(
+        &[
+            "horizon",
+            "context",
+            "samples",
+            "temp",
+            "val RMSE",
+            "val MAPE %",
+            "val cov95",
+            "config age",
+            "last run",
+            "days since opt",
+            "backups",
+            "last commit",
+        ],
+        rows,
+    )
+}
+
+fn triggers_table(reports: &[TriggerReport]) -> String {
+    let rows = reports.iter().map(|t| {
+        vec![
+            t.horizon.to_string(),
+            if t.should_optimize { "yes" } else { "no" }.to_string(),
+            num(t.performance.degradation_pct, 1),
+            t.performance
+                .source
+                .map_or_else(|| "-".to_string(), |x| x.as_str().to_string()),
+            t.drift.severity.as_str().to_string(),
+            num(t.drift.tests.as_ref().map(|k| k.ks.pvalue), 4),
+            opt(t.time.days_since),
+            if t.reasons.is_empty() {
+                "-".to_string()
+            } else {
+                t.reasons.join("; ")
+            },
+        ]
+    });
+    output::table(
+        &[
+            "horizon",
+            "optimize",
+            "perf. degr. %",
+            "source",
+            "drift",
+            "KS p",
+            "days since",
+            "reasons",
+        ],
+        rows,
+    )
 }
 
 pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
@@ -194,29 +203,10 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
     let configs_dir = ctx.configs_dir();
     let recovery = recover_if_idle(ctx)?;
     let repo = crate::deploy::git::ConfigRepo::discover(&configs_dir, ctx.settings.git.mode)?;
-    let mut out = Vec::new();
-    for cfg in configs {
-        let h = cfg.horizon;
-        let label = h.label();
-        let path = h.config_path(&configs_dir);
-        let last_opt = history::last_optimization(&records, &label);
-        out.push(HorizonStatus {
-            horizon: label.clone(),
-            config_file: path.display().to_string(),
-            config_age_days: (ctx.today() - cfg.timestamp.date_naive()).num_days(),
-            last_optimization: last_opt.map(LastRun::from),
-            last_action: history::last_record(&records, &label).map(LastRun::from),
-            days_since_last_optimization: last_opt
-                .map(|r| history::days_since(r.optimization_date, ctx.today())),
-            never_optimized: last_opt.is_none(),
-            backups: crate::deploy::backup::list(&configs_dir, h)?.len(),
-            last_commit: match &repo {
-                Some(r) => r.last_commit_touching(&path)?,
-                None => None,
-            },
-            config: cfg,
-        });
-    }
+    let out = configs
+        .into_iter()
+        .map(|cfg| horizon_status(ctx, cfg, &records, repo.as_ref()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let triggers = if check_triggers {
         Some(check(ctx, &configs_for_check, &series, &records)?)
     } else {
@@ -235,6 +225,35 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::Success)
+}
+
+/// One horizon's line: its config, history and git facts.
+fn horizon_status(
+    ctx: &Context,
+    cfg: ForecasterConfig,
+    records: &[HistoryRecord],
+    repo: Option<&crate::deploy::git::ConfigRepo>,
+) -> anyhow::Result<HorizonStatus> {
+    let configs_dir = ctx.configs_dir();
+    let h = cfg.horizon;
+    let label = h.label();
+    let path = h.config_path(&configs_dir);
+    let last_opt = history::last_optimization(records, &label);
+    Ok(HorizonStatus {
+        horizon: h,
+        config_file: path.display().to_string(),
+        config_age_days: (ctx.today() - cfg.timestamp.date_naive()).num_days(),
+        last_optimization: last_opt.map(LastRun::from),
+        last_action: history::last_record(records, &label).map(LastRun::from),
+        days_since_last_optimization: last_opt.map(|r| history::days_since(r.optimization_date, ctx.today())),
+        never_optimized: last_opt.is_none(),
+        backups: crate::deploy::backup::list(&configs_dir, h)?.len(),
+        last_commit: match repo {
+            Some(r) => r.last_commit_touching(&path)?,
+            None => None,
+        },
+        config: cfg,
+    })
 }
 
 /// At most `n` characters, with an ellipsis when cut.

@@ -1,6 +1,7 @@
 //! The one integration-test binary: runs the real `model-optimizer` binary and the library
 //! against temp roots built by `util::TestEnv`.
 
+mod architecture;
 mod deploy;
 mod engine;
 mod foundation;
