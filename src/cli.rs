@@ -78,6 +78,31 @@ pub enum Command {
     Notify(NotifyArgs),
     /// Write the seeded synthetic USD/CLP-like sample series (the embedded default data).
     DemoData(DemoDataArgs),
+    /// Replay the weekly job on history (configs and history in memory; nothing under --root
+    /// changes) and score the policy against the static configs and the random walk.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The first run date.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: NaiveDate,
+    /// The last run date (forecasts are scored up to it).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: NaiveDate,
+    /// Days between runs.
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub every: i64,
+    /// Every horizon with a config file (the default).
+    #[arg(long, conflicts_with = "horizon")]
+    pub all: bool,
+    /// A horizon such as 7d (repeatable).
+    #[arg(long = "horizon", value_name = "H")]
+    pub horizon: Vec<Horizon>,
+    /// Write replay.json, replay.txt and replay.png here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

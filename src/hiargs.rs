@@ -170,6 +170,17 @@ pub enum Request {
     Forecast(ForecastRequest),
     NotifyTest,
     DemoData(DemoDataRequest),
+    Replay(ReplayRequest),
+}
+
+/// `replay`: the period, the run spacing and the horizons.
+#[derive(Debug)]
+pub struct ReplayRequest {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub every_days: i64,
+    pub horizons: Vec<Horizon>,
+    pub out: Option<PathBuf>,
 }
 
 /// `run`: which horizons, and how.
@@ -290,6 +301,24 @@ impl Request {
                 temperature: flag("temperature", a.temperature, d::check_temperature)?,
             }),
             C::Notify(_) => Request::NotifyTest,
+            C::Replay(a) => {
+                if a.from > a.to {
+                    return Err(invalid(format!(
+                        "--from {} is after --to {}; give the period in order",
+                        a.from, a.to
+                    )));
+                }
+                if !(1..=366).contains(&a.every) {
+                    return Err(invalid(format!("--every {} must be 1..=366 days", a.every)));
+                }
+                Request::Replay(ReplayRequest {
+                    from: a.from,
+                    to: a.to,
+                    every_days: a.every,
+                    horizons: ctx.select_horizons(&a.horizon)?,
+                    out: a.out.clone(),
+                })
+            }
             C::DemoData(a) => Request::DemoData(DemoDataRequest::new(&ctx.root, ctx.json, a)),
         })
     }

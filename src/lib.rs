@@ -35,6 +35,7 @@ pub mod output;
 pub mod plot;
 pub mod probation;
 pub mod render;
+pub mod replay;
 pub mod search;
 pub mod series;
 pub mod triggers;

@@ -338,6 +338,122 @@ fn draw_runs<'a, 'b>(
     Ok(())
 }
 
+/// One line of the cumulative-error picture.
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<(NaiveDate, f64)>,
+}
+
+/// The replay picture: one panel per horizon stacked vertically, each with its curves
+/// (cumulative squared error of policy, static configs and random walk) and a vertical mark
+/// at every deploy.
+pub fn cumulative_png(path: &Path, panels: &[(String, Vec<Curve>, Vec<NaiveDate>)]) -> Result<()> {
+    if !path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("png"))
+    {
+        bail!("replay picture {} must have a .png extension", path.display());
+    }
+    if panels.is_empty() {
+        bail!("cannot draw {}: no horizon to show", path.display());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|err| anyhow!("cannot create directory {}: {err}", parent.display()))?;
+    }
+    let text = font_available();
+    let height = 300 * panels.len() as u32;
+    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
+    for (area, (title, curves, marks)) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        cumulative_panel(area, title, curves, marks, text)
+            .map_err(|e| anyhow!("cannot draw {}: {e:#}", path.display()))?;
+    }
+    root.present()
+        .map_err(|e| anyhow!("cannot write replay picture {}: {e}", path.display()))?;
+    Ok(())
+}
+
+fn cumulative_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    curves: &[Curve],
+    marks: &[NaiveDate],
+    text: bool,
+) -> Result<()> {
+    let dates = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
+    let (first, last) = dates
+        .fold(None, |acc: Option<(NaiveDate, NaiveDate)>, d| match acc {
+            None => Some((d, d)),
+            Some((lo, hi)) => Some((lo.min(d), hi.max(d))),
+        })
+        .ok_or_else(|| anyhow!("panel {title} has no points"))?;
+    let last = if last == first { first + Days::new(1) } else { last };
+    let top = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max)
+        .max(1e-9)
+        * 1.05;
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(12);
+    if text {
+        builder
+            .caption(title, (FONT_FAMILY, 18))
+            .x_label_area_size(30)
+            .y_label_area_size(80)
+            .margin_right(40);
+    }
+    let mut chart = builder.build_cartesian_2d(first..last, 0.0..top)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_labels(8)
+        .y_labels(6)
+        .bold_line_style(RGBColor(215, 215, 215))
+        .light_line_style(RGBColor(240, 240, 240));
+    // Month labels repeat over a short period: show days there.
+    let long = (last - first).num_days() > 365;
+    let date_label = move |d: &NaiveDate| d.format(if long { "%Y-%m" } else { "%Y-%m-%d" }).to_string();
+    let value_label = |v: &f64| format!("{v:.0}");
+    if text {
+        mesh.x_label_formatter(&date_label)
+            .y_label_formatter(&value_label)
+            .y_desc("cumulative squared error (CLP²)")
+            .label_style((FONT_FAMILY, 12))
+            .axis_desc_style((FONT_FAMILY, 12));
+    }
+    mesh.draw()?;
+    for d in marks.iter().filter(|d| (first..=last).contains(*d)) {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*d, 0.0), (*d, top)],
+            PALETTE[3].mix(0.35).stroke_width(1),
+        )))?;
+    }
+    for (i, c) in curves.iter().enumerate() {
+        let color = [PALETTE[0], PALETTE[2], ACTUAL_COLOR][i % 3];
+        let s = chart.draw_series(std::iter::once(PathElement::new(
+            c.points.clone(),
+            color.stroke_width(2),
+        )))?;
+        if text {
+            let label = c.label.clone();
+            s.label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT_FAMILY, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(150, 150, 150))
+            .draw()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,9 +42,7 @@
 //! fewer single-series forwards (for 90d each is a forward plus the 9-path expansion), and
 //! it is never the shared batch divided up.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use anyhow::ensure;
@@ -93,7 +91,8 @@ pub enum Progress {
 /// Raw forecasts shared between requests; see the module docs.
 #[derive(Debug, Default)]
 pub struct ForwardCache {
-    fingerprint: Option<u64>,
+    /// The longest series seen; every series given must be a prefix of it or extend it.
+    reference: Option<Vec<f64>>,
     entries: HashMap<(usize, usize), QuantileForecast>,
     /// Model calls made for backtests (timing forwards excluded).
     pub batches_run: usize,
@@ -102,18 +101,29 @@ pub struct ForwardCache {
     pub series_reused: usize,
 }
 
-fn fingerprint(values: &[f64]) -> u64 {
-    let mut h = DefaultHasher::new();
-    values.len().hash(&mut h);
-    for v in values {
-        v.to_bits().hash(&mut h);
-    }
-    h.finish()
-}
-
 impl ForwardCache {
     pub fn new() -> ForwardCache {
         ForwardCache::default()
+    }
+
+    /// A forecast at origin `o` reads only the values up to `o`, so one cache serves every
+    /// series that agrees with the others on their common prefix: the same history cut at
+    /// different dates (a replay), but never a different series.
+    fn check_prefix(&mut self, values: &[f64]) -> anyhow::Result<()> {
+        let reference = self.reference.get_or_insert_with(Vec::new);
+        let common = reference.len().min(values.len());
+        let same = reference[..common]
+            .iter()
+            .zip(&values[..common])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        ensure!(
+            same,
+            "internal: a forward cache was reused for a different series (one cache per series and its prefixes)"
+        );
+        if values.len() > reference.len() {
+            reference.extend_from_slice(&values[reference.len()..]);
+        }
+        Ok(())
     }
 
     /// The raw forecasts of `origins` at `context_length` for `h` steps: cached ones reused,
@@ -127,14 +137,7 @@ impl ForwardCache {
         h: usize,
         progress: &mut dyn FnMut(Progress),
     ) -> anyhow::Result<RawForecasts> {
-        let fp = fingerprint(&series.values);
-        match self.fingerprint {
-            Some(old) => ensure!(
-                old == fp,
-                "internal: a forward cache was reused for a different series (one cache per series)"
-            ),
-            None => self.fingerprint = Some(fp),
-        }
+        self.check_prefix(&series.values)?;
         let key = |o: usize| (context_length.min(model.max_context()).min(o + 1), o);
         let missing: Vec<usize> = origins
             .iter()

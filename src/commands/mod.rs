@@ -5,6 +5,7 @@ mod demo_data;
 mod forecast;
 mod history;
 mod notify;
+mod replay;
 mod rollback;
 mod run;
 mod status;
@@ -35,6 +36,7 @@ pub fn execute(cli: &Cli) -> anyhow::Result<ExitCode> {
         Request::NotifyTest => notify::run(&ctx),
         Request::Run(r) => run::run(&ctx, &r),
         Request::DemoData(r) => demo_data::run(&r),
+        Request::Replay(r) => replay::run(&ctx, &r),
     }
 }
 

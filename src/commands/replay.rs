@@ -1,0 +1,258 @@
+//! `replay`: the weekly job simulated on history. Reads the root's settings, configs (the
+//! configs in effect at `--from`), series and model; changes nothing under `--root`; prints a
+//! table (or JSON) and, with `--out`, writes `replay.json`, `replay.txt` and `replay.png`.
+
+use serde::Serialize;
+
+use crate::exit::ExitCode;
+use crate::hiargs::{Context, ReplayRequest};
+use crate::model::ChronosBolt;
+use crate::output::{self, Render};
+use crate::plot::Curve;
+use crate::replay::{self, ReplayInput, ReplayProgress, ReplayReport, ReplaySpec, Scores};
+
+#[derive(Debug, Serialize)]
+struct ReplayOutput {
+    model: String,
+    series: String,
+    report: ReplayReport,
+    /// The files written with `--out`.
+    files: Vec<String>,
+}
+
+fn pct(x: Option<f64>) -> String {
+    output::num(x.map(|v| v * 100.0), 1)
+}
+
+fn arm_row(h: &str, name: &str, s: &Scores) -> Vec<String> {
+    vec![
+        h.to_string(),
+        name.to_string(),
+        s.forecasts.to_string(),
+        format!("{:.3}", s.rmse),
+        format!("{:.3}", s.mae),
+        format!("{:.3}", s.mape),
+        output::num(s.wql, 4),
+        output::num(s.coverage_80, 3),
+        output::num(s.coverage_95, 3),
+        output::num(s.mean_ci95_width, 2),
+    ]
+}
+
+impl Render for ReplayOutput {
+    fn render(&self) -> String {
+        let r = &self.report;
+        let mut s = format!(
+            "replay {} to {}, every {} days ({} runs)   model {}   series {}\n",
+            r.from, r.to, r.every_days, r.run_dates, self.model, self.series
+        );
+        let rows = r.horizons.iter().flat_map(|h| {
+            let l = h.horizon.label();
+            [
+                arm_row(&l, "policy", &h.policy),
+                arm_row(&l, "static", &h.static_configs),
+                arm_row(&l, "random walk", &h.random_walk),
+            ]
+        });
+        s.push_str(&output::table(
+            &[
+                "horizon",
+                "forecasts by",
+                "n",
+                "RMSE",
+                "MAE",
+                "MAPE %",
+                "WQL",
+                "cov80",
+                "cov95",
+                "CI95 width",
+            ],
+            rows,
+        ));
+        s.push('\n');
+        let rows = r.horizons.iter().map(|h| {
+            let triggers = h
+                .trigger_firings
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                h.horizon.label(),
+                format!("{:+.2} %", h.improvement_vs_static_pct),
+                h.runs.to_string(),
+                h.optimizations.to_string(),
+                h.deploys.to_string(),
+                h.rejections.to_string(),
+                h.rollbacks.to_string(),
+                h.failures.to_string(),
+                if triggers.is_empty() { "-".into() } else { triggers },
+            ]
+        });
+        s.push_str(&output::table(
+            &[
+                "horizon",
+                "policy vs static",
+                "runs",
+                "optimized",
+                "deployed",
+                "rejected",
+                "rolled back",
+                "failed",
+                "triggers",
+            ],
+            rows,
+        ));
+        s.push('\n');
+        let deploys: Vec<Vec<String>> = r
+            .horizons
+            .iter()
+            .flat_map(|h| {
+                h.deploy_checks.iter().map(move |d| {
+                    vec![
+                        h.horizon.label(),
+                        d.date.to_string(),
+                        d.from.to_string(),
+                        d.to.to_string(),
+                        format!("{:+.1} %", d.promised_improvement_pct),
+                        output::num(d.realized_improvement_pct, 1),
+                        d.origins.to_string(),
+                    ]
+                })
+            })
+            .collect();
+        if !deploys.is_empty() {
+            s.push_str(&output::table(
+                &[
+                    "horizon",
+                    "deployed",
+                    "from",
+                    "to",
+                    "promised",
+                    "realized %",
+                    "origins",
+                ],
+                deploys,
+            ));
+            s.push('\n');
+        }
+        let k = &r.kpis;
+        s.push_str(&format!(
+            "automation rate {} %, validation success rate {} %, mean realized improvement {} %, false-positive trigger rate {} %\n",
+            pct(Some(k.automation_rate)),
+            pct(k.validation_success_rate),
+            output::num(k.mean_realized_improvement_pct, 2),
+            pct(k.false_positive_trigger_rate),
+        ));
+        s.push_str(&format!(
+            "forward passes: {} computed of {} requested (one per context length and origin)\n",
+            r.forwards_computed, r.forwards_requested
+        ));
+        for f in &self.files {
+            s.push_str(&format!("wrote {f}\n"));
+        }
+        s
+    }
+}
+
+/// The picture's panels: cumulative squared error per arm, deploys marked.
+fn panels(r: &ReplayReport) -> Vec<(String, Vec<Curve>, Vec<chrono::NaiveDate>)> {
+    r.horizons
+        .iter()
+        .map(|h| {
+            let cumulative = |pick: fn(&(chrono::NaiveDate, f64, f64, f64)) -> f64| {
+                let mut total = 0.0;
+                h.squared_errors
+                    .iter()
+                    .map(|p| {
+                        total += pick(p);
+                        (p.0, total)
+                    })
+                    .collect()
+            };
+            let curves = vec![
+                Curve {
+                    label: "policy".into(),
+                    points: cumulative(|p| p.1),
+                },
+                Curve {
+                    label: "static configs".into(),
+                    points: cumulative(|p| p.2),
+                },
+                Curve {
+                    label: "random walk".into(),
+                    points: cumulative(|p| p.3),
+                },
+            ];
+            let marks = h.deploy_checks.iter().map(|d| d.date).collect();
+            (
+                format!("{}: cumulative squared error, deploys marked", h.horizon),
+                curves,
+                marks,
+            )
+        })
+        .collect()
+}
+
+pub fn run(ctx: &Context, req: &ReplayRequest) -> anyhow::Result<ExitCode> {
+    let initial = req
+        .horizons
+        .iter()
+        .map(|&h| super::read_config(ctx, h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let series = super::load_series(ctx)?;
+    let series_name = ctx.series_path().display().to_string();
+    let model = ChronosBolt::open(&ctx.settings.model.id)?;
+    let model_id = ChronosBolt::identity(&ctx.settings.model.id)?;
+    let input = ReplayInput {
+        settings: &ctx.settings,
+        series: &series,
+        series_name: &series_name,
+        model: &model,
+        model_id: &model_id,
+        initial,
+    };
+    let spec = ReplaySpec {
+        from: req.from,
+        to: req.to,
+        every_days: req.every_days,
+    };
+    let bar = output::Progress::new(0, "replay");
+    let report = replay::replay(&input, &spec, &mut |p| match p {
+        ReplayProgress::Started { runs } => bar.set_length(runs as u64),
+        ReplayProgress::RunFinished { date } => {
+            bar.set_message(date.to_string());
+            bar.inc();
+        }
+    })?;
+    bar.finish();
+    let mut out = ReplayOutput {
+        model: ctx.settings.model.id.clone(),
+        series: series_name,
+        report,
+        files: Vec::new(),
+    };
+    if let Some(dir) = &req.out {
+        out.files = write_files(dir, &mut out)?;
+    }
+    output::emit(ctx.json, &out)?;
+    Ok(ExitCode::Success)
+}
+
+fn write_files(dir: &std::path::Path, out: &mut ReplayOutput) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the --out directory", dir.display()))?;
+    let png = dir.join("replay.png");
+    let json = dir.join("replay.json");
+    let txt = dir.join("replay.txt");
+    crate::plot::cumulative_png(&png, &panels(&out.report))?;
+    out.files = [&json, &txt, &png]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let text = serde_json::to_string_pretty(&*out)?;
+    std::fs::write(&json, text + "\n").with_context(|| format!("{}: cannot write", json.display()))?;
+    std::fs::write(&txt, out.render()).with_context(|| format!("{}: cannot write", txt.display()))?;
+    Ok(out.files.clone())
+}

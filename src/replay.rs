@@ -1,0 +1,649 @@
+//! The weekly job replayed on history, as production would have run it: on every run date the
+//! series as it was known then, the same `decide` as `run`, and the decision applied to configs
+//! and history held in memory. Between runs, every business day's forecast is made with the
+//! config then in effect; those forecasts are the tracked predictions later runs' performance
+//! trigger reads, and what the policy is scored on, beside the configs it started from (never
+//! changed) and the random walk. Pure given the model: one [`ForwardCache`] for the whole
+//! replay, so a (context length, origin) forward is computed once.
+
+use std::collections::BTreeMap;
+
+use anyhow::ensure;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::decide::{self, Decision, World};
+use crate::deploy::{DeployOutcome, DeployStatus, GitRecord};
+use crate::domain::{Horizon, InferenceParams};
+use crate::forecast::{self, QuantileForecast, QuantileModel};
+use crate::forecaster_config::ForecasterConfig;
+use crate::history::{Action, HistoryRecord};
+use crate::metrics;
+use crate::outcome::{self, Outcome, RecordContext, RollbackDone};
+use crate::search::ForwardCache;
+use crate::series::{Prediction, Series};
+
+/// What to replay.
+#[derive(Clone, Debug)]
+pub struct ReplaySpec {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Days between runs.
+    pub every_days: i64,
+}
+
+/// Everything a replay reads.
+pub struct ReplayInput<'a> {
+    pub settings: &'a Settings,
+    /// The whole series; each run sees it cut at its date.
+    pub series: &'a Series,
+    pub series_name: &'a str,
+    pub model: &'a dyn QuantileModel,
+    pub model_id: &'a str,
+    /// The configs in effect at `from`, one per horizon replayed.
+    pub initial: Vec<ForecasterConfig>,
+}
+
+/// Progress of a replay, for a progress bar.
+#[derive(Clone, Copy, Debug)]
+pub enum ReplayProgress {
+    Started { runs: usize },
+    RunFinished { date: NaiveDate },
+}
+
+/// One config taking effect for the origins after `after`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InEffect {
+    /// The run date; None for the config the replay started from.
+    pub after: Option<NaiveDate>,
+    pub params: InferenceParams,
+    pub action: Action,
+}
+
+/// One arm's scores over the business-day forecasts (step h of each).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scores {
+    pub forecasts: usize,
+    pub rmse: f64,
+    pub mae: f64,
+    pub mape: f64,
+    /// None for the random walk, which has no distribution.
+    pub wql: Option<f64>,
+    pub coverage_80: Option<f64>,
+    pub coverage_95: Option<f64>,
+    pub mean_ci95_width: Option<f64>,
+}
+
+/// A deploy, what it promised and what it delivered.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeployCheck {
+    pub date: NaiveDate,
+    pub from: InferenceParams,
+    pub to: InferenceParams,
+    /// `100 (1 - candidate RMSE / current RMSE)` on the validation origins (positive = better).
+    pub promised_improvement_pct: f64,
+    /// The same on the business-day forecasts while the config was in effect (up to the next
+    /// change of this horizon or the end), against the config it replaced on the same origins.
+    pub realized_improvement_pct: Option<f64>,
+    pub origins: usize,
+}
+
+/// One horizon's replay.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HorizonReplay {
+    pub horizon: Horizon,
+    pub timeline: Vec<InEffect>,
+    pub policy: Scores,
+    /// The configs at `from`, never changed.
+    pub static_configs: Scores,
+    pub random_walk: Scores,
+    /// `100 (1 - policy RMSE / static RMSE)`.
+    pub improvement_vs_static_pct: f64,
+    pub runs: usize,
+    pub optimizations: usize,
+    pub deploys: usize,
+    pub rejections: usize,
+    pub rollbacks: usize,
+    pub failures: usize,
+    /// Trigger name -> horizon-weeks it counted in.
+    pub trigger_firings: BTreeMap<String, usize>,
+    pub deploy_checks: Vec<DeployCheck>,
+    /// First and last origin scored.
+    pub first_origin: Option<NaiveDate>,
+    pub last_origin: Option<NaiveDate>,
+    /// Per origin date: squared error of policy, static and random walk (for the picture).
+    #[serde(skip)]
+    pub squared_errors: Vec<(NaiveDate, f64, f64, f64)>,
+}
+
+/// The policy's key figures over all horizons.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Kpis {
+    /// Horizon-runs that completed their decision without an error.
+    pub automation_rate: f64,
+    /// Approved candidates among triggered optimizations.
+    pub validation_success_rate: Option<f64>,
+    /// Mean realized improvement of the deploys (positive = better than the config replaced).
+    pub mean_realized_improvement_pct: Option<f64>,
+    /// Triggered optimizations that deployed nothing, or deployed a config that did worse
+    /// than the one it replaced, among all triggered optimizations.
+    pub false_positive_trigger_rate: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReplayReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub every_days: i64,
+    pub run_dates: usize,
+    pub horizons: Vec<HorizonReplay>,
+    pub kpis: Kpis,
+    /// Forward passes computed, and what a replay without the shared cache would compute.
+    pub forwards_computed: usize,
+    pub forwards_requested: usize,
+}
+
+/// One horizon's state carried from run to run.
+struct State {
+    cfg: ForecasterConfig,
+    /// Configs replaced by deploys, newest last (what a rollback restores).
+    previous: Vec<ForecasterConfig>,
+    timeline: Vec<(Option<NaiveDate>, ForecasterConfig, Action)>,
+    deploys: Vec<(NaiveDate, ForecasterConfig, ForecasterConfig, f64)>,
+    runs: usize,
+    optimizations: usize,
+    failures: usize,
+    counts: BTreeMap<Action, usize>,
+    triggers: BTreeMap<String, usize>,
+}
+
+/// The run dates: `from`, then every `every_days` days, up to `to`.
+pub fn run_dates(spec: &ReplaySpec) -> Vec<NaiveDate> {
+    let mut out = Vec::new();
+    let mut d = spec.from;
+    while d <= spec.to {
+        out.push(d);
+        d += Duration::days(spec.every_days);
+    }
+    out
+}
+
+/// A run's clock: the end of its day, as `--as-of` has it.
+fn clock(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(23, 59, 59).expect("a valid time").and_utc()
+}
+
+/// Replays the weekly job over `spec`.
+pub fn replay(
+    input: &ReplayInput<'_>,
+    spec: &ReplaySpec,
+    progress: &mut dyn FnMut(ReplayProgress),
+) -> anyhow::Result<ReplayReport> {
+    ensure!(spec.every_days >= 1, "replay needs --every >= 1 day");
+    ensure!(spec.from <= spec.to, "replay needs --from on or before --to");
+    ensure!(!input.initial.is_empty(), "replay needs at least one horizon");
+    let dates = run_dates(spec);
+    progress(ReplayProgress::Started { runs: dates.len() });
+    let mut cache = ForwardCache::new();
+    let mut states: Vec<State> = input
+        .initial
+        .iter()
+        .map(|c| State {
+            cfg: c.clone(),
+            previous: Vec::new(),
+            timeline: vec![(None, c.clone(), Action::NoTrigger)],
+            deploys: Vec::new(),
+            runs: 0,
+            optimizations: 0,
+            failures: 0,
+            counts: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+        })
+        .collect();
+    // Longest horizon first: shorter ones reuse its forwards.
+    states.sort_by_key(|s| std::cmp::Reverse(s.cfg.horizon));
+    let mut history: Vec<HistoryRecord> = Vec::new();
+    let mut predictions: Vec<Prediction> = Vec::new();
+    for (k, &d) in dates.iter().enumerate() {
+        let known = input.series.truncated_at(d);
+        let now = clock(d);
+        // What the forecasts made so far look like on this date: targets up to it are known.
+        let tracked: Vec<Prediction> = predictions
+            .iter()
+            .filter(|p| p.forecast_date <= d)
+            .map(|p| Prediction {
+                actual: p.actual.filter(|_| p.target_date <= d),
+                ..p.clone()
+            })
+            .collect();
+        let mut records = Vec::new();
+        for st in &mut states {
+            let world = World {
+                settings: input.settings,
+                now,
+                series: &known,
+                series_name: input.series_name,
+                predictions: &tracked,
+                history: &history,
+                model: Some(input.model),
+                model_id: input.model_id,
+            };
+            let before = st.cfg.params();
+            let outcome = match decide::decide(&world, &st.cfg, false, &mut cache, &mut |_| {}) {
+                Ok(decision) => apply(st, decision, d),
+                Err(e) => Outcome::failed(&e),
+            };
+            st.runs += 1;
+            let action = outcome.action();
+            *st.counts.entry(action).or_default() += 1;
+            if action == Action::Failed {
+                st.failures += 1;
+            }
+            if let Some(t) = outcome.triggers() {
+                if t.should_optimize {
+                    st.optimizations += 1;
+                }
+                for name in t.triggers() {
+                    *st.triggers.entry(name.to_string()).or_default() += 1;
+                }
+            }
+            let rc = RecordContext {
+                run_id: &format!("replay-{}", d.format("%Y%m%d")),
+                time: decide::record_time(now),
+                old: outcome::params(&before),
+                duration_seconds: 0.0,
+                mail_error: None,
+            };
+            records.extend(outcome.record(st.cfg.horizon, &rc));
+        }
+        history.extend(records);
+        // The business-day forecasts until the next run, each with the config now in effect.
+        let until = dates.get(k + 1).map_or(spec.to, |n| *n - Duration::days(1));
+        for st in &states {
+            daily_forecasts(input, &mut cache, &st.cfg, d, until, &mut predictions)?;
+        }
+        progress(ReplayProgress::RunFinished { date: d });
+    }
+    let mut horizons = Vec::new();
+    for st in &states {
+        horizons.push(score(input, &mut cache, spec, st)?);
+    }
+    horizons.sort_by_key(|h| h.horizon);
+    let kpis = kpis(&horizons);
+    Ok(ReplayReport {
+        from: spec.from,
+        to: spec.to,
+        every_days: spec.every_days,
+        run_dates: dates.len(),
+        horizons,
+        kpis,
+        forwards_computed: cache.series_run,
+        forwards_requested: cache.series_run + cache.series_reused,
+    })
+}
+
+/// Applies a decision to one horizon's in-memory state; the outcome as `run` would record it.
+fn apply(st: &mut State, decision: Decision, d: NaiveDate) -> Outcome {
+    let in_memory = |config: &str| DeployOutcome {
+        status: DeployStatus::Deployed,
+        config: config.into(),
+        backup: None,
+        git: GitRecord::Off,
+        revert_commit: None,
+        pruned: Vec::new(),
+        warnings: Vec::new(),
+    };
+    match decision {
+        Decision::Approved(a) => {
+            let v = &a.evidence.validation;
+            let promised = 100.0 * (1.0 - v.candidate.metrics.rmse / v.current.metrics.rmse);
+            let old = std::mem::replace(&mut st.cfg, a.new_config.clone());
+            st.deploys.push((d, old.clone(), a.new_config.clone(), promised));
+            st.previous.push(old);
+            st.timeline
+                .push((Some(d), a.new_config.clone(), Action::Deployed));
+            Outcome::Deployed {
+                approved: a,
+                deploy: in_memory("(replay: in memory)"),
+            }
+        }
+        Decision::ProbationRollback { check } => match st.previous.pop() {
+            Some(prev) => {
+                st.cfg = prev.clone();
+                st.timeline.push((Some(d), prev.clone(), Action::RolledBack));
+                Outcome::ProbationRollback {
+                    check,
+                    done: Some(RollbackDone {
+                        label: "the config before the deploy".into(),
+                        restored: prev.params(),
+                        git: GitRecord::Off,
+                    }),
+                }
+            }
+            None => Outcome::Failed {
+                message: "probation rollback with no earlier config to restore".into(),
+                code: crate::exit::ExitCode::Runtime,
+            },
+        },
+        other => Outcome::from(other),
+    }
+}
+
+/// Business-day origins of the full series with dates in `[from, to]` whose step-`h` target
+/// is observed (and the origin too).
+fn scored_origins(series: &Series, h: usize, from: NaiveDate, to: NaiveDate) -> Vec<usize> {
+    let start = series.dates.partition_point(|x| *x < from);
+    let end = series.dates.partition_point(|x| *x <= to);
+    (start..end)
+        .filter(|&i| i + h < series.len() && !series.values[i].is_nan() && !series.values[i + h].is_nan())
+        .collect()
+}
+
+/// One step-`h` forecast of `params` at each origin: (mean, CI80, CI95, the 9 adjusted levels).
+type StepForecast = (f64, [f64; 2], [f64; 2], [f64; 9]);
+
+fn step_forecasts(
+    input: &ReplayInput<'_>,
+    cache: &mut ForwardCache,
+    params: &InferenceParams,
+    h: usize,
+    origins: &[usize],
+) -> anyhow::Result<Vec<StepForecast>> {
+    if origins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let raw = cache.forward(
+        input.model,
+        input.series,
+        origins,
+        params.context_length,
+        h,
+        &mut |_| {},
+    )?;
+    raw.forecasts
+        .iter()
+        .map(|f| {
+            let step = QuantileForecast {
+                values: f.values.iter().map(|row| vec![row[h - 1]]).collect(),
+            };
+            let s = forecast::summarize(&step, params.num_samples, params.temperature)?;
+            Ok((
+                s.mean[0],
+                s.ci80[0],
+                s.ci95[0],
+                std::array::from_fn(|k| s.adjusted[k][0]),
+            ))
+        })
+        .collect()
+}
+
+/// The forecasts `cfg` makes on the business days after `after` up to `until`, as tracked
+/// predictions (the actual filled in; callers hide it until the target date is past).
+fn daily_forecasts(
+    input: &ReplayInput<'_>,
+    cache: &mut ForwardCache,
+    cfg: &ForecasterConfig,
+    after: NaiveDate,
+    until: NaiveDate,
+    out: &mut Vec<Prediction>,
+) -> anyhow::Result<()> {
+    let h = cfg.horizon.steps();
+    let Some(from) = after.succ_opt() else {
+        return Ok(());
+    };
+    let origins = scored_origins(input.series, h, from, until);
+    let forecasts = step_forecasts(input, cache, &cfg.params(), h, &origins)?;
+    for (&i, (mean, _, ci95, _)) in origins.iter().zip(forecasts) {
+        out.push(Prediction {
+            horizon: cfg.horizon.label(),
+            forecast_date: input.series.dates[i],
+            target_date: input.series.dates[i + h],
+            prediction: mean,
+            actual: Some(input.series.values[i + h]),
+            confidence_low: ci95[0],
+            confidence_high: ci95[1],
+            model_version: input.model_id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The config in effect for an origin dated `date`.
+fn in_effect(
+    timeline: &[(Option<NaiveDate>, ForecasterConfig, Action)],
+    date: NaiveDate,
+) -> &ForecasterConfig {
+    &timeline
+        .iter()
+        .rev()
+        .find(|(after, _, _)| after.is_none_or(|a| date > a))
+        .expect("the first entry applies to every date")
+        .1
+}
+
+fn scores(points: &[(f64, f64)], dist: Option<&[StepForecast]>) -> anyhow::Result<Scores> {
+    let errors: Vec<f64> = points.iter().map(|(f, a)| f - a).collect();
+    let forecasts: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let actuals: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let c80: Option<Vec<[f64; 2]>> = dist.map(|f| f.iter().map(|x| x.1).collect());
+    let c95: Option<Vec<[f64; 2]>> = dist.map(|f| f.iter().map(|x| x.2).collect());
+    let q: Option<Vec<[f64; 9]>> = dist.map(|f| f.iter().map(|x| x.3).collect());
+    Ok(Scores {
+        forecasts: points.len(),
+        rmse: metrics::rmse(&errors),
+        mae: metrics::mae(&errors),
+        mape: metrics::mape(&forecasts, &actuals)?,
+        wql: q.map(|q| metrics::wql(&actuals, &q)).transpose()?,
+        coverage_80: c80.map(|c| metrics::coverage(&actuals, &c)),
+        coverage_95: c95.as_ref().map(|c| metrics::coverage(&actuals, c)),
+        mean_ci95_width: c95.as_ref().map(|c| metrics::mean_width(c)),
+    })
+}
+
+/// Scores one horizon's policy, its static configs and the random walk over the replay.
+fn score(
+    input: &ReplayInput<'_>,
+    cache: &mut ForwardCache,
+    spec: &ReplaySpec,
+    st: &State,
+) -> anyhow::Result<HorizonReplay> {
+    let h = st.cfg.horizon;
+    let s = input.series;
+    let origins = scored_origins(s, h.steps(), spec.from, spec.to);
+    ensure!(
+        !origins.is_empty(),
+        "{}: no business day in {}..{} has its {h} target observed; replay an earlier period",
+        input.series_name,
+        spec.from,
+        spec.to
+    );
+    // Policy: each origin with its config in effect, grouped by config for batched forwards.
+    let mut policy: Vec<Option<StepForecast>> = vec![None; origins.len()];
+    let mut groups: BTreeMap<String, (InferenceParams, Vec<usize>)> = BTreeMap::new();
+    for (k, &i) in origins.iter().enumerate() {
+        let p = in_effect(&st.timeline, s.dates[i]).params();
+        groups.entry(p.to_string()).or_insert((p, Vec::new())).1.push(k);
+    }
+    for (p, ks) in groups.values() {
+        let os: Vec<usize> = ks.iter().map(|&k| origins[k]).collect();
+        for (&k, f) in ks.iter().zip(step_forecasts(input, cache, p, h.steps(), &os)?) {
+            policy[k] = Some(f);
+        }
+    }
+    let policy: Vec<StepForecast> = policy
+        .into_iter()
+        .map(|f| f.expect("every origin forecast"))
+        .collect();
+    let initial = st.timeline[0].1.params();
+    let fixed = step_forecasts(input, cache, &initial, h.steps(), &origins)?;
+    let actual = |i: usize| s.values[i + h.steps()];
+    let rw_at = |i: usize| s.values[i];
+    let arm = |f: &[StepForecast]| -> anyhow::Result<Scores> {
+        let points: Vec<(f64, f64)> = f.iter().zip(&origins).map(|(x, &i)| (x.0, actual(i))).collect();
+        scores(&points, Some(f))
+    };
+    let rw_points: Vec<(f64, f64)> = origins.iter().map(|&i| (rw_at(i), actual(i))).collect();
+    let policy_scores = arm(&policy)?;
+    let static_scores = arm(&fixed)?;
+    let squared_errors = origins
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let a = actual(i);
+            (
+                s.dates[i],
+                (policy[k].0 - a).powi(2),
+                (fixed[k].0 - a).powi(2),
+                (rw_at(i) - a).powi(2),
+            )
+        })
+        .collect();
+    let mut deploy_checks = Vec::new();
+    for (date, old, new, promised) in &st.deploys {
+        let end = st
+            .timeline
+            .iter()
+            .filter_map(|(after, _, _)| *after)
+            .find(|a| a > date)
+            .unwrap_or(spec.to);
+        let window = scored_origins(s, h.steps(), *date + Duration::days(1), end);
+        let realized = if window.is_empty() {
+            None
+        } else {
+            let e = |p: &InferenceParams, cache: &mut ForwardCache| -> anyhow::Result<f64> {
+                let f = step_forecasts(input, cache, p, h.steps(), &window)?;
+                let err: Vec<f64> = f.iter().zip(&window).map(|(x, &i)| x.0 - actual(i)).collect();
+                Ok(metrics::rmse(&err))
+            };
+            let (new_rmse, old_rmse) = (e(&new.params(), cache)?, e(&old.params(), cache)?);
+            Some(100.0 * (1.0 - new_rmse / old_rmse))
+        };
+        deploy_checks.push(DeployCheck {
+            date: *date,
+            from: old.params(),
+            to: new.params(),
+            promised_improvement_pct: *promised,
+            realized_improvement_pct: realized,
+            origins: window.len(),
+        });
+    }
+    let count = |a: Action| st.counts.get(&a).copied().unwrap_or(0);
+    Ok(HorizonReplay {
+        horizon: h,
+        timeline: st
+            .timeline
+            .iter()
+            .map(|(after, c, action)| InEffect {
+                after: *after,
+                params: c.params(),
+                action: *action,
+            })
+            .collect(),
+        improvement_vs_static_pct: 100.0 * (1.0 - policy_scores.rmse / static_scores.rmse),
+        policy: policy_scores,
+        static_configs: static_scores,
+        random_walk: scores(&rw_points, None)?,
+        runs: st.runs,
+        optimizations: st.optimizations,
+        deploys: count(Action::Deployed),
+        rejections: count(Action::Rejected),
+        rollbacks: count(Action::RolledBack),
+        failures: st.failures,
+        trigger_firings: st.triggers.clone(),
+        deploy_checks,
+        first_origin: origins.first().map(|&i| s.dates[i]),
+        last_origin: origins.last().map(|&i| s.dates[i]),
+        squared_errors,
+    })
+}
+
+fn ratio(num: usize, den: usize) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+fn kpis(horizons: &[HorizonReplay]) -> Kpis {
+    let runs: usize = horizons.iter().map(|h| h.runs).sum();
+    let failures: usize = horizons.iter().map(|h| h.failures).sum();
+    let optimizations: usize = horizons.iter().map(|h| h.optimizations).sum();
+    let deploys: usize = horizons.iter().map(|h| h.deploys).sum();
+    let realized: Vec<f64> = horizons
+        .iter()
+        .flat_map(|h| h.deploy_checks.iter().filter_map(|d| d.realized_improvement_pct))
+        .collect();
+    let worse = realized.iter().filter(|r| **r < 0.0).count();
+    Kpis {
+        automation_rate: ratio(runs - failures, runs).unwrap_or(1.0),
+        validation_success_rate: ratio(deploys, optimizations),
+        mean_realized_improvement_pct: (!realized.is_empty())
+            .then(|| realized.iter().sum::<f64>() / realized.len() as f64),
+        false_positive_trigger_rate: ratio(optimizations - deploys + worse, optimizations),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_dates_step_and_stop_at_to() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let spec = ReplaySpec {
+            from: d("2024-01-07"),
+            to: d("2024-01-28"),
+            every_days: 7,
+        };
+        assert_eq!(
+            run_dates(&spec),
+            [d("2024-01-07"), d("2024-01-14"), d("2024-01-21"), d("2024-01-28")]
+        );
+    }
+
+    #[test]
+    fn the_config_in_effect_changes_the_day_after_its_run() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let now = clock(d("2024-01-01"));
+        let a = ForecasterConfig::initial(Horizon(7), "m", now);
+        let mut b = a.clone();
+        b.context_length = 90;
+        let t = vec![
+            (None, a.clone(), Action::NoTrigger),
+            (Some(d("2024-01-07")), b.clone(), Action::Deployed),
+        ];
+        assert_eq!(in_effect(&t, d("2024-01-05")).context_length, 180);
+        assert_eq!(in_effect(&t, d("2024-01-07")).context_length, 180);
+        assert_eq!(in_effect(&t, d("2024-01-08")).context_length, 90);
+    }
+
+    #[test]
+    fn one_cache_serves_a_series_and_its_prefixes_but_not_another_series() {
+        struct Last;
+        impl QuantileModel for Last {
+            fn max_context(&self) -> usize {
+                2048
+            }
+            fn predict(&self, c: &[&[f64]], h: usize) -> anyhow::Result<Vec<QuantileForecast>> {
+                Ok(c.iter()
+                    .map(|x| QuantileForecast {
+                        values: vec![vec![*x.last().unwrap(); h]; 9],
+                    })
+                    .collect())
+            }
+        }
+        let full = crate::data::demo::synthetic_usdclp(3, 300, crate::data::demo::DEFAULT_START);
+        let cut = full.truncated_at(full.dates[199]);
+        let mut cache = ForwardCache::new();
+        cache
+            .forward(&Last, &cut, &[150, 160], 50, 5, &mut |_| {})
+            .unwrap();
+        cache
+            .forward(&Last, &full, &[150, 160, 250], 50, 5, &mut |_| {})
+            .unwrap();
+        assert_eq!((cache.series_run, cache.series_reused), (3, 2));
+        cache.forward(&Last, &cut, &[160], 50, 5, &mut |_| {}).unwrap();
+        assert_eq!(cache.series_reused, 3);
+        let mut other = full.clone();
+        other.values[10] += 1.0;
+        assert!(cache.forward(&Last, &other, &[150], 50, 5, &mut |_| {}).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! `replay` through the binary on a few months of the real series: nothing under the root
+//! changes, and one horizon's policy RMSE is recomputed here from the configs in effect the
+//! report lists, with the library's model and forecast post-processing.
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::util::{demo_model, real_series_csv, TestEnv};
+use model_optimizer::forecast::{self, QuantileForecast, QuantileModel};
+use model_optimizer::model::ChronosBolt;
+
+/// A small grid so the replay is quick in a debug build.
+const SMALL: &str =
+    "[search]\nvalidation_window = 10\nnum_samples = [20, 40]\ntemperature = [0.9, 1.1]\ntiming_runs = 1\n\
+[search.context_lengths]\n7d = [30, 60]\n";
+
+#[derive(Debug, Deserialize)]
+struct Out {
+    report: Report,
+    files: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    run_dates: usize,
+    horizons: Vec<HorizonReplay>,
+    forwards_computed: usize,
+    forwards_requested: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct HorizonReplay {
+    horizon: String,
+    timeline: Vec<InEffect>,
+    policy: Scores,
+    static_configs: Scores,
+    random_walk: Scores,
+    runs: usize,
+    first_origin: NaiveDate,
+    last_origin: NaiveDate,
+}
+
+#[derive(Debug, Deserialize)]
+struct InEffect {
+    after: Option<NaiveDate>,
+    params: Params,
+}
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    context_length: usize,
+    num_samples: usize,
+    temperature: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Scores {
+    forecasts: usize,
+    rmse: f64,
+}
+
+#[test]
+fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
+    let env = TestEnv::new().with_real_series();
+    env.write("configs/optimizer.toml", SMALL);
+    let before = env.snapshot();
+    let out_dir = tempfile::tempdir().unwrap();
+    let model = demo_model().display().to_string();
+    let out = env.run(&[
+        "replay",
+        "--from",
+        "2023-01-01",
+        "--to",
+        "2023-03-05",
+        "--horizon",
+        "7d",
+        "--json",
+        "--out",
+        &out_dir.path().display().to_string(),
+        "--model",
+        &model,
+    ]);
+    let parsed: Out = out.expect_code(0).json();
+    assert_eq!(env.snapshot(), before, "replay changes nothing under the root");
+    assert_eq!(parsed.files.len(), 3);
+    for f in &parsed.files {
+        assert!(std::fs::metadata(f).unwrap().len() > 0, "{f}");
+    }
+    let r = &parsed.report;
+    assert_eq!(r.run_dates, 10);
+    assert!(
+        r.forwards_computed < r.forwards_requested,
+        "the cache serves repeated forwards"
+    );
+    let h = &r.horizons[0];
+    assert_eq!((h.horizon.as_str(), h.runs), ("7d", 10));
+    assert!(h.random_walk.rmse > 0.0 && h.static_configs.forecasts == h.policy.forecasts);
+
+    // Independent recomputation of the policy's step-7 errors.
+    let series = model_optimizer::data::load_series(&real_series_csv()).unwrap();
+    let bolt = ChronosBolt::load(&model).unwrap();
+    let mut errors = Vec::new();
+    for i in 0..series.len() - 7 {
+        let d = series.dates[i];
+        if d < h.first_origin || d > h.last_origin {
+            continue;
+        }
+        let cfg = &h
+            .timeline
+            .iter()
+            .rev()
+            .find(|e| e.after.is_none_or(|a| d > a))
+            .unwrap()
+            .params;
+        let ctx = cfg.context_length.min(i + 1);
+        let raw = bolt
+            .predict(&[&series.values[i + 1 - ctx..=i]], 7)
+            .unwrap()
+            .remove(0);
+        let step7 = QuantileForecast {
+            values: raw.values.iter().map(|row| vec![row[6]]).collect(),
+        };
+        let s = forecast::summarize(&step7, cfg.num_samples, cfg.temperature).unwrap();
+        errors.push(s.mean[0] - series.values[i + 7]);
+    }
+    assert_eq!(errors.len(), h.policy.forecasts);
+    let rmse = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
+    assert!(
+        (rmse - h.policy.rmse).abs() <= 1e-6 * rmse,
+        "recomputed {rmse} vs reported {}",
+        h.policy.rmse
+    );
+}
