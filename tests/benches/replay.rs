@@ -1,0 +1,148 @@
+//! Benchmark of `replay`: the weekly job over 280 weeks (from 2019-01-06), four horizons,
+//! default settings, on the real USD/CLP series, printing wall time, forward passes computed
+//! against those a replay without the shared cache would compute, and peak RSS.
+//!
+//! Run with `cargo bench --bench replay` (release). The model has the dimensions of
+//! chronos-bolt-small with random weights (goals: <= 10 minutes on 2 cores, peak RSS <= 500 MB);
+//! `REPLAY_BENCH_MODEL=<dir>` times another checkpoint, `REPLAY_BENCH_WEEKS=N` a shorter span.
+//! Figures are printed, never asserted.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDate};
+use model_optimizer::config::Settings;
+use model_optimizer::domain::Horizon;
+use model_optimizer::forecaster_config::ForecasterConfig;
+use model_optimizer::model::ChronosBolt;
+use model_optimizer::replay::{self, ReplayInput, ReplayProgress, ReplaySpec};
+use model_optimizer::series::Series;
+
+#[path = "checkpoint.rs"]
+#[allow(dead_code)]
+mod checkpoint;
+use checkpoint::{write_checkpoint, SMALL};
+
+const GOAL_S: f64 = 600.0;
+const GOAL_RSS_MB: f64 = 500.0;
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("MODEL_OPTIMIZER_SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    )
+}
+
+/// `date,usdclp` rows; an empty value is missing.
+fn read_series(path: &std::path::Path) -> Series {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}; set MODEL_OPTIMIZER_SHARED", path.display()));
+    let mut series = Series::default();
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let (d, v) = line.split_once(',').expect("two columns");
+        series
+            .dates
+            .push(NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").expect("an ISO date"));
+        series.values.push(v.trim().parse().unwrap_or(f64::NAN));
+    }
+    series
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let series = read_series(&shared_dir().join("data/usdclp_daily.csv"));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (model, name) = match std::env::var_os("REPLAY_BENCH_MODEL") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            (
+                ChronosBolt::load_dir(&dir).unwrap_or_else(|e| panic!("{e}")),
+                dir.display().to_string(),
+            )
+        }
+        None => {
+            write_checkpoint(scratch.path(), &SMALL);
+            let m = ChronosBolt::load_dir(scratch.path()).unwrap_or_else(|e| panic!("{e}"));
+            let n = format!(
+                "random weights, chronos-bolt-{} dimensions ({} parameters)",
+                SMALL.name,
+                m.num_params()
+            );
+            (m, n)
+        }
+    };
+    let weeks: i64 = std::env::var("REPLAY_BENCH_WEEKS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(280);
+    let from = NaiveDate::from_ymd_opt(2019, 1, 6).unwrap();
+    let spec = ReplaySpec {
+        from,
+        to: from + Duration::days(7 * (weeks - 1)),
+        every_days: 7,
+    };
+    let settings = Settings::default();
+    let now = from.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let initial = Horizon::STANDARD
+        .iter()
+        .map(|&h| ForecasterConfig::initial(h, "bench", now))
+        .collect();
+    let input = ReplayInput {
+        settings: &settings,
+        series: &series,
+        series_name: "usdclp_daily.csv",
+        model: &model,
+        model_id: "bench",
+        initial,
+    };
+    println!("model: {name}");
+    println!(
+        "replay benchmark: {weeks} weekly runs {} to {}, four horizons, default settings",
+        spec.from, spec.to
+    );
+    let start = Instant::now();
+    let mut done = 0;
+    let report = replay::replay(&input, &spec, &mut |p| {
+        if let ReplayProgress::RunFinished { date } = p {
+            done += 1;
+            if done % 40 == 0 {
+                println!(
+                    "  {done} runs done ({date}), {:.0} s",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    })
+    .expect("replay");
+    let s = start.elapsed().as_secs_f64();
+    for h in &report.horizons {
+        println!(
+            "{:>4}: policy RMSE {:.3}  static {:.3}  random walk {:.3}  deploys {}  rejections {}",
+            h.horizon, h.policy.rmse, h.static_configs.rmse, h.random_walk.rmse, h.deploys, h.rejections
+        );
+    }
+    println!(
+        "total: {s:.1} s (goal <= {GOAL_S} s: {})  forward passes computed {} of {} a replay without the shared cache would compute ({:.1} %)",
+        if s <= GOAL_S { "met" } else { "missed" },
+        report.forwards_computed,
+        report.forwards_requested,
+        100.0 * report.forwards_computed as f64 / report.forwards_requested.max(1) as f64
+    );
+    match peak_rss_mb() {
+        Some(mb) => println!(
+            "peak RSS: {mb:.1} MB (goal <= {GOAL_RSS_MB} MB: {})",
+            if mb <= GOAL_RSS_MB { "met" } else { "missed" }
+        ),
+        None => println!("peak RSS: unavailable"),
+    }
+}
