@@ -62,24 +62,21 @@ fn main() {
     }
     let series = read_series(&shared_dir().join("data/usdclp_daily.csv"));
     let scratch = tempfile::tempdir().expect("tempdir");
-    let (model, name) = match std::env::var_os("REPLAY_BENCH_MODEL") {
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            (
-                ChronosBolt::load_dir(&dir).unwrap_or_else(|e| panic!("{e}")),
-                dir.display().to_string(),
-            )
-        }
-        None => {
-            write_checkpoint(scratch.path(), &SMALL);
-            let m = ChronosBolt::load_dir(scratch.path()).unwrap_or_else(|e| panic!("{e}"));
-            let n = format!(
-                "random weights, chronos-bolt-{} dimensions ({} parameters)",
-                SMALL.name,
-                m.num_params()
-            );
-            (m, n)
-        }
+    let (model, name) = if let Some(dir) = std::env::var_os("REPLAY_BENCH_MODEL") {
+        let dir = PathBuf::from(dir);
+        (
+            ChronosBolt::load_dir(&dir).unwrap_or_else(|e| panic!("{e}")),
+            dir.display().to_string(),
+        )
+    } else {
+        write_checkpoint(scratch.path(), &SMALL);
+        let m = ChronosBolt::load_dir(scratch.path()).unwrap_or_else(|e| panic!("{e}"));
+        let n = format!(
+            "random weights, chronos-bolt-{} dimensions ({} parameters)",
+            SMALL.name,
+            m.num_params()
+        );
+        (m, n)
     };
     let weeks: i64 = std::env::var("REPLAY_BENCH_WEEKS")
         .ok()
