@@ -4,6 +4,7 @@
 mod deploy;
 mod engine;
 mod foundation;
+mod packaging;
 mod run;
 mod search;
 mod triggers;
