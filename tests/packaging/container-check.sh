@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Packaging check, run by a developer on this machine kind (not in CI: about 30 minutes on two
+# cores; needs root, Debian's docker.io and network access to the package registries). It runs
+# the production path as a host would: the image build (and a rebuild after a code-only
+# change), then, in a fresh clone owned by a non-root user with ../shared beside it, the compose
+# job (dry run, a forced deploy, two runs at once, a host run against a held lock, peak memory
+# at chronos-bolt-small size) and the schedule (systemd timer and units).
+#
+# Prints one line per check, `PASS name detail` or `FAIL name detail` (`SKIP` for what this
+# host cannot try), and exits 1 if any check failed.
+#
+# Usage: sudo tests/packaging/container-check.sh
+# Environment: CHECK_UID (owner of the clone, default 1000; a user is created if none has it),
+#   CHECK_WORK (scratch directory, default /tmp/model-optimizer-check, emptied first),
+#   COMPOSE (default docker-compose, the v1 that Debian ships; "docker compose" for v2),
+#   CLEAN=1 (build the image without the layer cache), CARGO_TARGET_DIR (host build of the
+#   checkpoint writer, default ~/.cache/model-optimizer/target as in .ci/run),
+#   MODEL_OPTIMIZER_SHARED (default ../shared beside the checkout).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+SHARED=$(cd "${MODEL_OPTIMIZER_SHARED:-$REPO/../shared}" && pwd)
+WORK=${CHECK_WORK:-/tmp/model-optimizer-check}
+OWNER_UID=${CHECK_UID:-1000}
+read -r -a COMPOSE <<< "${COMPOSE:-docker-compose}"
+export COMPOSE_PROJECT_NAME=model-optimizer-check
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/model-optimizer/target}
+IMAGE=model-optimizer:latest
+FAILED=0
+
+pass() { echo "PASS $1 ${*:2}"; }
+fail() { echo "FAIL $1 ${*:2}"; FAILED=1; }
+skip() { echo "SKIP $1 ${*:2}"; }
+# `CONDITION; verdict $? name detail`: PASS when the condition succeeded. ($? goes first: a
+# command substitution in the detail would overwrite it.)
+verdict() { local ok=$1; shift; if [ "$ok" = 0 ]; then pass "$@"; else fail "$@"; fi; }
+log() { echo "$WORK/logs/$1.log"; }
+# Docker builds share the two cores with other work: lowest CPU priority on both sides.
+nice_build() { nice -n 19 "$DOCKER" build --cpu-shares 128 "$@"; }
+
+[ "$(id -u)" = 0 ] || { echo "run as root (it installs packages, starts dockerd, creates a user)" >&2; exit 2; }
+rm -rf "$WORK" && mkdir -p "$WORK/logs"
+
+# --- engine and base images -------------------------------------------------------------------
+if bash "$SHARED/tools/container-base-images.sh" > "$(log base-images)" 2>&1; then
+    pass base-images "$(tail -2 "$(log base-images)" | tr '\n' ' ')"
+else
+    fail base-images "see $(log base-images)"; exit 1
+fi
+# Debian's engine and client (another docker CLI on PATH may expect buildx).
+DOCKER=/usr/bin/docker
+export PATH=/usr/bin:$PATH
+command -v systemd-analyze > /dev/null || apt-get install -y -qq systemd > /dev/null
+
+# --- the fresh clone, owned by a non-root user ------------------------------------------------
+OWNER=$(getent passwd "$OWNER_UID" | cut -d: -f1)
+[ -n "$OWNER" ] || { useradd --create-home --uid "$OWNER_UID" mocheck && OWNER=mocheck; }
+OWNER_GID=$(id -g "$OWNER")
+OWNER_HOME=$(getent passwd "$OWNER" | cut -d: -f6)
+as_owner() { runuser -u "$OWNER" -- env HOME="$OWNER_HOME" "$@"; }
+CLONE=$WORK/model-optimizer
+SHA=$(git -C "$REPO" rev-parse HEAD)
+# --no-local: a local clone hard-links the objects, and the chown below would reach the original.
+git clone -q --no-local "$REPO" "$CLONE" && git -C "$CLONE" checkout -q -B packaging-check "$SHA"
+ln -s "$SHARED" "$WORK/shared"
+chown -R "$OWNER_UID:$OWNER_GID" "$CLONE"
+cd "$CLONE" || exit 1
+# What README.md tells the owner to do once.
+as_owner sh -c 'printf "UID=%s\nGID=%s\n" "$(id -u)" "$(id -g)" > .env'
+compose() { "${COMPOSE[@]}" "$@"; }
+compose_run() { compose run --rm -T "$@"; }
+
+# --- image build, timed -----------------------------------------------------------------------
+start=$(date +%s)
+if nice_build ${CLEAN:+--no-cache} -f Dockerfile.optimizer -t "$IMAGE" . > "$(log build)" 2>&1; then
+    secs=$(( $(date +%s) - start ))
+    compiled=$(grep -c 'Compiling ' "$(log build)")
+    size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
+    pass image-build "${secs}s, $compiled crates compiled, image $(( size / 1000000 )) MB"
+else
+    fail image-build "see $(log build)"; exit 1
+fi
+# A change to a source file alone rebuilds only the crate: one `Compiling` line.
+REB=$WORK/rebuild
+mkdir -p "$REB" && git -C "$REPO" archive "$SHA" | tar -x -C "$REB"
+echo '// packaging check: a code-only change' >> "$REB/src/main.rs"
+start=$(date +%s)
+if nice_build -f "$REB/Dockerfile.optimizer" -t model-optimizer:rebuild-check "$REB" > "$(log rebuild)" 2>&1; then
+    secs=$(( $(date +%s) - start ))
+    compiled=$(grep -c 'Compiling ' "$(log rebuild)")
+    [ "$compiled" = 1 ]; verdict $? image-rebuild "${secs}s after a src-only change, $compiled crate(s) compiled"
+else
+    fail image-rebuild "see $(log rebuild)"
+fi
+"$DOCKER" image rm -f model-optimizer:rebuild-check > /dev/null 2>&1
+volumes=$("$DOCKER" image inspect -f '{{json .Config.Volumes}}' "$IMAGE")
+[ "$volumes" = null ]; verdict $? image-volumes "VOLUME entries: $volumes"
+fonts=$("$DOCKER" run --rm --entrypoint sh "$IMAGE" -c 'ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' 2>&1)
+[ "$fonts" = /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; verdict $? image-font "$fonts"
+
+# --- compose file: both compose versions, and the message without .env -----------------------
+if compose config -q > "$(log compose-config)" 2>&1; then
+    pass compose-config "$("${COMPOSE[@]}" version 2>&1 | head -1)"
+else
+    fail compose-config "see $(log compose-config)"
+fi
+if [ "${COMPOSE[*]}" != "docker compose" ]; then
+    if "$DOCKER" compose version > /dev/null 2>&1; then
+        "$DOCKER" compose config -q; verdict $? compose-v2-config "$("$DOCKER" compose version | head -1)"
+    else
+        skip compose-v2-config "docker compose (v2) is not installed with this engine"
+    fi
+fi
+mv .env .env.saved
+msg=$(compose config -q 2>&1); rc=$?
+mv .env.saved .env
+[ "$rc" != 0 ] && grep -q "write .env" <<< "$msg"; verdict $? compose-missing-env "exit $rc: $msg"
+hf=$(compose_run --entrypoint sh model-optimizer -c 'id -u; touch "$HF_HOME/.write-check" && rm "$HF_HOME/.write-check" && echo writable' 2>&1 | tr '\n' ' ')
+[ "$hf" = "$OWNER_UID writable " ]; verdict $? hf-cache-writable "uid and result: $hf"
+
+# The owner's own git, run as the owner: no ownership complaint, and the output.
+owner_git() { as_owner git -C "$CLONE" "$@"; }
+not_owned() { find "$CLONE" ! -uid "$OWNER_UID" -print | head -5 | tr '\n' ' '; }
+# `run` exits 0, or 3 when a candidate was rejected: every horizon reached its decision.
+decided() { [ "$1" = 0 ] || [ "$1" = 3 ]; }
+DEMO=/models/demo-bolt-tiny
+DEMO_MOUNT=(-v "$WORK/shared/models/demo-bolt-tiny:$DEMO:ro")
+
+# --- dry run: decisions for every horizon, nothing written -----------------------------------
+compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --dry-run --model "$DEMO" > "$(log dry-run)" 2>&1; rc=$?
+changes=$(owner_git status --porcelain --ignored 2>&1 | grep -v '^!! .env$' | tr '\n' ' ')
+decided "$rc" && [ -z "$changes" ]; verdict $? compose-dry-run "exit $rc, files changed: ${changes:-none}"
+
+# --- forced 7d deploy through compose ----------------------------------------------------------
+# Validation thresholds wide open, so that the forced search's candidate is deployed whatever
+# the demo model scores: this checks the deploy path, not the model.
+OPEN=(-e MODEL_OPTIMIZER_VALIDATION_MIN_RMSE_IMPROVEMENT_PCT=-100
+      -e MODEL_OPTIMIZER_VALIDATION_MIN_MAPE_IMPROVEMENT_PCT=-100
+      -e MODEL_OPTIMIZER_VALIDATION_MAX_STD_INCREASE_PCT=10000
+      -e MODEL_OPTIMIZER_VALIDATION_MAX_INFERENCE_TIME_INCREASE_PCT=10000
+      -e MODEL_OPTIMIZER_VALIDATION_MIN_COVERAGE_95=0
+      -e MODEL_OPTIMIZER_VALIDATION_MAX_ABS_BIAS=1000000)
+# A current 7d config outside the search grid, committed by the owner, so the deploy changes it.
+as_owner sh -c 'sed -i "s/\"context_length\": [0-9]*/\"context_length\": 120/; s/\"num_samples\": [0-9]*/\"num_samples\": 75/" configs/chronos_7d.json'
+owner_git -c user.name=Owner -c user.email=owner@example.com commit -q -am "packaging check: a 7d config outside the grid"
+before_head=$(owner_git rev-parse HEAD)
+before_cfg=$(sha256sum configs/chronos_7d.json)
+compose_run "${DEMO_MOUNT[@]}" "${OPEN[@]}" model-optimizer run --horizon 7d --force --model "$DEMO" > "$(log deploy)" 2>&1; rc=$?
+[ "$rc" = 0 ]; verdict $? deploy-exit "exit $rc"
+[ "$(sha256sum configs/chronos_7d.json)" != "$before_cfg" ]
+verdict $? deploy-config-replaced "$(grep -E '"(context_length|num_samples|temperature)"' configs/chronos_7d.json | tr -d ' \n')"
+backups=$(ls configs/backups/chronos_7d_*.json 2>/dev/null | wc -l)
+[ "$backups" = 1 ]; verdict $? deploy-backup "$backups backup(s) of 7d"
+hist=$(compose_run model-optimizer --json history --horizon 7d --limit 1 2> "$(log history)")
+row=$(printf %s "$hist" | jq -c '(if type == "array" then . else (.records // .rows // .history) end) | .[0] | {horizon, action, success}' 2>&1)
+jq -e '.horizon == "7d" and .action == "deployed" and .success' <<< "$row" > /dev/null; verdict $? deploy-history "newest 7d row: $row"
+png=$(find reports -name 7d.png 2>/dev/null | head -1)
+png_size=$(stat -c %s "$png" 2>/dev/null || echo 0)
+nofont=$(grep -c 'no font found' "$(log deploy)")
+[ "$png_size" -gt 0 ] && [ "$nofont" = 0 ]; verdict $? deploy-png "${png:-no reports/*/7d.png}: $png_size bytes, 'no font' warnings: $nofont"
+# The image draws text: the same validation picture drawn with the image's fonts and with the
+# fonts hidden under an empty tmpfs; the one with title, axis labels and legend is larger.
+plot_size() {
+    "$DOCKER" run --rm -u "$OWNER_UID:$OWNER_GID" -v "$CLONE:/app" "${DEMO_MOUNT[@]}" "$@" --entrypoint sh "$IMAGE" -c \
+        "model-optimizer --root /app validate --horizon 7d --candidate configs/chronos_7d.json --plot /tmp/p --model $DEMO > /dev/null 2>&1; stat -c %s /tmp/p/*/7d.png" 2>/dev/null || echo 0
+}
+with_fonts=$(plot_size); without_fonts=$(plot_size --tmpfs /usr/share/fonts)
+[ "$without_fonts" -gt 0 ] && [ "$with_fonts" -gt "$without_fonts" ]
+verdict $? png-text "validation picture $with_fonts bytes with the image's fonts, $without_fonts without"
+log_out=$(owner_git log --format=%s "$before_head..HEAD" 2>&1)
+files=$(owner_git log --format= --name-only "$before_head..HEAD" 2>&1 | sort -u | tr '\n' ' ')
+commits=$(printf '%s\n' "$log_out" | grep -c .)
+[ "$commits" = 1 ] && [ "$files" = "configs/chronos_7d.json " ] && ! grep -q dubious <<< "$log_out"
+verdict $? deploy-commit "$commits commit(s) touching: $files(git log as $OWNER)"
+owner_status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
+! grep -qi "dubious\|fatal" <<< "$owner_status"; verdict $? owner-git "git status as $OWNER: ${owner_status:-clean}"
+stray=$(not_owned)
+[ -z "$stray" ]; verdict $? ownership "files in the clone not owned by $OWNER: ${stray:-none}"
+
+# --- one run at a time: a second compose run and a host run while a compose run holds the lock -
+LOCK=$CLONE/.model-optimizer.lock
+held() { [ -e "$LOCK" ] && grep -q ":$(stat -c %i "$LOCK") " /proc/locks; }
+compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --force --model "$DEMO" > "$(log holder)" 2>&1 &
+holder=$!
+for _ in $(seq 1 120); do held && break; sleep 1; done
+if held; then
+    cid=$("$DOCKER" ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" | head -1)
+    limits=$("$DOCKER" inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.Config.User}}' "$cid" 2>&1)
+    [ "$limits" = "1073741824 2000000000 $OWNER_UID:$OWNER_GID" ]; verdict $? compose-limits "memory, nano-CPUs, user: $limits"
+    compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --model "$DEMO" > "$(log second)" 2>&1; rc=$?
+    [ "$rc" = 75 ]; verdict $? lock-second-compose-run "exit $rc while another compose run holds the lock"
+    "$DOCKER" create --name model-optimizer-check-bin "$IMAGE" > /dev/null && \
+        "$DOCKER" cp model-optimizer-check-bin:/usr/local/bin/model-optimizer "$WORK/model-optimizer-bin" && \
+        "$DOCKER" rm model-optimizer-check-bin > /dev/null
+    as_owner "$WORK/model-optimizer-bin" --root "$CLONE" run --all --model "$WORK/shared/models/demo-bolt-tiny" > "$(log host)" 2>&1; rc=$?
+    [ "$rc" = 75 ]; verdict $? lock-host-run "exit $rc from the host binary (as $OWNER) while a compose run holds the lock"
+    held; verdict $? lock-still-held "by the first run after both attempts"
+else
+    fail lock-taken "the first run never held $LOCK (see $(log holder))"
+fi
+wait "$holder"; rc=$?
+decided "$rc"; verdict $? lock-holder-run "exit $rc of the run that held the lock"
+
+# --- peak memory at chronos-bolt-small size under the 1 GB limit -----------------------------
+SMALL=$WORK/bolt-small-random
+# With the features .ci/run builds, so that its cached library is reused.
+if (cd "$REPO" && nice cargo run -q --features failpoints --example write-checkpoint -- "$SMALL" small) > "$(log checkpoint)" 2>&1; then
+    compose_run -v "$SMALL:/models/bolt-small-random:ro" --entrypoint sh model-optimizer -c '
+        model-optimizer --root /app run --all --force --model /models/bolt-small-random; rc=$?
+        cg=/sys/fs/cgroup
+        if [ -r $cg/memory.peak ]; then echo "limit $(cat $cg/memory.max) peak $(cat $cg/memory.peak)"
+        else echo "limit $(cat $cg/memory/memory.limit_in_bytes) peak $(cat $cg/memory/memory.max_usage_in_bytes)"; fi
+        exit $rc' > "$(log memory)" 2>&1; rc=$?
+    read -r _ limit _ peak <<< "$(grep '^limit ' "$(log memory)")"
+    decided "$rc" && [ "${limit:-0}" = 1073741824 ] && [ "${peak:-0}" -gt 0 ] && [ "$peak" -lt "$limit" ]
+    verdict $? memory-peak "run --all --force exit $rc, cgroup peak $(( ${peak:-0} / 1048576 )) MiB of $(( ${limit:-0} / 1048576 )) MiB"
+else
+    fail memory-peak "the checkpoint writer failed: see $(log checkpoint)"
+fi
+
+# --- the schedule ------------------------------------------------------------------------------
+# The timer's own OnCalendar, across Chile's April and September 2026 changes: every elapse is
+# Sunday 02:00 Santiago time, with both offsets on each side.
+cal=$(sed -n 's/^OnCalendar=//p' "$CLONE/cron/model-optimizer.timer")
+for change in 'april:2026-03-20 00:00:00 UTC' 'september:2026-08-25 00:00:00 UTC'; do
+    base=${change#*:}
+    elapses=$(TZ=UTC systemd-analyze calendar --iterations=3 --base-time="$base" "$cal" 2>&1 \
+        | sed -n 's/^ *\(Next elapse\|Iter\. #[0-9]*\): //p')
+    local_times=$(printf '%s\n' "$elapses" | while read -r t; do TZ=America/Santiago date -d "$t" '+%F %a %H:%M %z'; done | tr '\n' ',')
+    [ "$(tr , '\n' <<< "$local_times" | grep -c ' Sun 02:00 ')" = 3 ] && grep -q -- -0300 <<< "$local_times" && grep -q -- -0400 <<< "$local_times"
+    verdict $? "systemd-calendar-${change%%:*}" "$local_times"
+done
+verify=$(systemd-analyze verify "$CLONE/cron/model-optimizer.service" "$CLONE/cron/model-optimizer.timer" 2>&1); rc=$?
+[ "$rc" = 0 ] && [ -z "$verify" ]; verdict $? systemd-verify "exit $rc, ${verify:-no warnings}"
+
+"$DOCKER" volume rm "${COMPOSE_PROJECT_NAME}_hf-cache" > /dev/null 2>&1
+echo "logs and the clone: $WORK"
+exit "$FAILED"
