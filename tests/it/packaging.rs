@@ -53,7 +53,10 @@ fn date_each(zone: &str, format: &str, instants: &[DateTime<Utc>]) -> Vec<String
         .stdout(Stdio::piped())
         .spawn()
         .expect("GNU date is installed");
-    let input: String = instants.iter().map(|t| format!("@{}\n", t.timestamp())).collect();
+    let mut input = String::new();
+    for t in instants {
+        input.push_str(&format!("@{}\n", t.timestamp()));
+    }
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
     let out = child.wait_with_output().unwrap();

@@ -12,7 +12,8 @@
 # Usage: sudo tests/packaging/container-check.sh
 # Environment: CHECK_UID (owner of the clone, default 1000; a user is created if none has it),
 #   CHECK_WORK (scratch directory, default /tmp/model-optimizer-check, emptied first),
-#   COMPOSE (default docker-compose, the v1 that Debian ships; "docker compose" for v2),
+#   COMPOSE (the compose that runs the job checks: docker-compose, the v1 that Debian ships, by
+#   default; v2 for `docker compose`; the compose file is checked with both either way),
 #   CLEAN=1 (build the image without the layer cache), CARGO_TARGET_DIR (host build of the
 #   checkpoint writer, default ~/.cache/model-optimizer/target as in .ci/run),
 #   MODEL_OPTIMIZER_SHARED (default ../shared beside the checkout).
@@ -99,22 +100,35 @@ fonts=$("$DOCKER" run --rm --entrypoint sh "$IMAGE" -c 'ls /usr/share/fonts/true
 [ "$fonts" = /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; verdict $? image-font "$fonts"
 
 # --- compose file: both compose versions, and the message without .env -----------------------
-if compose config -q > "$(log compose-config)" 2>&1; then
-    pass compose-config "$("${COMPOSE[@]}" version 2>&1 | head -1)"
+# v2 where this engine has none: Debian trixie's docker-compose package (2.x, a static binary)
+# unpacked as a CLI plugin into a scratch DOCKER_CONFIG, leaving the host's v1 in place.
+if "$DOCKER" compose version > /dev/null 2>&1; then
+    V2=("$DOCKER" compose)
 else
-    fail compose-config "see $(log compose-config)"
-fi
-if [ "${COMPOSE[*]}" != "docker compose" ]; then
-    if "$DOCKER" compose version > /dev/null 2>&1; then
-        "$DOCKER" compose config -q; verdict $? compose-v2-config "$("$DOCKER" compose version | head -1)"
+    V2DIR=$WORK/compose-v2
+    mkdir -p "$V2DIR/lists/partial" "$V2DIR/docker-config/cli-plugins"
+    echo 'deb http://deb.debian.org/debian trixie main' > "$V2DIR/sources.list"
+    APT=(-o Dir::Etc::SourceList="$V2DIR/sources.list" -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists="$V2DIR/lists")
+    if apt-get "${APT[@]}" update -qq > "$(log compose-v2)" 2>&1 &&
+        (cd "$V2DIR" && apt-get "${APT[@]}" download docker-compose >> "$(log compose-v2)" 2>&1) &&
+        dpkg-deb -x "$V2DIR"/docker-compose_2*.deb "$V2DIR/root" &&
+        cp "$V2DIR/root/usr/libexec/docker/cli-plugins/docker-compose" "$V2DIR/docker-config/cli-plugins/"; then
+        V2=(env DOCKER_CONFIG="$V2DIR/docker-config" "$DOCKER" compose)
     else
-        skip compose-v2-config "docker compose (v2) is not installed with this engine"
+        V2=()
     fi
 fi
-mv .env .env.saved
-msg=$(compose config -q 2>&1); rc=$?
-mv .env.saved .env
-[ "$rc" != 0 ] && grep -q "write .env" <<< "$msg"; verdict $? compose-missing-env "exit $rc: $msg"
+for v in v1 v2; do
+    if [ "$v" = v1 ]; then C=(docker-compose); else C=("${V2[@]}"); fi
+    if [ ${#C[@]} = 0 ]; then skip "compose-$v" "no docker compose v2 (see $(log compose-v2))"; continue; fi
+    "${C[@]}" config -q > "$(log "compose-$v-config")" 2>&1
+    verdict $? "compose-$v-config" "$("${C[@]}" version 2>&1 | head -1)"
+    mv .env .env.saved
+    msg=$("${C[@]}" config -q 2>&1); rc=$?
+    mv .env.saved .env
+    [ "$rc" != 0 ] && grep -q "write .env" <<< "$msg"; verdict $? "compose-$v-missing-env" "exit $rc: $msg"
+done
+if [ "${COMPOSE[*]}" = v2 ]; then COMPOSE=("${V2[@]}"); fi
 hf=$(compose_run --entrypoint sh model-optimizer -c 'id -u; touch "$HF_HOME/.write-check" && rm "$HF_HOME/.write-check" && echo writable' 2>&1 | tr '\n' ' ')
 [ "$hf" = "$OWNER_UID writable " ]; verdict $? hf-cache-writable "uid and result: $hf"
 
@@ -126,10 +140,14 @@ decided() { [ "$1" = 0 ] || [ "$1" = 3 ]; }
 DEMO=/models/demo-bolt-tiny
 DEMO_MOUNT=(-v "$WORK/shared/models/demo-bolt-tiny:$DEMO:ro")
 
-# --- dry run: decisions for every horizon, nothing written -----------------------------------
-compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --dry-run --model "$DEMO" > "$(log dry-run)" 2>&1; rc=$?
-changes=$(owner_git status --porcelain --ignored 2>&1 | grep -v '^!! .env$' | tr '\n' ' ')
-decided "$rc" && [ -z "$changes" ]; verdict $? compose-dry-run "exit $rc, files changed: ${changes:-none}"
+# --- dry run, with each compose: decisions for every horizon, nothing written ----------------
+for v in v1 v2; do
+    if [ "$v" = v1 ]; then C=(docker-compose); else C=("${V2[@]}"); fi
+    [ ${#C[@]} = 0 ] && continue
+    "${C[@]}" run --rm -T "${DEMO_MOUNT[@]}" model-optimizer run --all --dry-run --model "$DEMO" > "$(log "dry-run-$v")" 2>&1; rc=$?
+    changes=$(owner_git status --porcelain --ignored 2>&1 | grep -v '^!! .env$' | tr '\n' ' ')
+    decided "$rc" && [ -z "$changes" ]; verdict $? "compose-$v-dry-run" "exit $rc, files changed: ${changes:-none}"
+done
 
 # --- forced 7d deploy through compose ----------------------------------------------------------
 # Validation thresholds wide open, so that the forced search's candidate is deployed whatever
