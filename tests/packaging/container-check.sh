@@ -251,6 +251,23 @@ done
 verify=$(systemd-analyze verify "$CLONE/cron/model-optimizer.service" "$CLONE/cron/model-optimizer.timer" 2>&1); rc=$?
 [ "$rc" = 0 ] && [ -z "$verify" ]; verdict $? systemd-verify "exit $rc, ${verify:-no warnings}"
 
+# The cron entry's command as cron runs it (\% becomes %), pointed at the clone, with `date`
+# and `docker-compose` stood in for: it goes on only when the guard reads 702, and then runs
+# the job command in the checkout.
+entry=$(grep -E '^[0-9*]' "$CLONE/cron/model-optimizer.cron" | head -1)
+cmd=$(cut -d' ' -f7- <<< "$entry" | sed -e 's/\\%/%/g' -e "s#/opt/model-optimizer#$CLONE#g" -e "s#/var/log/model-optimizer.log#$WORK/logs/cron-entry.log#")
+FAKE=$WORK/fake-bin
+mkdir -p "$FAKE"
+printf '#!/bin/sh\necho "$PWD $*" >> %s\n' "$WORK/cron-compose-calls" > "$FAKE/docker-compose"
+for guard in 701 702; do
+    printf '#!/bin/sh\necho %s\n' "$guard" > "$FAKE/date"
+    chmod +x "$FAKE/date" "$FAKE/docker-compose"
+    PATH=$FAKE:$PATH sh -c "$cmd"
+done
+calls=$(cat "$WORK/cron-compose-calls" 2>/dev/null)
+[ "$calls" = "$CLONE run --rm -T model-optimizer run --all" ]
+verdict $? cron-entry "user $(awk '{print $6}' <<< "$entry"), compose calls with the guard at 701 then 702: ${calls:-none}"
+
 "$DOCKER" volume rm "${COMPOSE_PROJECT_NAME}_hf-cache" > /dev/null 2>&1
 echo "logs and the clone: $WORK"
 exit "$FAILED"
