@@ -9,7 +9,7 @@
 # Prints one line per check, `PASS name detail` or `FAIL name detail` (`SKIP` for what this
 # host cannot try), and exits 1 if any check failed.
 #
-# Usage: sudo tests/packaging/container-check.sh
+# Usage: sudo tests/packaging/container-check.sh (checks the committed HEAD of this checkout)
 # Environment: CHECK_UID (owner of the clone, default 1000; a user is created if none has it),
 #   CHECK_WORK (scratch directory, default /tmp/model-optimizer-check, emptied first),
 #   COMPOSE (the compose that runs the job checks: docker-compose, the v1 that Debian ships, by
@@ -40,6 +40,7 @@ log() { echo "$WORK/logs/$1.log"; }
 nice_build() { nice -n 19 "$DOCKER" build --cpu-shares 128 "$@"; }
 
 [ "$(id -u)" = 0 ] || { echo "run as root (it installs packages, starts dockerd, creates a user)" >&2; exit 2; }
+case $WORK in /tmp/?*|/var/tmp/?*) ;; *) echo "CHECK_WORK must be under /tmp or /var/tmp: it is emptied first" >&2; exit 2;; esac
 rm -rf "$WORK" && mkdir -p "$WORK/logs"
 
 # --- engine and base images -------------------------------------------------------------------
@@ -48,9 +49,8 @@ if bash "$SHARED/tools/container-base-images.sh" > "$(log base-images)" 2>&1; th
 else
     fail base-images "see $(log base-images)"; exit 1
 fi
-# Debian's engine and client (another docker CLI on PATH may expect buildx).
+# Debian's client, named explicitly: another docker CLI on PATH may need buildx to build.
 DOCKER=/usr/bin/docker
-export PATH=/usr/bin:$PATH
 command -v systemd-analyze > /dev/null || apt-get install -y -qq systemd > /dev/null
 
 # --- the fresh clone, owned by a non-root user ------------------------------------------------
@@ -195,32 +195,16 @@ owner_status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
 stray=$(not_owned)
 [ -z "$stray" ]; verdict $? ownership "files in the clone not owned by $OWNER: ${stray:-none}"
 
-# --- one run at a time: a second compose run and a host run while a compose run holds the lock -
+# --- peak memory at chronos-bolt-small size, and one run at a time -----------------------------
+# A forced `run --all` on random weights with chronos-bolt-small's shapes, under the compose
+# limits; its container's cgroup reports the peak. While it holds the run lock, a second compose
+# run and a host run of the image's binary (as the owner) must both exit 75.
+SMALL=$WORK/bolt-small-random
 LOCK=$CLONE/.model-optimizer.lock
 held() { [ -e "$LOCK" ] && grep -q ":$(stat -c %i "$LOCK") " /proc/locks; }
-compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --force --model "$DEMO" > "$(log holder)" 2>&1 &
-holder=$!
-for _ in $(seq 1 120); do held && break; sleep 1; done
-if held; then
-    cid=$("$DOCKER" ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" | head -1)
-    limits=$("$DOCKER" inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.Config.User}}' "$cid" 2>&1)
-    [ "$limits" = "1073741824 2000000000 $OWNER_UID:$OWNER_GID" ]; verdict $? compose-limits "memory, nano-CPUs, user: $limits"
-    compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --model "$DEMO" > "$(log second)" 2>&1; rc=$?
-    [ "$rc" = 75 ]; verdict $? lock-second-compose-run "exit $rc while another compose run holds the lock"
-    "$DOCKER" create --name model-optimizer-check-bin "$IMAGE" > /dev/null && \
-        "$DOCKER" cp model-optimizer-check-bin:/usr/local/bin/model-optimizer "$WORK/model-optimizer-bin" && \
-        "$DOCKER" rm model-optimizer-check-bin > /dev/null
-    as_owner "$WORK/model-optimizer-bin" --root "$CLONE" run --all --model "$WORK/shared/models/demo-bolt-tiny" > "$(log host)" 2>&1; rc=$?
-    [ "$rc" = 75 ]; verdict $? lock-host-run "exit $rc from the host binary (as $OWNER) while a compose run holds the lock"
-    held; verdict $? lock-still-held "by the first run after both attempts"
-else
-    fail lock-taken "the first run never held $LOCK (see $(log holder))"
-fi
-wait "$holder"; rc=$?
-decided "$rc"; verdict $? lock-holder-run "exit $rc of the run that held the lock"
-
-# --- peak memory at chronos-bolt-small size under the 1 GB limit -----------------------------
-SMALL=$WORK/bolt-small-random
+"$DOCKER" create --name model-optimizer-check-bin "$IMAGE" > /dev/null &&
+    "$DOCKER" cp model-optimizer-check-bin:/usr/local/bin/model-optimizer "$WORK/model-optimizer-bin"
+"$DOCKER" rm model-optimizer-check-bin > /dev/null 2>&1
 # With the features .ci/run builds, so that its cached library is reused.
 if (cd "$REPO" && nice cargo run -q --features failpoints --example write-checkpoint -- "$SMALL" small) > "$(log checkpoint)" 2>&1; then
     compose_run -v "$SMALL:/models/bolt-small-random:ro" --entrypoint sh model-optimizer -c '
@@ -228,13 +212,30 @@ if (cd "$REPO" && nice cargo run -q --features failpoints --example write-checkp
         cg=/sys/fs/cgroup
         if [ -r $cg/memory.peak ]; then echo "limit $(cat $cg/memory.max) peak $(cat $cg/memory.peak)"
         else echo "limit $(cat $cg/memory/memory.limit_in_bytes) peak $(cat $cg/memory/memory.max_usage_in_bytes)"; fi
-        exit $rc' > "$(log memory)" 2>&1; rc=$?
+        exit $rc' > "$(log memory)" 2>&1 &
+    holder=$!
+    for _ in $(seq 1 300); do held && break; sleep 0.2; done
+    if held; then
+        cid=$("$DOCKER" ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" | head -1)
+        limits=$("$DOCKER" inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.Config.User}}' "$cid" 2>&1)
+        [ "$limits" = "1073741824 2000000000 $OWNER_UID:$OWNER_GID" ]; verdict $? compose-limits "memory, nano-CPUs, user: $limits"
+        compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --model "$DEMO" > "$(log second)" 2>&1; rc=$?
+        [ "$rc" = 75 ]; verdict $? lock-second-compose-run "exit $rc while another compose run holds the lock"
+        as_owner "$WORK/model-optimizer-bin" --root "$CLONE" run --all --model "$WORK/shared/models/demo-bolt-tiny" > "$(log host)" 2>&1; rc=$?
+        [ "$rc" = 75 ]; verdict $? lock-host-run "exit $rc from the host binary (as $OWNER) while a compose run holds the lock"
+        held; verdict $? lock-still-held "by the first run after both attempts"
+    else
+        fail lock-taken "the run never held $LOCK (see $(log memory))"
+    fi
+    wait "$holder"; rc=$?
     read -r _ limit _ peak <<< "$(grep '^limit ' "$(log memory)")"
     decided "$rc" && [ "${limit:-0}" = 1073741824 ] && [ "${peak:-0}" -gt 0 ] && [ "$peak" -lt "$limit" ]
     verdict $? memory-peak "run --all --force exit $rc, cgroup peak $(( ${peak:-0} / 1048576 )) MiB of $(( ${limit:-0} / 1048576 )) MiB"
 else
     fail memory-peak "the checkpoint writer failed: see $(log checkpoint)"
 fi
+stray=$(not_owned)
+[ -z "$stray" ]; verdict $? ownership-after-runs "files in the clone not owned by $OWNER: ${stray:-none}"
 
 # --- the schedule ------------------------------------------------------------------------------
 # The timer's own OnCalendar, across Chile's April and September 2026 changes: every elapse is
