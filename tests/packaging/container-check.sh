@@ -83,7 +83,8 @@ else
 fi
 # A change to a source file alone rebuilds only the crate: one `Compiling` line.
 REB=$WORK/rebuild
-mkdir -p "$REB" && git -C "$REPO" archive "$SHA" | tar -x -C "$REB"
+# A copy with the clone's file modes: the builder's cache key covers a copied file's mode.
+mkdir -p "$REB" && cp -a "$CLONE"/{Cargo.toml,Cargo.lock,src,Dockerfile.optimizer,.dockerignore} "$REB/"
 echo '// packaging check: a code-only change' >> "$REB/src/main.rs"
 start=$(date +%s)
 if nice_build -f "$REB/Dockerfile.optimizer" -t model-optimizer:rebuild-check "$REB" > "$(log rebuild)" 2>&1; then
