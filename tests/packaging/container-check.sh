@@ -36,6 +36,8 @@ skip() { echo "SKIP $1 ${*:2}"; }
 # command substitution in the detail would overwrite it.)
 verdict() { local ok=$1; shift; if [ "$ok" = 0 ]; then pass "$@"; else fail "$@"; fi; }
 log() { echo "$WORK/logs/$1.log"; }
+# The crates a build log says it compiled (cargo's colour codes removed), one per line.
+compiled_crates() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -o 'Compiling [^ ]*' | cut -d' ' -f2; }
 # Docker builds share the two cores with other work: lowest CPU priority on both sides.
 nice_build() { nice -n 19 "$DOCKER" build --cpu-shares 128 "$@"; }
 
@@ -75,13 +77,13 @@ compose_run() { compose run --rm -T "$@"; }
 start=$(date +%s)
 if nice_build ${CLEAN:+--no-cache} -f Dockerfile.optimizer -t "$IMAGE" . > "$(log build)" 2>&1; then
     secs=$(( $(date +%s) - start ))
-    compiled=$(grep -c 'Compiling ' "$(log build)")
+    compiled=$(compiled_crates "$(log build)" | wc -l)
     size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
     pass image-build "${secs}s, $compiled crates compiled, image $(( size / 1000000 )) MB"
 else
     fail image-build "see $(log build)"; exit 1
 fi
-# A change to a source file alone rebuilds only the crate: one `Compiling` line.
+# A change to a source file alone rebuilds only the crate itself.
 REB=$WORK/rebuild
 # A copy with the clone's file modes: the builder's cache key covers a copied file's mode.
 mkdir -p "$REB" && cp -a "$CLONE"/{Cargo.toml,Cargo.lock,src,Dockerfile.optimizer,.dockerignore} "$REB/"
@@ -89,8 +91,8 @@ echo '// packaging check: a code-only change' >> "$REB/src/main.rs"
 start=$(date +%s)
 if nice_build -f "$REB/Dockerfile.optimizer" -t model-optimizer:rebuild-check "$REB" > "$(log rebuild)" 2>&1; then
     secs=$(( $(date +%s) - start ))
-    compiled=$(grep -c 'Compiling ' "$(log rebuild)")
-    [ "$compiled" = 1 ]; verdict $? image-rebuild "${secs}s after a src-only change, $compiled crate(s) compiled"
+    compiled=$(compiled_crates "$(log rebuild)" | tr '\n' ' ')
+    [ "$compiled" = "model-optimizer " ]; verdict $? image-rebuild "${secs}s after a src-only change, compiled: ${compiled:-nothing}"
 else
     fail image-rebuild "see $(log rebuild)"
 fi
@@ -130,7 +132,7 @@ for v in v1 v2; do
     [ "$rc" != 0 ] && grep -q "write .env" <<< "$msg"; verdict $? "compose-$v-missing-env" "exit $rc: $msg"
 done
 if [ "${COMPOSE[*]}" = v2 ]; then COMPOSE=("${V2[@]}"); fi
-hf=$(compose_run --entrypoint sh model-optimizer -c 'id -u; touch "$HF_HOME/.write-check" && rm "$HF_HOME/.write-check" && echo writable' 2>&1 | tr '\n' ' ')
+hf=$(compose_run --entrypoint sh model-optimizer -c 'id -u; touch "$HF_HOME/.write-check" && rm "$HF_HOME/.write-check" && echo writable' 2> "$(log hf-cache)" | tr '\n' ' ')
 [ "$hf" = "$OWNER_UID writable " ]; verdict $? hf-cache-writable "uid and result: $hf"
 
 # The owner's own git, run as the owner: no ownership complaint, and the output.
