@@ -87,7 +87,8 @@ fi
 REB=$WORK/rebuild
 # A copy with the clone's file modes: the builder's cache key covers a copied file's mode.
 mkdir -p "$REB" && cp -a "$CLONE"/{Cargo.toml,Cargo.lock,src,Dockerfile.optimizer,.dockerignore} "$REB/"
-echo '// packaging check: a code-only change' >> "$REB/src/main.rs"
+# Different each time: the builder keeps the layers of an earlier check's rebuild.
+echo "// packaging check $(date +%s%N): a code-only change" >> "$REB/src/main.rs"
 start=$(date +%s)
 if nice_build -f "$REB/Dockerfile.optimizer" -t model-optimizer:rebuild-check "$REB" > "$(log rebuild)" 2>&1; then
     secs=$(( $(date +%s) - start ))
