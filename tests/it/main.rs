@@ -5,6 +5,7 @@ mod architecture;
 mod deploy;
 mod engine;
 mod foundation;
+mod packaging;
 mod replay;
 mod run;
 mod search;
