@@ -223,7 +223,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<ExitCode> {
         };
         if let Some(mut r) = record {
             r.duration_seconds = started.elapsed().as_secs_f64();
-            records.push(r);
+            if !args.dry_run {
+                crate::data::history::append(&ctx.history_path(), std::slice::from_ref(&r))?;
+                deploy::finish(&ctx.configs_dir())?;
+            }
         }
         results.push(result);
     }
@@ -672,6 +675,9 @@ fn run_horizon(
     );
     let bytes = new_cfg.to_bytes();
     let smoke = |path: &std::path::Path| smoke_check(inp, path, h);
+    let mut deployed_record = record.clone();
+    deployed_record.action = Action::Deployed;
+    deployed_record.message = format!("deployed {cand}: {figures}");
     let outcome = deploy::deploy(
         DeployRequest {
             configs_dir: &ctx.configs_dir(),
@@ -681,6 +687,7 @@ fn run_horizon(
             git: &ctx.settings.git,
             backups_to_keep: ctx.settings.deploy.backups_to_keep,
             now: ctx.now,
+            record: &deployed_record,
         },
         &smoke,
     )?;
@@ -783,7 +790,16 @@ fn probation_rollback(
         result.probation = Some(check);
         return Ok((result, None));
     }
-    let outcome = deploy::rollback(&ctx.configs_dir(), h, None, &ctx.settings.git, ctx.now)?;
+    let mut pending = base_record(
+        inp.ctx,
+        inp.run_id,
+        h,
+        params_of(cfg),
+        Action::RolledBack,
+        check.note.clone(),
+    );
+    pending.triggered_by = "probation".into();
+    let outcome = deploy::rollback(&ctx.configs_dir(), h, None, &ctx.settings.git, ctx.now, &pending)?;
     let restored = ForecasterConfig::read(&outcome.config)?;
     result.message = format!(
         "{}; rolled back to {} ({})",
