@@ -239,6 +239,7 @@ pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
     let report = crate::deploy::recover(&configs)?;
     messages.extend(report.messages());
     if report.interrupted.is_some() {
+        crate::failpoint::hit("recovery_before_record");
         match crate::data::history::append_missing(&history, &report.owed) {
             Ok(appended) => {
                 for r in &appended {

@@ -529,6 +529,7 @@ fn commit_content(
     set_index_entry(&repo, &mut index, &rel, content, blob, mode)
         .map_err(|e| err("cannot update the git index", &e))?;
     index.write().map_err(|e| err("cannot write the git index", &e))?;
+    crate::failpoint::hit("after_index_write");
 
     if head_tree.as_ref().is_some_and(|t| t.id() == tree_id) {
         return Ok(None);

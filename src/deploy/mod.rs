@@ -405,6 +405,9 @@ pub fn deploy(
 /// Ends an operation whose history row the caller has appended: removes the journal (and
 /// fsyncs the directory). Without a journal it does nothing.
 pub fn finish(configs_dir: &Path) -> anyhow::Result<()> {
+    if Journal::path(configs_dir).exists() {
+        failpoint::hit("before_finish");
+    }
     Journal::remove(configs_dir)
 }
 
