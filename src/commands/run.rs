@@ -176,6 +176,9 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         super::recover(ctx)?
     };
+    if !args.dry_run {
+        deploy::preflight(&ctx.configs_dir(), &ctx.settings.git)?;
+    }
     // A horizon whose config cannot be read fails on its own; the others go on.
     let run_id = super::run_id(ctx);
     let mut results = Vec::new();

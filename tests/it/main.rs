@@ -7,6 +7,7 @@ mod deploy;
 mod engine;
 mod foundation;
 mod run;
+mod safety;
 mod search;
 mod triggers;
 mod util;
