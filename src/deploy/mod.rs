@@ -203,11 +203,11 @@ fn take_back_backup(configs_dir: &Path, backup: &Path, dir_existed: bool) -> any
     fs::remove_file(backup)
         .with_context(|| format!("{}: cannot remove the backup taken for nothing", backup.display()))?;
     let dir = backup::backups_dir(configs_dir);
-    if !dir_existed {
+    if dir_existed {
+        atomic::fsync_dir(&dir)?;
+    } else {
         let _ = fs::remove_dir(&dir);
         atomic::fsync_dir(configs_dir)?;
-    } else {
-        atomic::fsync_dir(&dir)?;
     }
     Ok(())
 }

@@ -217,11 +217,26 @@ pub fn recover(configs_dir: &Path) -> anyhow::Result<RecoveryReport> {
     Ok(report)
 }
 
+/// The version an operation replaces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Previous<'a> {
+    /// There was no config (a first deploy).
+    Absent,
+    Bytes(&'a [u8]),
+    /// Not known: the backup was not taken or cannot be read.
+    Unknown,
+}
+
 /// What the config holds, given the journal.
-fn config_state(j: &Journal, current: Option<&[u8]>, old: Option<Option<&[u8]>>) -> ConfigState {
+fn config_state(j: &Journal, current: Option<&[u8]>, old: Previous<'_>) -> ConfigState {
+    let is_old = match (old, current) {
+        (Previous::Absent, None) => true,
+        (Previous::Bytes(o), Some(c)) => o == c,
+        _ => false,
+    };
     match current {
         Some(c) if fingerprint(c) == j.new_fingerprint => ConfigState::New,
-        c if old == Some(c) => ConfigState::Old,
+        _ if is_old => ConfigState::Old,
         // Interrupted before the backup was taken: nothing was replaced yet.
         Some(_) if j.step == Step::Started => ConfigState::Old,
         None if j.step == Step::Started && !j.had_config => ConfigState::Old,
@@ -240,10 +255,10 @@ fn settle(configs_dir: &Path, j: &Journal) -> (Interrupted, Option<HistoryRecord
         .filter(|p| p.is_file());
     let backup_bytes = backup.as_ref().and_then(|p| fs::read(p).ok());
     // The previous version: absent for a first deploy, else the backup's bytes (if taken).
-    let old: Option<Option<&[u8]>> = if j.had_config {
-        backup_bytes.as_deref().map(Some)
-    } else {
-        Some(None)
+    let old = match (j.had_config, backup_bytes.as_deref()) {
+        (false, _) => Previous::Absent,
+        (true, Some(b)) => Previous::Bytes(b),
+        (true, None) => Previous::Unknown,
     };
     let current = fs::read(&config).ok();
     let state = config_state(j, current.as_deref(), old);

@@ -740,11 +740,14 @@ fn recover_commits_a_restored_rollback() {
     );
 }
 
+/// A named repository state, how to make it, and the fix the refusal must name.
+type GitCase<'a> = (&'a str, &'a dyn Fn(&Path), &'a str);
+
 #[test]
 fn unfinished_git_operations_and_detached_head_are_refused_and_change_nothing() {
     let new = cfg_bytes(Horizon(7), 90, "2026-01-11T05:00:00Z");
     let gs = settings(GitMode::Auto);
-    let cases: [(&str, &dyn Fn(&Path), &str); 4] = [
+    let cases: [GitCase<'_>; 4] = [
         (
             "detached HEAD",
             &|r: &Path| {

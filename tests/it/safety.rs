@@ -56,9 +56,12 @@ fn repo_with_backup() -> TestEnv {
     env
 }
 
+/// A named repository state, how to make it, and what the refusal must say.
+type GitCase<'a> = (&'a str, &'a dyn Fn(&TestEnv), &'a [&'a str]);
+
 #[test]
 fn rollback_refuses_git_states_a_person_would_not_commit_into() {
-    let cases: [(&str, &dyn Fn(&TestEnv), &[&str]); 5] = [
+    let cases: [GitCase<'_>; 5] = [
         (
             "detached HEAD",
             &|e| {
