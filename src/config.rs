@@ -275,6 +275,9 @@ pub struct SmtpSettings {
     /// Events that send mail: triggered, deployed, rejected, failed, rolled_back.
     pub events: Vec<MailEvent>,
     pub timeout_seconds: u64,
+    /// Allow logging in (user + password) over a connection without TLS (`tls = "none"`),
+    /// which sends the password readable by anyone on the path. Off: such settings are refused.
+    pub allow_plaintext_auth: bool,
 }
 
 impl Default for SmtpSettings {
@@ -294,6 +297,7 @@ impl Default for SmtpSettings {
                 MailEvent::RolledBack,
             ],
             timeout_seconds: 10,
+            allow_plaintext_auth: false,
         }
     }
 }
@@ -315,18 +319,37 @@ impl Settings {
         } else {
             toml::Table::new()
         };
-        apply_env(&mut table, env)?;
-        let settings: Settings = Settings::deserialize(toml::Value::Table(table)).map_err(|e| {
-            invalid(format!(
-                "{}: {}; see the commented defaults in configs/optimizer.toml",
-                path.display(),
-                one_line(&e.to_string())
-            ))
-        })?;
-        settings
-            .validate()
-            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-        Ok(settings)
+        let env: Vec<(String, String)> = env.into_iter().filter(|(n, _)| is_setting_var(n)).collect();
+        let file_table = table.clone();
+        apply_env(&mut table, env.iter().cloned())?;
+        let combined = match from_table(table) {
+            Ok(settings) => return Ok(settings),
+            Err(e) => e,
+        };
+        let from_file = |e: String| invalid(format!("{}: {e}", path.display()));
+        // Blame the source that set the bad value: the file alone, else the variable that
+        // breaks it on its own, else every variable involved.
+        match from_table(file_table.clone()) {
+            Err(file_error) if file_error == combined => return Err(from_file(file_error)),
+            Err(_) => {}
+            Ok(_) => {
+                for (name, raw) in &env {
+                    let mut t = file_table.clone();
+                    apply_env(&mut t, [(name.clone(), raw.clone())])?;
+                    if let Err(e) = from_table(t) {
+                        return Err(invalid(format!(
+                            "environment variable {name}: {e}; fix or unset it"
+                        )));
+                    }
+                }
+            }
+        }
+        let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+        Err(invalid(format!(
+            "{} with environment variables {}: {combined}; fix the file or the variables",
+            path.display(),
+            names.join(", ")
+        )))
     }
 
     /// Range checks; the error names the key.
@@ -412,11 +435,36 @@ impl Settings {
         if m.enabled && (m.to.is_empty() || m.host.is_empty() || m.port == 0) {
             return Err("smtp.enabled needs smtp.host, smtp.port and at least one smtp.to".into());
         }
+        if m.enabled && !m.user.is_empty() && m.tls == SmtpTls::None && !m.allow_plaintext_auth {
+            return Err(format!(
+                "smtp.user = {:?} with smtp.tls = \"none\" would send the password unencrypted; set smtp.tls = \"starttls\" or \"tls\", or smtp.allow_plaintext_auth = true for a server on a trusted link",
+                m.user
+            ));
+        }
         if self.model.id.trim().is_empty() {
             return Err("model.id must not be empty".into());
         }
         Ok(())
     }
+}
+
+/// Settings from a merged table: deserialized (unknown keys refused) and range-checked. The
+/// error names the key, without saying where the value came from.
+fn from_table(table: toml::Table) -> Result<Settings, String> {
+    let settings = Settings::deserialize(toml::Value::Table(table)).map_err(|e| {
+        format!(
+            "{}; see the commented defaults in configs/optimizer.toml",
+            one_line(&e.to_string())
+        )
+    })?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// Whether the variable `name` is a settings override (`MODEL_OPTIMIZER_<SECTION>_<KEY>`).
+fn is_setting_var(name: &str) -> bool {
+    name.strip_prefix(ENV_PREFIX)
+        .is_some_and(|rest| !ENV_NOT_SETTINGS.contains(&rest))
 }
 
 fn one_line(s: &str) -> String {
@@ -556,5 +604,60 @@ mod tests {
             Settings::load(&p, vec![("MODEL_OPTIMIZER_NOPE_X".into(), "1".into())]).unwrap_err()
         );
         assert!(e.contains("MODEL_OPTIMIZER_NOPE_X"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_is_blamed_on_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("optimizer.toml");
+        std::fs::write(&p, "[triggers]\ncooldown_days = 3\n").unwrap();
+        let var = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        // A value set by a variable names the variable, not the file.
+        let e = format!(
+            "{:#}",
+            Settings::load(&p, var("MODEL_OPTIMIZER_TRIGGERS_DRIFT_ALPHA", "2.0")).unwrap_err()
+        );
+        assert!(
+            e.starts_with("environment variable MODEL_OPTIMIZER_TRIGGERS_DRIFT_ALPHA: triggers.drift_alpha")
+                && !e.contains(&p.display().to_string()),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load(&p, var("MODEL_OPTIMIZER_TRIGGERS_TIME_DAYS", "\"soon\"")).unwrap_err()
+        );
+        assert!(
+            e.starts_with("environment variable MODEL_OPTIMIZER_TRIGGERS_TIME_DAYS"),
+            "{e}"
+        );
+        // A bad value in the file names the file even with unrelated variables set.
+        std::fs::write(&p, "[triggers]\ndrift_alpha = 2.0\n").unwrap();
+        let e = format!(
+            "{:#}",
+            Settings::load(&p, var("MODEL_OPTIMIZER_TRIGGERS_TIME_DAYS", "21")).unwrap_err()
+        );
+        assert!(
+            e.starts_with(&format!("{}: triggers.drift_alpha", p.display())),
+            "{e}"
+        );
+        // A variable that fixes the file's bad value is fine.
+        Settings::load(&p, var("MODEL_OPTIMIZER_TRIGGERS_DRIFT_ALPHA", "0.01")).unwrap();
+    }
+
+    #[test]
+    fn a_login_without_tls_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("optimizer.toml");
+        let base = "[smtp]\nenabled = true\nto = [\"ops@example.com\"]\nuser = \"mailer\"\n";
+        std::fs::write(&p, base).unwrap();
+        let e = format!("{:#}", Settings::load(&p, vec![]).unwrap_err());
+        assert!(
+            e.contains("smtp.allow_plaintext_auth") && e.contains("unencrypted"),
+            "{e}"
+        );
+        std::fs::write(&p, format!("{base}allow_plaintext_auth = true\n")).unwrap();
+        Settings::load(&p, vec![]).unwrap();
+        std::fs::write(&p, format!("{base}tls = \"starttls\"\n")).unwrap();
+        Settings::load(&p, vec![]).unwrap();
     }
 }

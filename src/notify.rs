@@ -122,6 +122,12 @@ impl Mailer {
         let password = password.filter(|p| !p.is_empty());
         let has_password = password.is_some();
         if !s.user.is_empty() {
+            if s.tls == SmtpTls::None && !s.allow_plaintext_auth {
+                return Err(exit::invalid(format!(
+                    "smtp.user is {:?} with smtp.tls = \"none\": the password would cross the network unencrypted; set smtp.tls = \"starttls\" or \"tls\", or, only for a server on a trusted link, smtp.allow_plaintext_auth = true",
+                    s.user
+                )));
+            }
             let Some(password) = password else {
                 return Err(exit::invalid(format!(
                     "smtp.user is {:?} but {SMTP_PASSWORD_ENV} is not set; export the password in that variable",
@@ -223,6 +229,7 @@ mod tests {
     fn password_never_shows_in_debug() {
         let mut s = settings(25);
         s.user = "mailer".into();
+        s.allow_plaintext_auth = true;
         let m = Mailer::with_password(&s, Some("hunter2-secret".into())).unwrap();
         let d = format!("{m:?}");
         assert!(
@@ -235,6 +242,27 @@ mod tests {
             s.tls = tls;
             Mailer::with_password(&s, Some("x".into())).unwrap();
         }
+    }
+
+    #[test]
+    fn a_login_over_a_clear_connection_is_refused_unless_allowed() {
+        let mut s = settings(25);
+        s.user = "mailer".into();
+        let e = Mailer::with_password(&s, Some("hunter2-secret".into())).unwrap_err();
+        assert_eq!(exit::code_of(&e), exit::ExitCode::Invalid);
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("smtp.allow_plaintext_auth")
+                && text.contains("unencrypted")
+                && !text.contains("hunter2"),
+            "{text}"
+        );
+        s.allow_plaintext_auth = true;
+        Mailer::with_password(&s, Some("hunter2-secret".into())).unwrap();
+        // Without a login there is no password to protect.
+        s.user.clear();
+        s.allow_plaintext_auth = false;
+        Mailer::with_password(&s, None).unwrap();
     }
 
     #[test]

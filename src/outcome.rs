@@ -224,10 +224,40 @@ impl Outcome {
 
     /// The history row of this outcome. Dry-run outcomes have none.
     pub fn record(&self, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
-        let action = self.action();
-        if matches!(action, Action::WouldDeploy | Action::WouldRollBack) {
+        if matches!(self.action(), Action::WouldDeploy | Action::WouldRollBack) {
             return None;
         }
+        Some(self.row_of(h, rc))
+    }
+
+    /// The row a deploy or rollback about to be carried out will owe history: kept in the
+    /// deploy journal, so a crash after the commit still gets its row (marked recovered).
+    pub fn owed(&self, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
+        let mut r = self.row_of(h, rc);
+        match self {
+            Outcome::Approved(a) => {
+                r.action = Action::Deployed;
+                r.message = format!(
+                    "deployed {}: {}",
+                    a.evidence.validation.candidate.params,
+                    Self::figures(&a.evidence.validation)
+                );
+            }
+            Outcome::ProbationRollback { check, .. } => {
+                r.action = Action::RolledBack;
+                r.triggered_by = TriggerKind::Probation.as_str().into();
+                r.message = format!("{}; rolled back", check.note);
+                r.candidate.rmse = check.live_rmse;
+                r.current.rmse = Some(check.promised_rmse);
+            }
+            _ => return None,
+        }
+        r.success = true;
+        Some(r)
+    }
+
+    fn row_of(&self, h: Horizon, rc: &RecordContext<'_>) -> HistoryRecord {
+        let action = self.action();
         let message = match rc.mail_error {
             Some(e) => format!("{}; mail failed: {e}", self.message()),
             None => self.message(),
@@ -266,7 +296,7 @@ impl Outcome {
             r.candidate.rmse = check.live_rmse;
             r.current.rmse = Some(check.promised_rmse);
         }
-        Some(r)
+        r
     }
 
     /// The mails of this outcome, in sending order, with the event that selects each. The

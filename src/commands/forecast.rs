@@ -112,6 +112,8 @@ pub fn run(ctx: &Context, req: &ForecastRequest) -> anyhow::Result<ExitCode> {
             .unwrap_or(1.0),
     };
     let (num_samples, temperature) = (params.num_samples, params.temperature);
+    // A forecast needs observed values in its context, not only before it.
+    crate::data::require_observed_context(&series, context_length, std::path::Path::new(&series_name))?;
 
     let model = ChronosBolt::open(&ctx.settings.model.id)?;
     let start = series.len().saturating_sub(context_length);

@@ -177,12 +177,17 @@ pub(crate) fn needs_recovery(ctx: &Context) -> bool {
         || crate::data::history::temp_path(&ctx.history_path()).exists()
 }
 
-/// Cleans up after a crashed run (stray temp files of configs, backups and the history, an
-/// interrupted deploy) and reports it. Call with the run lock held.
+/// Cleans up after a crashed run (stray temp files of configs, backups and the history) and
+/// settles an interrupted deploy or rollback, then appends the history record it still owes
+/// (unless history already has a row with its run id, horizon and action: a crash during
+/// recovery only repeats it) and ends it with `deploy::finish`. Returns one line per finding.
+/// A record that cannot be appended keeps the journal, so the next recovery tries again; that
+/// is reported in the lines, not as an error, so that `status` still prints. Call with the run
+/// lock held.
 pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
-    let report = crate::deploy::recover(&ctx.configs_dir())?;
-    let mut messages = report.messages();
-    let history_tmp = crate::data::history::temp_path(&ctx.history_path());
+    let mut messages = Vec::new();
+    let history = ctx.history_path();
+    let history_tmp = crate::data::history::temp_path(&history);
     if history_tmp.exists() {
         std::fs::remove_file(&history_tmp)
             .with_context(|| format!("{}: cannot remove the stray temp file", history_tmp.display()))?;
@@ -190,6 +195,29 @@ pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
             "removed {} left by an interrupted history append (the history file itself is intact)",
             history_tmp.display()
         ));
+    }
+    let configs = ctx.configs_dir();
+    let report = crate::deploy::recover(&configs)?;
+    messages.extend(report.messages());
+    if report.interrupted.is_some() {
+        crate::failpoint::hit("recovery_before_record");
+        match crate::data::history::append_missing(&history, &report.owed) {
+            Ok(appended) => {
+                for r in &appended {
+                    messages.push(format!(
+                        "recorded in history: {} {} of run {}",
+                        r.horizon,
+                        r.action.as_str(),
+                        r.run_id
+                    ));
+                }
+                crate::deploy::finish(&configs)?;
+            }
+            Err(e) => messages.push(format!(
+                "the history record of the interrupted operation could not be appended ({e:#}); {} stays so that the next run or `status` appends it",
+                crate::deploy::journal::Journal::path(&configs).display()
+            )),
+        }
     }
     for m in &messages {
         tracing::warn!("recovery: {m}");

@@ -24,7 +24,9 @@ struct RollbackReport {
     to_params: RecordParams,
     safety_backup: Option<String>,
     git: Option<deploy::GitRecord>,
+    warnings: Vec<String>,
     mail_error: Option<String>,
+    history_error: Option<String>,
 }
 
 impl Render for RollbackReport {
@@ -40,8 +42,14 @@ impl Render for RollbackReport {
         if let Some(g) = &self.git {
             s.push_str(&format!("git: {}\n", super::git_summary(g)));
         }
+        for w in &self.warnings {
+            s.push_str(&format!("warning: {w}\n"));
+        }
         if let Some(e) = &self.mail_error {
             s.push_str(&format!("mail not sent: {e}\n"));
+        }
+        if let Some(e) = &self.history_error {
+            s.push_str(&format!("history not appended: {e}\n"));
         }
         s
     }
@@ -82,12 +90,38 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
                 to_params: params_of(&target),
                 safety_backup: None,
                 git: None,
+                warnings: Vec::new(),
                 mail_error: None,
+                history_error: None,
             },
         )?;
         return Ok(ExitCode::Success);
     }
-    let outcome = deploy::rollback(&dir, h, args.to.as_deref(), &ctx.settings.git, ctx.now)?;
+    // The record is built before the rollback: the journal keeps it until it is appended.
+    let (target_path, label) = deploy::rollback_target(&dir, h, args.to.as_deref())?;
+    let target = ForecasterConfig::read(&target_path)?;
+    let mut record = HistoryRecord {
+        run_id: super::run_id(ctx),
+        horizon: h.label(),
+        optimization_date: super::record_time(ctx),
+        action: Action::RolledBack,
+        triggered_by: "operator".into(),
+        performance_degradation_pct: None,
+        drift_severity: None,
+        days_since_last: None,
+        success: true,
+        old: current.as_ref().map(params_of).unwrap_or_default(),
+        new: params_of(&target),
+        candidate: crate::history::RecordMetrics::default(),
+        current: crate::history::RecordMetrics::default(),
+        duration_seconds: 0.0,
+        message: format!("restored {label}"),
+    };
+    let target_spec = target_path.display().to_string();
+    let outcome = deploy::rollback(&dir, h, Some(&target_spec), &ctx.settings.git, ctx.now, &record)?;
+    for w in &outcome.warnings {
+        tracing::warn!("{h}: {w}");
+    }
     let restored = ForecasterConfig::read(&outcome.config)?;
     let subject = format!("[model-optimizer] {h} rolled back to {}", outcome.label);
     let body = format!(
@@ -109,24 +143,25 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
             attachments: Vec::new(),
         },
     );
-    let record = HistoryRecord {
-        run_id: super::run_id(ctx),
-        horizon: h.label(),
-        optimization_date: super::record_time(ctx),
-        action: Action::RolledBack,
-        triggered_by: "operator".into(),
-        performance_degradation_pct: None,
-        drift_severity: None,
-        days_since_last: None,
-        success: true,
-        old: current.as_ref().map(params_of).unwrap_or_default(),
-        new: params_of(&restored),
-        candidate: crate::history::RecordMetrics::default(),
-        current: crate::history::RecordMetrics::default(),
-        duration_seconds: started.elapsed().as_secs_f64(),
-        message: super::with_mail_note(format!("restored {}", outcome.label), mail_error.as_deref()),
+    record.new = params_of(&restored);
+    record.duration_seconds = started.elapsed().as_secs_f64();
+    let mut message = format!("restored {}", outcome.label);
+    for w in &outcome.warnings {
+        message.push_str(&format!("; {w}"));
+    }
+    record.message = super::with_mail_note(message, mail_error.as_deref());
+    // A failed append keeps the journal (the next run or `status` appends its copy of the
+    // record); the report still prints, with the cause.
+    let history_error = match crate::data::history::append(&ctx.history_path(), std::slice::from_ref(&record))
+    {
+        Ok(()) => {
+            deploy::finish(&dir)?;
+            None
+        }
+        Err(e) => Some(format!(
+            "{e:#}; the rollback stands and the next run or `status` records it"
+        )),
     };
-    crate::data::history::append(&ctx.history_path(), &[record])?;
     output::emit(
         ctx.json,
         &RollbackReport {
@@ -138,8 +173,16 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
             to_params: params_of(&restored),
             safety_backup: outcome.safety_backup.as_ref().map(|p| p.display().to_string()),
             git: Some(outcome.git.clone()),
+            warnings: outcome.warnings.clone(),
             mail_error,
+            history_error: history_error.clone(),
         },
     )?;
+    if let Some(e) = history_error {
+        return Err(crate::exit::failure(
+            ExitCode::Runtime,
+            format!("history not appended: {e}"),
+        ));
+    }
     Ok(ExitCode::Success)
 }

@@ -196,6 +196,12 @@ impl Ledger<'_> {
             Ok(()) => {
                 self.unwritten.clear();
                 self.history_error = None;
+                // The row is durable: the journal of this horizon's deploy or rollback is done.
+                if let Err(e) = deploy::finish(&self.ctx.configs_dir()) {
+                    let e = format!("{e:#}");
+                    tracing::error!("deploy journal not removed: {e}");
+                    self.history_error = Some(format!("the deploy journal could not be removed: {e}"));
+                }
             }
             Err(e) => {
                 let e = format!("{e:#}");
@@ -252,6 +258,10 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
     } else {
         super::recover(ctx)?
     };
+    if !req.dry_run {
+        // A git state no deploy may commit into is refused before any search.
+        deploy::preflight(&ctx.configs_dir(), &ctx.settings.git)?;
+    }
     let mut ledger = Ledger {
         ctx,
         req,
@@ -291,7 +301,14 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let span = tracing::info_span!("horizon", h = %cfg.horizon);
         let _enter = span.enter();
-        let outcome = horizon(ctx, req, &shared, &ledger.run_id, cfg, &mut cache);
+        let outcome = match &ledger.history_error {
+            // A row that could not be written keeps its journal; no further deploy may start.
+            Some(e) => Outcome::Failed {
+                message: format!("not decided: history could not be written ({e})"),
+                code: ExitCode::Runtime,
+            },
+            None => horizon(ctx, req, &shared, &ledger.run_id, cfg, &mut cache),
+        };
         ledger.finish(cfg.horizon, Some(cfg), &outcome, Some(&shared), started);
     }
     ledger.close(recovery)
@@ -336,9 +353,22 @@ fn apply(
     d: Decision,
 ) -> anyhow::Result<Outcome> {
     let h = cfg.horizon;
+    let rc = RecordContext {
+        run_id,
+        time: decide::record_time(ctx.now),
+        old: outcome::params(&cfg.params()),
+        duration_seconds: 0.0,
+        mail_error: None,
+    };
     match d {
         Decision::ProbationRollback { check } => {
-            let done = deploy::rollback(&ctx.configs_dir(), h, None, &ctx.settings.git, ctx.now)?;
+            let owed = Outcome::ProbationRollback {
+                check: check.clone(),
+                done: None,
+            }
+            .owed(h, &rc)
+            .expect("a rollback owes a row");
+            let done = deploy::rollback(&ctx.configs_dir(), h, None, &ctx.settings.git, ctx.now, &owed)?;
             let restored = ForecasterConfig::read(&done.config)?;
             Ok(Outcome::ProbationRollback {
                 check,
@@ -349,7 +379,12 @@ fn apply(
                 }),
             })
         }
-        Decision::Approved(approved) => deploy_approved(ctx, shared, run_id, approved),
+        Decision::Approved(approved) => {
+            let owed = Outcome::Approved(approved.clone())
+                .owed(h, &rc)
+                .expect("a deploy owes a row");
+            deploy_approved(ctx, shared, run_id, approved, &owed)
+        }
         other => Ok(Outcome::from(other)),
     }
 }
@@ -359,6 +394,7 @@ fn deploy_approved(
     shared: &Shared,
     run_id: &str,
     approved: Box<Approved>,
+    owed: &HistoryRecord,
 ) -> anyhow::Result<Outcome> {
     let v = &approved.evidence.validation;
     let h = approved.new_config.horizon;
@@ -382,6 +418,7 @@ fn deploy_approved(
             git: &ctx.settings.git,
             backups_to_keep: ctx.settings.deploy.backups_to_keep,
             now: ctx.now,
+            record: owed,
         },
         &smoke,
     )?;

@@ -2,6 +2,7 @@
 //! typed column access that reports schema problems as exit-78 errors, and atomic writes.
 
 use std::fs::{self, File};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -107,15 +108,32 @@ pub(crate) fn write_parquet_atomic(
     // A fixed temporary name: a leftover from a crashed run is simply overwritten next time
     // (runs are serialised by the run lock).
     let tmp = temp_path(path);
-    let result = (|| -> anyhow::Result<()> {
-        let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        ParquetWriter::new(&mut file)
-            .finish(df)
-            .map_err(|e| anyhow::anyhow!("writing {}: {}", tmp.display(), polars_message(&e)))?;
+    // Encoded in memory first, then written with plain I/O: a file error (a full disk, say)
+    // then reaches the operator as itself, where the encoder would report only that its
+    // transport failed.
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(df).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot encode as parquet: {}",
+            path.display(),
+            polars_message(&e)
+        )
+    })?;
+    let result = (|| -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
         file.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        Ok(())
-    })();
+    })()
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot write {} ({}): {}; {} was not modified",
+            path.display(),
+            tmp.display(),
+            one_line(&e.to_string()),
+            io_fix(&e),
+            path.display()
+        )
+    });
     if let Err(e) = result {
         // Best effort: the temporary file is ours and useless after a failed write.
         let _ = fs::remove_file(&tmp);
@@ -127,6 +145,17 @@ pub(crate) fn write_parquet_atomic(
     fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     sync_dir(&dir)?;
     Ok(())
+}
+
+/// What to do about a failed write, by its cause.
+fn io_fix(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(28) => "the disk is full: free space on it and run again",
+        Some(122) => "the disk quota is exceeded: free space and run again",
+        Some(1 | 13) => "check the permissions and attributes (`lsattr`) of the directory",
+        Some(30) => "the filesystem is mounted read-only",
+        _ => "check the directory is writable",
+    }
 }
 
 /// Makes the rename durable: on Unix a rename is only on disk once its directory is synced.

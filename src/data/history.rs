@@ -151,6 +151,27 @@ pub fn append(path: &Path, records: &[HistoryRecord]) -> anyhow::Result<()> {
     frame::write_parquet_atomic(path, &mut df, Some("history_append"))
 }
 
+/// Appends the records of `records` that the history does not have yet (a row with the same
+/// run id, horizon and action) and returns them: appending the same owed record twice, as a
+/// recovery repeated after a crash does, writes it once.
+pub fn append_missing(path: &Path, records: &[HistoryRecord]) -> anyhow::Result<Vec<HistoryRecord>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let past = read(path)?;
+    let missing: Vec<HistoryRecord> = records
+        .iter()
+        .filter(|o| {
+            !past
+                .iter()
+                .any(|p| p.run_id == o.run_id && p.horizon == o.horizon && p.action == o.action)
+        })
+        .cloned()
+        .collect();
+    append(path, &missing)?;
+    Ok(missing)
+}
+
 fn col<T>(name: &str, values: Vec<T>) -> Column
 where
     Series: NamedFrom<Vec<T>, [T]>,

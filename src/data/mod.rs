@@ -12,4 +12,4 @@ pub mod raw;
 mod series;
 
 pub use predictions::{load_predictions, write_predictions};
-pub use series::{load_series, require_len, write_series_parquet};
+pub use series::{load_series, require_len, require_observed_context, write_series_parquet};

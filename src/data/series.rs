@@ -77,6 +77,14 @@ pub fn load_series(path: &Path) -> anyhow::Result<Series> {
     Ok(series)
 }
 
+/// Refuses (exit 78, naming `path`) a series whose forecast context of `context_length`
+/// values has no observed value (see `Series::check_forecast_context`).
+pub fn require_observed_context(series: &Series, context_length: usize, path: &Path) -> anyhow::Result<()> {
+    series
+        .check_forecast_context(context_length)
+        .map_err(|e| exit::invalid(format!("{}: {e}", path.display())))
+}
+
 /// Errors unless `series` has at least `needed` rows; `why` says what they are needed for
 /// (e.g. "the largest context plus the validation window").
 pub fn require_len(series: &Series, needed: usize, path: &Path, why: &str) -> anyhow::Result<()> {

@@ -38,8 +38,17 @@ pub(crate) fn write_atomic_quiet(path: &Path, bytes: &[u8]) -> anyhow::Result<()
 fn write_atomic_hooked(path: &Path, bytes: &[u8], failpoints: bool) -> anyhow::Result<()> {
     let dir = parent_dir(path);
     let tmp = temp_path(path);
+    // The replacement keeps the permission bits of the file it replaces (a config a person made
+    // group-readable only stays so); a new file gets the default ones.
+    let keep_mode = fs::symlink_metadata(path)
+        .ok()
+        .filter(fs::Metadata::is_file)
+        .map(|m| m.permissions());
     let result = (|| -> io::Result<()> {
         let mut f = create_temp(&tmp)?;
+        if let Some(p) = keep_mode {
+            f.set_permissions(p)?;
+        }
         f.write_all(bytes)?;
         // The data must be on disk before the rename makes it visible under the real name;
         // otherwise a power cut can leave a renamed but empty file.
@@ -54,9 +63,10 @@ fn write_atomic_hooked(path: &Path, bytes: &[u8], failpoints: bool) -> anyhow::R
     if let Err(e) = result {
         // Best effort: the temp file is ours and useless now; recovery would sweep it anyway.
         let _ = fs::remove_file(&tmp);
+        let fix = io_fix(&e);
         return Err(e).with_context(|| {
             format!(
-                "{}: cannot write atomically (via {}); check the directory is writable and the disk not full",
+                "{}: cannot write atomically (via {}); {fix}",
                 path.display(),
                 tmp.display()
             )
@@ -74,6 +84,17 @@ fn write_atomic_hooked(path: &Path, bytes: &[u8], failpoints: bool) -> anyhow::R
         )
     })?;
     Ok(())
+}
+
+/// What to do about a failed write, by its cause.
+pub(crate) fn io_fix(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(28) => "the disk is full: free space on it and run again",
+        Some(1) => "the file or its directory refuses changes (immutable or append-only? see `lsattr`)",
+        Some(13) => "check the permissions of the file and its directory",
+        Some(30) => "the filesystem is mounted read-only",
+        _ => "check the directory is writable and the disk not full",
+    }
 }
 
 /// Opens a fresh temp file. A leftover with our pid can only come from an earlier process that

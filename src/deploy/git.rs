@@ -174,14 +174,165 @@ fn open(repo_root: &Path) -> anyhow::Result<Repository> {
 }
 
 /// Checks, before anything changes, that a commit can be made: the repository opens (owner
-/// check) and no `index.lock` is present.
+/// check), no `index.lock` is present, and it is in a state a person would commit in (see
+/// [`check_state`]).
 pub fn check_ready(repo_root: &Path) -> anyhow::Result<()> {
     let repo = open(repo_root)?;
     let lock = repo.path().join("index.lock");
     if lock.exists() {
         return Err(lock_error(&lock));
     }
+    check_state(&repo, repo_root)
+}
+
+/// Refuses (exit 78, one line with the fix) a repository a person would not commit into: HEAD
+/// detached, a merge, rebase, cherry-pick, revert, bisect or `git am` under way, or unresolved
+/// conflicts in the index. Committing there would put the config on no branch, or fold it
+/// into (and silently conclude) someone else's unfinished operation.
+fn check_state(repo: &Repository, repo_root: &Path) -> anyhow::Result<()> {
+    use git2::RepositoryState as S;
+    let root = repo_root.display();
+    let unfinished = match repo.state() {
+        S::Clean => None,
+        S::Merge => Some((
+            "a merge",
+            "finish it with `git commit` or abandon it with `git merge --abort`",
+        )),
+        S::Rebase | S::RebaseInteractive | S::RebaseMerge => Some((
+            "a rebase",
+            "finish it with `git rebase --continue` or abandon it with `git rebase --abort`",
+        )),
+        S::ApplyMailbox | S::ApplyMailboxOrRebase => Some((
+            "a `git am`",
+            "finish it with `git am --continue` or abandon it with `git am --abort`",
+        )),
+        S::CherryPick | S::CherryPickSequence => Some((
+            "a cherry-pick",
+            "finish it with `git cherry-pick --continue` or abandon it with `git cherry-pick --abort`",
+        )),
+        S::Revert | S::RevertSequence => Some((
+            "a revert",
+            "finish it with `git revert --continue` or abandon it with `git revert --abort`",
+        )),
+        S::Bisect => Some(("a bisect", "end it with `git bisect reset`")),
+    };
+    if let Some((what, fix)) = unfinished {
+        return Err(exit::invalid(format!(
+            "{root}: {what} is in progress in the git repository; {fix} (in {root}), then run model-optimizer again"
+        )));
+    }
+    if repo.head_detached().unwrap_or(false) {
+        let at = repo
+            .head()
+            .ok()
+            .and_then(|h| h.target())
+            .map_or_else(String::new, |o| format!(" at {}", &o.to_string()[..7]));
+        return Err(exit::invalid(format!(
+            "{root}: HEAD is detached{at}, so a commit would be on no branch; switch to the branch the configs live on (`git -C {root} switch <branch>`), then run model-optimizer again"
+        )));
+    }
+    let index = repo
+        .index()
+        .map_err(|e| git_error(Some(repo), repo_root, "cannot read the git index", &e))?;
+    if index.has_conflicts() {
+        let mut paths: Vec<String> = index
+            .conflicts()
+            .map(|it| {
+                it.filter_map(Result::ok)
+                    .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                    .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        paths.sort();
+        paths.dedup();
+        return Err(exit::invalid(format!(
+            "{root}: the git index has unresolved conflicts ({}); resolve them and commit (or abort the operation that left them), then run model-optimizer again",
+            paths.join(", ")
+        )));
+    }
     Ok(())
+}
+
+/// The command a person runs to commit `file` alone with `summary` as the message (for
+/// reports when a commit could not be made): `git commit -- <path>` commits only that path
+/// and leaves everything else staged as it is.
+pub fn commit_command(repo_root: &Path, file: &Path, summary: &str) -> String {
+    let rel = open(repo_root)
+        .ok()
+        .and_then(|r| relative_path(&r, file).ok())
+        .unwrap_or_else(|| file.display().to_string());
+    format!(
+        "git -C {} commit -m {} -- {}",
+        shell_quote(&repo_root.display().to_string()),
+        shell_quote(summary),
+        shell_quote(&rel)
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:@=+,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// What [`settle_file`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// HEAD lacked the file's bytes: committed.
+    Committed(CommitId),
+    /// HEAD had them, but the index held another version (an interrupted commit's): reset.
+    ClearedStaged,
+    /// HEAD and the index already agreed with the file.
+    InSync,
+}
+
+/// Makes HEAD and the index agree with `file` as it is on disk (absent included), touching
+/// only that path: commits it with `message` when HEAD differs, and otherwise just resets its
+/// index entry (clearing a change left staged by an interrupted commit).
+pub fn settle_file(
+    repo_root: &Path,
+    file: &Path,
+    message: &str,
+    author_name: &str,
+    author_email: &str,
+) -> anyhow::Result<Settled> {
+    let content = match fs::read(file) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => anyhow::bail!("{}: cannot read the file to commit: {e}", file.display()),
+    };
+    let staged_differs = {
+        let repo = open(repo_root)?;
+        let rel = relative_path(&repo, file)?;
+        let in_index = repo
+            .index()
+            .ok()
+            .and_then(|i| i.get_path(Path::new(&rel), 0).map(|e| e.id));
+        let in_head = head_commit(&repo)
+            .ok()
+            .flatten()
+            .and_then(|c| c.tree().ok())
+            .and_then(|t| entry_id(&t, &rel));
+        in_index != in_head
+    };
+    match commit_content(
+        repo_root,
+        file,
+        content.as_deref(),
+        message,
+        author_name,
+        author_email,
+    )? {
+        Some(id) => Ok(Settled::Committed(id)),
+        None if staged_differs => Ok(Settled::ClearedStaged),
+        None => Ok(Settled::InSync),
+    }
 }
 
 /// `file` relative to the repository's working directory, as the `/`-separated path git uses.
@@ -337,6 +488,7 @@ fn commit_content(
     if lock.exists() {
         return Err(lock_error(&lock));
     }
+    check_state(&repo, repo_root)?;
     let rel = relative_path(&repo, file)?;
     let err = |action: &str, e: &git2::Error| git_error(Some(&repo), file, action, e);
     let sig = Signature::now(author_name, author_email).map_err(|e| {
@@ -366,11 +518,18 @@ fn commit_content(
     // Index first, commit second: a crash in between leaves the change staged (as after
     // `git add`), which `git status` explains; the reverse order would show the committed
     // change as a staged reversal.
+    // The index entry gets the mode the commit records (HEAD's executable bit is kept, see
+    // `edit_tree`): a mode a person changed on disk stays their unstaged change.
+    let mode = match head_tree.as_ref().and_then(|t| t.get_path(Path::new(&rel)).ok()) {
+        Some(e) if e.kind() == Some(ObjectType::Blob) && e.filemode() == MODE_EXEC => MODE_EXEC,
+        _ => MODE_BLOB,
+    };
     let mut index = repo.index().map_err(|e| err("cannot read the git index", &e))?;
     let prior = index.get_path(Path::new(&rel), 0);
-    set_index_entry(&repo, &mut index, &rel, content, blob)
+    set_index_entry(&repo, &mut index, &rel, content, blob, mode)
         .map_err(|e| err("cannot update the git index", &e))?;
     index.write().map_err(|e| err("cannot write the git index", &e))?;
+    crate::failpoint::hit("after_index_write");
 
     if head_tree.as_ref().is_some_and(|t| t.id() == tree_id) {
         return Ok(None);
@@ -397,6 +556,7 @@ fn set_index_entry(
     rel: &str,
     content: Option<&[u8]>,
     blob: Option<Oid>,
+    mode: i32,
 ) -> Result<(), git2::Error> {
     let (Some(bytes), Some(blob)) = (content, blob) else {
         if index.get_path(Path::new(rel), 0).is_some() {
@@ -409,7 +569,11 @@ fn set_index_entry(
     let on_disk = repo.workdir().and_then(|w| fs::read(w.join(rel)).ok());
     if on_disk.as_deref() == Some(bytes) {
         index.add_path(Path::new(rel))?;
-        if index.get_path(Path::new(rel), 0).is_some_and(|e| e.id == blob) {
+        if let Some(mut e) = index.get_path(Path::new(rel), 0).filter(|e| e.id == blob) {
+            if e.mode != mode as u32 {
+                e.mode = mode as u32;
+                index.add(&e)?;
+            }
             return Ok(());
         }
         // A content filter (autocrlf, attributes) changed the bytes: record ours exactly.
@@ -420,7 +584,7 @@ fn set_index_entry(
         mtime: IndexTime::new(0, 0),
         dev: 0,
         ino: 0,
-        mode: MODE_BLOB as u32,
+        mode: mode as u32,
         uid: 0,
         gid: 0,
         file_size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),

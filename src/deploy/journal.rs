@@ -1,6 +1,8 @@
 //! The deploy journal, `configs/.deploy-journal.json`: written (atomically) before a deploy or
-//! rollback touches anything, updated after each step, removed when the operation is over.
-//! Finding one means the operation was interrupted; `recover` reads it to say what happened.
+//! rollback touches anything and updated after each step. It also holds the history record the
+//! operation owes, so it is removed only by `deploy::finish`, once the caller has appended that
+//! record. Finding one at the start of a run means an operation (or its record) was
+//! interrupted; `recover` reads it to finish the job and say what happened.
 
 use std::fs;
 use std::io;
@@ -12,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic;
 use crate::domain::Horizon;
+use crate::history::HistoryRecord;
 
 /// The journal's file name inside the configs directory.
 pub const JOURNAL_FILE: &str = ".deploy-journal.json";
@@ -49,6 +52,12 @@ pub enum Step {
     Checked,
     /// A failure is being undone: the old config is being restored.
     RestoringAfterFailure,
+    /// The operation returned to its caller; only its history record is owed.
+    Done,
+    /// A failed deploy was undone (old config back, revert committed); the record is owed.
+    Undone,
+    /// A failed deploy could not be undone; the caller reports it.
+    UndoFailed,
 }
 
 impl Step {
@@ -60,12 +69,15 @@ impl Step {
             Step::Committed => "committed",
             Step::Checked => "checked",
             Step::RestoringAfterFailure => "restoring_after_failure",
+            Step::Done => "done",
+            Step::Undone => "undone",
+            Step::UndoFailed => "undo_failed",
         }
     }
 }
 
 /// The journal's contents.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Journal {
     pub operation: Operation,
@@ -81,6 +93,23 @@ pub struct Journal {
     pub new_fingerprint: String,
     /// The commit of this operation, once it landed.
     pub commit: Option<String>,
+    /// The commit message of the operation, reused (marked) when recovery commits for it.
+    #[serde(default)]
+    pub message: String,
+    /// Whether the operation commits in the repository containing the configs.
+    #[serde(default)]
+    pub uses_git: bool,
+    /// The git identity of the operation's commits.
+    #[serde(default)]
+    pub author_name: String,
+    #[serde(default)]
+    pub author_email: String,
+    /// Why a deploy failed (set when it starts undoing).
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// The history row the caller appends when the operation succeeds.
+    #[serde(default)]
+    pub record: Option<HistoryRecord>,
 }
 
 impl Journal {
@@ -163,6 +192,12 @@ mod tests {
             had_config: true,
             new_fingerprint: fingerprint(b"new"),
             commit: None,
+            message: "model-optimizer: deploy 7d".into(),
+            uses_git: true,
+            author_name: "model-optimizer".into(),
+            author_email: "bot@example.com".into(),
+            failure: None,
+            record: None,
         };
         assert_eq!(Journal::load(dir.path()).unwrap(), None);
         j.save(dir.path()).unwrap();

@@ -1,7 +1,12 @@
-//! One run at a time: an exclusive OS lock (`File::try_lock`, flock on Unix) on
-//! `<root>/.model-optimizer.lock`. The file holds the holder's pid and start time so a second
-//! run can say who is busy; the OS releases the lock when the holder exits or dies, so a
-//! crashed run never leaves a stale lock behind.
+//! One run at a time: an exclusive OS lock (`File::try_lock`, flock on Unix) on the root
+//! directory itself. Every process using the same root opens the same directory, so they
+//! share the lock; and since no file carries it, deleting files under the root (`git clean
+//! -fdx` in a checkout, a tidy-up script) cannot let a second run start beside the first. The
+//! OS releases the lock when the holder exits or dies, so a crashed run never leaves a stale
+//! lock behind.
+//!
+//! `<root>/.model-optimizer.lock` only says who holds the lock (pid and start time), so that a
+//! second run can name the holder; it is rewritten by each holder and may be deleted freely.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -13,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{self, ExitCode};
 
-/// The lock file's name under the root.
+/// The name of the file naming the holder, under the root.
 pub const LOCK_FILE: &str = ".model-optimizer.lock";
 
 /// Who holds the lock, as written into the lock file.
@@ -26,50 +31,50 @@ pub struct Holder {
 /// The held lock; dropping it (or the process dying) releases it.
 #[derive(Debug)]
 pub struct RunLock {
-    file: File,
+    /// The root directory, open and locked.
+    _dir: File,
+    /// The holder file (None when it could not be written: the lock holds all the same).
+    file: Option<File>,
     path: PathBuf,
 }
 
 impl RunLock {
-    /// Takes the lock or fails at once with exit 75 naming the holder. The file is never
-    /// truncated before the lock is ours: the holder's details must survive a failed attempt.
+    /// Takes the lock or fails at once with exit 75 naming the holder. The holder file is
+    /// written only once the lock is ours: the holder's details must survive a failed attempt.
     pub fn acquire(root: &Path) -> anyhow::Result<RunLock> {
         let path = root.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| {
-                format!(
-                    "{}: cannot open the run lock file; check the root directory is writable",
-                    path.display()
-                )
-            })?;
-        match file.try_lock() {
+        let dir = File::open(root).with_context(|| {
+            format!(
+                "{}: cannot open the root directory to take the run lock; check it exists and is readable",
+                root.display()
+            )
+        })?;
+        match dir.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = read_holder(&mut file).map_or_else(
-                    || "holder unknown (it is starting up)".to_string(),
-                    |h| {
-                        format!(
-                            "pid {}, started {}",
-                            h.pid,
-                            h.started.to_rfc3339_opts(SecondsFormat::Secs, true)
-                        )
-                    },
-                );
+                let holder = File::open(&path)
+                    .ok()
+                    .and_then(|mut f| read_holder(&mut f))
+                    .map_or_else(
+                        || "holder unknown (it is starting up, or its holder file was deleted)".to_string(),
+                        |h| {
+                            format!(
+                                "pid {}, started {}",
+                                h.pid,
+                                h.started.to_rfc3339_opts(SecondsFormat::Secs, true)
+                            )
+                        },
+                    );
                 return Err(exit::failure(
                     ExitCode::Locked,
                     format!(
-                        "{}: another model-optimizer run holds the lock ({holder}); wait for it to finish and try again",
+                        "{}: another model-optimizer run holds the lock on this root ({holder}); wait for it to finish and try again",
                         path.display()
                     ),
                 ));
             }
             Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("{}: cannot lock the run lock file", path.display()));
+                return Err(e).with_context(|| format!("{}: cannot lock the root directory", root.display()));
             }
         }
         let holder = Holder {
@@ -78,33 +83,49 @@ impl RunLock {
         };
         let mut text = serde_json::to_string(&holder).expect("holder serializes");
         text.push('\n');
-        (|| -> std::io::Result<()> {
-            file.set_len(0)?;
-            file.seek(SeekFrom::Start(0))?;
+        let file = (|| -> std::io::Result<File> {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
             file.write_all(text.as_bytes())?;
-            file.sync_data()
+            file.sync_data()?;
+            Ok(file)
         })()
-        .with_context(|| format!("{}: cannot record the lock holder", path.display()))?;
-        Ok(RunLock { file, path })
+        .with_context(|| {
+            format!(
+                "{}: cannot record the lock holder; check the root directory is writable",
+                path.display()
+            )
+        })?;
+        Ok(RunLock {
+            _dir: dir,
+            file: Some(file),
+            path,
+        })
     }
 
+    /// The holder file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The details this lock wrote.
     pub fn holder(&self) -> Option<Holder> {
-        let mut f = &self.file;
+        let mut f = self.file.as_ref()?;
         read_holder(&mut f)
     }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        // Clear the holder before the lock goes (closing the file releases it), so an idle
-        // root's lock file names nobody. The file itself stays: deleting a lock file races
-        // with a process that has just opened it.
-        let _ = self.file.set_len(0);
+        // Clear the holder before the lock goes (closing the directory releases it), so an
+        // idle root's holder file names nobody.
+        if let Some(f) = &self.file {
+            let _ = f.set_len(0);
+        }
     }
 }
 
@@ -143,9 +164,28 @@ mod tests {
     }
 
     #[test]
+    fn deleting_the_holder_file_does_not_release_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunLock::acquire(dir.path()).unwrap();
+        // What `git clean -fdx` or `rm` does to an untracked file.
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        let e = RunLock::acquire(dir.path()).unwrap_err();
+        assert_eq!(exit::code_of(&e), ExitCode::Locked);
+        assert!(format!("{e:#}").contains("holder unknown"), "{e:#}");
+        // The same root reached by another path shares the lock.
+        let other = dir.path().join(".").join("");
+        assert_eq!(
+            exit::code_of(&RunLock::acquire(&other).unwrap_err()),
+            ExitCode::Locked
+        );
+        drop(first);
+        RunLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
     fn unwritable_root_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let e = format!("{:#}", RunLock::acquire(&dir.path().join("missing")).unwrap_err());
-        assert!(e.contains(LOCK_FILE) && e.contains("cannot open"), "{e}");
+        assert!(e.contains("missing") && e.contains("cannot open"), "{e}");
     }
 }

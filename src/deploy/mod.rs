@@ -8,10 +8,14 @@
 //! - `backup`: `configs/backups/chronos_<h>_<UTC time>.json` naming, listing, pruning.
 //! - `git`: the only git2 user; commits exactly one file.
 //! - `lock`: the run lock (exit 75 when busy).
-//! - `journal`: `configs/.deploy-journal.json`, present only while an operation is under way.
-//! - `recover`: what an interrupted run left behind.
+//! - `journal`: `configs/.deploy-journal.json`, present from the start of an operation until
+//!   its caller has recorded it in history ([`finish`]).
+//! - `recover`: what an interrupted run left behind, finished or undone.
 //!
-//! Callers hold the [`lock::RunLock`] around `deploy`, `rollback` and `recover`.
+//! Callers hold the [`lock::RunLock`] around `deploy`, `rollback`, `recover` and `finish`, and
+//! follow one sequence: `deploy`/`rollback` (journal holds the history record), append the
+//! history row, `finish` (journal removed). After a crash, `recover` returns the records still
+//! owed; the caller appends those it does not have yet, then calls `finish`.
 
 pub mod atomic;
 pub mod backup;
@@ -31,6 +35,7 @@ use crate::domain::Horizon;
 use crate::exit::{self, ExitCode};
 use crate::failpoint;
 use crate::forecaster_config::ForecasterConfig;
+use crate::history::HistoryRecord;
 pub use git::CommitId;
 use journal::{fingerprint, Journal, Operation, Step};
 pub use recover::{needs_recovery, recover, RecoveryReport};
@@ -47,6 +52,9 @@ pub struct DeployRequest<'a> {
     pub git: &'a GitSettings,
     pub backups_to_keep: usize,
     pub now: DateTime<Utc>,
+    /// The history row of this deploy as the caller writes it on success; kept in the journal
+    /// until [`finish`] so that a crash cannot lose it.
+    pub record: &'a HistoryRecord,
 }
 
 /// What happened in git.
@@ -132,6 +140,21 @@ fn ensure_no_journal(configs_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a config that is a symbolic link (exit 78): configs are replaced by an atomic
+/// rename, which would turn the link into a regular file and commit that in its place.
+fn refuse_symlink(config: &Path) -> anyhow::Result<()> {
+    match fs::symlink_metadata(config) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = fs::read_link(config).map_or_else(|_| "?".to_string(), |t| t.display().to_string());
+            Err(exit::invalid(format!(
+                "{}: is a symbolic link (to {target}); configs are replaced by atomic renames, which would turn the link into a regular file: replace the link by a copy of its target (`cp --remove-destination \"$(readlink -f {0})\" {0}`) or point paths.configs at the directory it links to",
+                config.display()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The repository to commit in, checked to be usable before anything changes.
 fn prepare_git(configs_dir: &Path, git: &GitSettings) -> anyhow::Result<(Option<PathBuf>, GitRecord)> {
     if git.mode == crate::config::GitMode::Off {
@@ -146,13 +169,95 @@ fn prepare_git(configs_dir: &Path, git: &GitSettings) -> anyhow::Result<(Option<
     }
 }
 
+/// Checks, without changing anything, that a deploy or rollback in `configs_dir` could start:
+/// no unrecovered journal, and a repository (per `git.mode`) in a state to commit in. Call it
+/// before a long search so that a refusal costs nothing; `deploy` and `rollback` check again.
+pub fn preflight(configs_dir: &Path, git: &GitSettings) -> anyhow::Result<()> {
+    ensure_no_journal(configs_dir)?;
+    prepare_git(configs_dir, git).map(|_| ())
+}
+
+/// Removes the journal of an operation that changed nothing and returns `err` (noting a
+/// journal that could not be removed: recovery will find it and find nothing changed).
+fn abandon(configs_dir: &Path, err: anyhow::Error) -> anyhow::Error {
+    match Journal::remove(configs_dir) {
+        Ok(()) => err,
+        Err(e) => err.context(format!("{e:#}")),
+    }
+}
+
+/// Moves the journal to `step`. Rule for every journal write after the first: it is best
+/// effort, and a failure becomes a warning of the outcome, because recovery decides from the
+/// files themselves (the config's fingerprint, the backup, HEAD), not from the step, and the
+/// owed record was saved by the first write. The first write (before anything changes) must
+/// succeed, else the operation does not start.
+fn advance(journal: &mut Journal, step: Step, dir: &Path, warnings: &mut Vec<String>) {
+    if let Err(e) = journal.advance(step, dir) {
+        warnings.push(format!("journal not updated to step {}: {e:#}", step.as_str()));
+    }
+}
+
+/// Takes back a backup taken by an operation that then changed nothing; also removes the
+/// backups directory if the operation created it and it is empty again.
+fn take_back_backup(configs_dir: &Path, backup: &Path, dir_existed: bool) -> anyhow::Result<()> {
+    fs::remove_file(backup)
+        .with_context(|| format!("{}: cannot remove the backup taken for nothing", backup.display()))?;
+    let dir = backup::backups_dir(configs_dir);
+    if dir_existed {
+        atomic::fsync_dir(&dir)?;
+    } else {
+        let _ = fs::remove_dir(&dir);
+        atomic::fsync_dir(configs_dir)?;
+    }
+    Ok(())
+}
+
+fn file_has(path: &Path, bytes: &[u8]) -> bool {
+    fs::read(path).is_ok_and(|b| b == bytes)
+}
+
+/// The journal of an operation about to start.
+fn new_journal(
+    operation: Operation,
+    h: Horizon,
+    now: DateTime<Utc>,
+    had_config: bool,
+    new_bytes: &[u8],
+    message: &str,
+    (uses_git, git): (bool, &GitSettings),
+    record: &HistoryRecord,
+) -> Journal {
+    Journal {
+        operation,
+        horizon: h,
+        pid: std::process::id(),
+        started: now,
+        step: Step::Started,
+        backup: None,
+        had_config,
+        new_fingerprint: fingerprint(new_bytes),
+        commit: None,
+        message: message.to_string(),
+        uses_git,
+        author_name: git.author_name.clone(),
+        author_email: git.author_email.clone(),
+        failure: None,
+        record: Some(record.clone()),
+    }
+}
+
 /// Deploys `req.new_config` as the config of `req.horizon`:
 /// (1) backup, (2) atomic write, (3) git commit per mode, (4) `smoke(config path)`;
-/// a failure in 2-4 restores the backup atomically and, if the commit landed, adds a revert
-/// commit; (6) prunes backups to `backups_to_keep`.
+/// a failure in 3-4 (or in 2 after the file was replaced) restores the backup atomically and,
+/// if the commit landed, adds a revert commit; (5) prunes backups to `backups_to_keep`.
 ///
-/// `Err` means nothing was changed (an interrupted earlier operation, git not usable, the
-/// backup could not be taken); every later failure is reported in the outcome.
+/// `Err` means nothing was changed: an interrupted earlier operation, a symlinked config, git
+/// not usable, the backup could not be taken, or the config could not be replaced (the backup
+/// taken for it is removed again). Every later failure is reported in the outcome.
+///
+/// On `Ok` the journal stays, at its final step and holding `req.record`: the caller appends
+/// its history row, then calls [`finish`]. Killed before that, the next [`recover`] owes the
+/// record and the caller's row is not lost.
 pub fn deploy(
     req: DeployRequest<'_>,
     smoke: &dyn Fn(&Path) -> anyhow::Result<()>,
@@ -161,28 +266,33 @@ pub fn deploy(
     let h = req.horizon;
     let config = h.config_path(dir);
     ensure_no_journal(dir)?;
+    refuse_symlink(&config)?;
     let (repo, mut git_record) = prepare_git(dir, req.git)?;
     let had_config = config.is_file();
-    let mut journal = Journal {
-        operation: Operation::Deploy,
-        horizon: h,
-        pid: std::process::id(),
-        started: req.now,
-        step: Step::Started,
-        backup: None,
+    let mut journal = new_journal(
+        Operation::Deploy,
+        h,
+        req.now,
         had_config,
-        new_fingerprint: fingerprint(req.new_config),
-        commit: None,
-    };
-    journal.save(dir)?;
+        req.new_config,
+        req.message,
+        (repo.is_some(), req.git),
+        req.record,
+    );
+    journal
+        .save(dir)
+        .map_err(|e| e.context(format!("deploy of {h} not started: cannot write the journal")))?;
+    let backups_existed = backup::backups_dir(dir).is_dir();
 
     // (1) Backup.
     let backup = if had_config {
         match backup::create(dir, h, req.now) {
             Ok(p) => Some(p),
             Err(e) => {
-                let _ = Journal::remove(dir);
-                return Err(e.context(format!("deploy of {h} not started: the backup failed")));
+                return Err(abandon(
+                    dir,
+                    e.context(format!("deploy of {h} not started: the backup failed")),
+                ));
             }
         }
     } else {
@@ -193,25 +303,28 @@ pub fn deploy(
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned());
     let mut warnings = Vec::new();
-    if let Err(e) = journal.advance(Step::BackedUp, dir) {
-        warnings.push(format!("{e:#}"));
-    }
+    advance(&mut journal, Step::BackedUp, dir, &mut warnings);
     failpoint::hit("after_backup");
 
-    let mut outcome = DeployOutcome {
-        status: DeployStatus::Deployed,
-        config: config.clone(),
-        backup,
-        git: git_record.clone(),
-        revert_commit: None,
-        pruned: Vec::new(),
-        warnings,
-    };
-
-    // (2)-(4); the first failure's description.
-    let failure: Option<String> = (|| {
-        atomic::write_atomic(&config, req.new_config).map_err(|e| format!("writing the config: {e:#}"))?;
-        let _ = journal.advance(Step::Written, dir);
+    // (2) Write. A write that did not replace the file changed nothing but the backup.
+    let mut failure: Option<String> = None;
+    if let Err(e) = atomic::write_atomic(&config, req.new_config) {
+        if !file_has(&config, req.new_config) {
+            let mut e = e.context(format!(
+                "deploy of {h} not done: the config was not replaced, nothing changed"
+            ));
+            if let Some(b) = &backup {
+                if let Err(b_err) = take_back_backup(dir, b, backups_existed) {
+                    e = e.context(format!("{b_err:#}"));
+                }
+            }
+            return Err(abandon(dir, e));
+        }
+        failure = Some(format!("writing the config: {e:#}"));
+    }
+    // (3) Commit, (4) smoke check.
+    if failure.is_none() {
+        advance(&mut journal, Step::Written, dir, &mut warnings);
         if let Some(root) = &repo {
             match git::commit_file(
                 root,
@@ -225,31 +338,42 @@ pub fn deploy(
                     git_record = GitRecord::Committed(id);
                 }
                 Ok(None) => git_record = GitRecord::Unchanged,
-                Err(e) => return Err(format!("committing the config: {e:#}")),
+                Err(e) => failure = Some(format!("committing the config: {e:#}")),
             }
-            let _ = journal.advance(Step::Committed, dir);
-            failpoint::hit("after_commit");
+            if failure.is_none() {
+                advance(&mut journal, Step::Committed, dir, &mut warnings);
+                failpoint::hit("after_commit");
+            }
         }
-        smoke(&config).map_err(|e| format!("smoke check of {}: {e:#}", config.display()))?;
-        let _ = journal.advance(Step::Checked, dir);
-        Ok::<(), String>(())
-    })()
-    .err();
-    outcome.git = git_record.clone();
+    }
+    if failure.is_none() {
+        match smoke(&config) {
+            Ok(()) => advance(&mut journal, Step::Checked, dir, &mut warnings),
+            Err(e) => failure = Some(format!("smoke check of {}: {e:#}", config.display())),
+        }
+    }
 
+    let mut outcome = DeployOutcome {
+        status: DeployStatus::Deployed,
+        config: config.clone(),
+        backup,
+        git: git_record.clone(),
+        revert_commit: None,
+        pruned: Vec::new(),
+        warnings: Vec::new(),
+    };
     match failure {
         None => {
             match backup::prune(dir, h, req.backups_to_keep) {
                 Ok(p) => outcome.pruned = p,
-                Err(e) => outcome.warnings.push(format!("pruning backups: {e:#}")),
+                Err(e) => warnings.push(format!("pruning backups: {e:#}")),
             }
-            if let Err(e) = Journal::remove(dir) {
-                outcome.warnings.push(format!("{e:#}"));
-            }
+            advance(&mut journal, Step::Done, dir, &mut warnings);
         }
         Some(reason) => {
             tracing::warn!(horizon = %h, %reason, "deploy failed; restoring the previous config");
-            let _ = journal.advance(Step::RestoringAfterFailure, dir);
+            journal.failure = Some(reason.clone());
+            advance(&mut journal, Step::RestoringAfterFailure, dir, &mut warnings);
             failpoint::hit("during_rollback");
             match undo_deploy(
                 &req,
@@ -262,21 +386,29 @@ pub fn deploy(
                 Ok(revert) => {
                     outcome.revert_commit = revert;
                     outcome.status = DeployStatus::RolledBack { reason };
-                    if let Err(e) = Journal::remove(dir) {
-                        outcome.warnings.push(format!("{e:#}"));
-                    }
+                    advance(&mut journal, Step::Undone, dir, &mut warnings);
                 }
-                // The journal stays so that `recover` reports the half-done deploy.
                 Err(e) => {
                     outcome.status = DeployStatus::RollbackFailed {
                         reason,
                         rollback_error: format!("{e:#}"),
                     };
+                    advance(&mut journal, Step::UndoFailed, dir, &mut warnings);
                 }
             }
         }
     }
+    outcome.warnings = warnings;
     Ok(outcome)
+}
+
+/// Ends an operation whose history row the caller has appended: removes the journal (and
+/// fsyncs the directory). Without a journal it does nothing.
+pub fn finish(configs_dir: &Path) -> anyhow::Result<()> {
+    if Journal::path(configs_dir).exists() {
+        failpoint::hit("before_finish");
+    }
+    Journal::remove(configs_dir)
 }
 
 /// Puts the old config back (byte-identical) and, if the deploy commit landed, commits the
@@ -289,30 +421,15 @@ fn undo_deploy(
     git_record: &GitRecord,
     reason: &str,
 ) -> anyhow::Result<Option<CommitId>> {
-    let old = if let Some(b) = backup {
-        let bytes =
-            fs::read(b).with_context(|| format!("{}: cannot read the backup to restore it", b.display()))?;
-        atomic::write_atomic(config, &bytes)?;
-        Some(bytes)
-    } else {
-        // A first deploy: restoring means the config is absent again.
-        match fs::remove_file(config) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("{}: cannot remove the failed config", config.display()))
-            }
-        }
-        None
-    };
+    let old = restore_previous(config, backup)?;
     let (Some(root), GitRecord::Committed(id)) = (repo, git_record) else {
         return Ok(None);
     };
     let first_line: String = reason.chars().take(72).collect();
     let message = format!(
-        "model-optimizer: revert deploy {} after a failed step\n\nThis reverts commit {id}.\nReason: {first_line}",
-        req.horizon
+        "model-optimizer: revert deploy {} after a failed step\n\nThis reverts commit {id}.\nReason: {first_line}\n{}",
+        req.horizon,
+        run_trailer(req.record)
     );
     git::revert_file_commit(
         root,
@@ -323,6 +440,37 @@ fn undo_deploy(
         &req.git.author_email,
     )
     .with_context(|| format!("the config is restored, but the revert commit of {id} failed"))
+}
+
+/// The last line of every commit message of ours: the run the commit belongs to, so that a
+/// commit and its history row can be matched.
+pub(crate) fn run_trailer(record: &HistoryRecord) -> String {
+    format!("run {}", record.run_id)
+}
+
+/// Writes the backup's bytes back over `config` (None: a first deploy, so the config is
+/// removed) and returns them.
+pub(crate) fn restore_previous(config: &Path, backup: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(b) = backup {
+        let bytes =
+            fs::read(b).with_context(|| format!("{}: cannot read the backup to restore it", b.display()))?;
+        atomic::write_atomic(config, &bytes)?;
+        Ok(Some(bytes))
+    } else {
+        // A first deploy: restoring means the config is absent again.
+        match fs::remove_file(config) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("{}: cannot remove the failed config", config.display()))
+            }
+        }
+        if let Some(parent) = config.parent() {
+            atomic::fsync_dir(parent)?;
+        }
+        Ok(None)
+    }
 }
 
 /// The result of [`rollback`].
@@ -336,6 +484,8 @@ pub struct RollbackOutcome {
     /// The backup of the config that was replaced (None if there was no config).
     pub safety_backup: Option<PathBuf>,
     pub git: GitRecord,
+    /// Problems that did not undo the rollback (a failed commit, with the command to run).
+    pub warnings: Vec<String>,
 }
 
 /// The backup `rollback` would restore: the one `to` names, or else the newest backup whose
@@ -390,14 +540,20 @@ pub fn rollback_target(
 /// Restores a backup of `h` (see [`rollback_target`]): backs up the config it replaces first,
 /// writes the backup's bytes atomically (byte-identical), and commits
 /// `model-optimizer: rollback 7d to <timestamp>` per `git.mode`. The backup must parse as a
-/// config of `h` (exit 78 otherwise). A failed commit after the restore is an error that says
-/// the config was restored.
+/// config of `h` (exit 78 otherwise).
+///
+/// Same contract as [`deploy`]: `Err` before the restore means nothing changed; once the
+/// config is restored the outcome is `Ok` (a failed commit is a warning naming the command to
+/// run), and the journal stays holding `record` until the caller appends it and calls
+/// [`finish`]. An `Err` after the restore (the bytes read back differ) leaves the journal for
+/// [`recover`].
 pub fn rollback(
     configs_dir: &Path,
     h: Horizon,
     to: Option<&str>,
     git_settings: &GitSettings,
     now: DateTime<Utc>,
+    record: &HistoryRecord,
 ) -> anyhow::Result<RollbackOutcome> {
     let dir = configs_dir;
     let config = h.config_path(dir);
@@ -413,28 +569,37 @@ pub fn rollback(
             parsed.horizon
         )));
     }
+    refuse_symlink(&config)?;
     let (repo, mut git_record) = prepare_git(dir, git_settings)?;
     let had_config = config.is_file();
-    let mut journal = Journal {
-        operation: Operation::Rollback,
-        horizon: h,
-        pid: std::process::id(),
-        started: now,
-        step: Step::Started,
-        backup: None,
+    let message = format!(
+        "model-optimizer: rollback {h} to {label}\n\n{}",
+        run_trailer(record)
+    );
+    let mut journal = new_journal(
+        Operation::Rollback,
+        h,
+        now,
         had_config,
-        new_fingerprint: fingerprint(&bytes),
-        commit: None,
-    };
-    journal.save(dir)?;
+        &bytes,
+        &message,
+        (repo.is_some(), git_settings),
+        record,
+    );
+    journal
+        .save(dir)
+        .map_err(|e| e.context(format!("rollback of {h} not started: cannot write the journal")))?;
+    let backups_existed = backup::backups_dir(dir).is_dir();
     let safety_backup = if had_config {
         match backup::create(dir, h, now) {
             Ok(p) => Some(p),
             Err(e) => {
-                let _ = Journal::remove(dir);
-                return Err(e.context(format!(
-                    "rollback of {h} not started: the backup of the current config failed"
-                )));
+                return Err(abandon(
+                    dir,
+                    e.context(format!(
+                        "rollback of {h} not started: the backup of the current config failed"
+                    )),
+                ));
             }
         }
     } else {
@@ -444,21 +609,32 @@ pub fn rollback(
         .as_ref()
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned());
-    journal.advance(Step::BackedUp, dir)?;
+    let mut warnings = Vec::new();
+    advance(&mut journal, Step::BackedUp, dir, &mut warnings);
     failpoint::hit("during_rollback");
-    atomic::write_atomic(&config, &bytes)?;
-    let written = fs::read(&config)
-        .with_context(|| format!("{}: cannot read back the restored config", config.display()))?;
-    if written != bytes {
+    if let Err(e) = atomic::write_atomic(&config, &bytes) {
+        if !file_has(&config, &bytes) {
+            let mut e = e.context(format!(
+                "rollback of {h} not done: the config was not replaced, nothing changed"
+            ));
+            if let Some(b) = &safety_backup {
+                if let Err(b_err) = take_back_backup(dir, b, backups_existed) {
+                    e = e.context(format!("{b_err:#}"));
+                }
+            }
+            return Err(abandon(dir, e));
+        }
+        warnings.push(format!("{e:#}"));
+    }
+    if !file_has(&config, &bytes) {
         anyhow::bail!(
-            "{}: the restored config differs from {} after writing; check the disk, then run rollback again",
+            "{}: the restored config differs from {} after writing; check the disk, then run `model-optimizer status`",
             config.display(),
             restored_from.display()
         );
     }
-    journal.advance(Step::Written, dir)?;
+    advance(&mut journal, Step::Written, dir, &mut warnings);
     if let Some(root) = &repo {
-        let message = format!("model-optimizer: rollback {h} to {label}");
         match git::commit_file(
             root,
             &config,
@@ -466,25 +642,32 @@ pub fn rollback(
             &git_settings.author_name,
             &git_settings.author_email,
         ) {
-            Ok(Some(id)) => git_record = GitRecord::Committed(id),
-            Ok(None) => git_record = GitRecord::Unchanged,
-            Err(e) => {
-                let _ = Journal::remove(dir);
-                return Err(e.context(format!(
-                    "{} was restored from {}, but the rollback commit failed; commit it by hand",
-                    config.display(),
-                    restored_from.display()
-                )));
+            Ok(Some(id)) => {
+                journal.commit = Some(id.hex().to_string());
+                git_record = GitRecord::Committed(id);
+                advance(&mut journal, Step::Committed, dir, &mut warnings);
             }
+            Ok(None) => git_record = GitRecord::Unchanged,
+            Err(e) => warnings.push(format!(
+                "{} was restored from {}, but the rollback commit failed ({e:#}); commit it with `{}`",
+                config.display(),
+                restored_from.display(),
+                git::commit_command(
+                    root,
+                    &config,
+                    &format!("model-optimizer: rollback {h} to {label}")
+                )
+            )),
         }
     }
-    Journal::remove(dir)?;
+    advance(&mut journal, Step::Done, dir, &mut warnings);
     Ok(RollbackOutcome {
         config,
         restored_from,
         label,
         safety_backup,
         git: git_record,
+        warnings,
     })
 }
 

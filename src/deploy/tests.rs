@@ -8,6 +8,41 @@ use chrono::{DateTime, Utc};
 use super::git::tests::{git, person_repo};
 use super::*;
 use crate::config::{GitMode, GitSettings};
+use crate::history::{Action, HistoryRecord};
+
+/// The history row the callers hand to `deploy` and `rollback`.
+static RECORD: std::sync::LazyLock<HistoryRecord> = std::sync::LazyLock::new(|| HistoryRecord {
+    run_id: "20260111T050000Z-42".into(),
+    horizon: "7d".into(),
+    optimization_date: at("2026-01-11T05:00:00Z"),
+    action: Action::Deployed,
+    triggered_by: "force".into(),
+    performance_degradation_pct: None,
+    drift_severity: None,
+    days_since_last: None,
+    success: true,
+    old: crate::history::RecordParams::default(),
+    new: crate::history::RecordParams::default(),
+    candidate: crate::history::RecordMetrics::default(),
+    current: crate::history::RecordMetrics::default(),
+    duration_seconds: 1.0,
+    message: "deployed context=90".into(),
+});
+
+fn record() -> &'static HistoryRecord {
+    &RECORD
+}
+
+/// The journal's step and record after an operation returned; then the caller's `finish`.
+fn finish_after(configs: &Path, step: Step) {
+    let j = Journal::load(configs)
+        .unwrap()
+        .expect("the journal stays until finish");
+    assert_eq!(j.step, step);
+    assert_eq!(j.record.as_ref(), Some(record()));
+    finish(configs).unwrap();
+    assert!(!Journal::path(configs).exists());
+}
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -55,6 +90,7 @@ fn request<'a>(configs: &'a Path, new: &'a [u8], git: &'a GitSettings, now: &str
         git,
         backups_to_keep: 10,
         now: at(now),
+        record: record(),
     }
 }
 
@@ -103,7 +139,7 @@ fn deploy_backs_up_writes_commits_only_the_config_and_checks() {
         "model-optimizer: deploy 7d context=90 samples=100 temperature=1.0 (RMSE -7.2%)"
     );
     assert_eq!(staged(&root), ["README.md", "new_staged.txt"]);
-    assert!(!Journal::path(&configs).exists());
+    finish_after(&configs, Step::Done);
     // The backups directory is not committed by the deploy (only the config is).
     assert!(
         git(&root, &["status", "--porcelain", "--", "configs/chronos_7d.json"])
@@ -157,7 +193,7 @@ fn failing_smoke_check_restores_the_bytes_and_adds_a_revert_commit() {
             .is_empty()
     );
     assert_eq!(staged(&root), ["README.md", "new_staged.txt"]);
-    assert!(!Journal::path(&configs).exists());
+    finish_after(&configs, Step::Undone);
     git(&root, &["fsck", "--strict", "--no-progress"]);
 }
 
@@ -177,10 +213,12 @@ fn deploy_without_repository_in_auto_mode_and_first_deploy_failure_removes_the_f
     assert!(matches!(out.status, DeployStatus::RolledBack { .. }));
     assert_eq!((out.backup.as_ref(), &out.git), (None, &GitRecord::NoRepository));
     assert!(!configs.join("chronos_7d.json").exists());
+    finish_after(&configs, Step::Undone);
     // Then it works.
     let out = deploy(request(&configs, &new, &gs, "2026-01-11T05:00:01Z"), &ok).unwrap();
     assert!(out.deployed());
     assert_eq!(fs::read(configs.join("chronos_7d.json")).unwrap(), new);
+    finish_after(&configs, Step::Done);
     // Off mode never looks for a repository.
     let off = settings(GitMode::Off);
     let newer = cfg_bytes(Horizon(7), 270, "2026-01-18T05:00:00Z");
@@ -226,6 +264,12 @@ fn preflight_failures_change_nothing() {
         had_config: true,
         new_fingerprint: fingerprint(b"x"),
         commit: None,
+        message: String::new(),
+        uses_git: true,
+        author_name: "model-optimizer".into(),
+        author_email: "bot@example.com".into(),
+        failure: None,
+        record: Some(record().clone()),
     }
     .save(&configs)
     .unwrap();
@@ -236,13 +280,31 @@ fn preflight_failures_change_nothing() {
     assert!(e.contains(".deploy-journal.json") && e.contains("status"), "{e}");
     let e = format!(
         "{:#}",
-        rollback(&configs, Horizon(7), None, &gs, at("2026-01-11T05:00:00Z")).unwrap_err()
+        rollback(
+            &configs,
+            Horizon(7),
+            None,
+            &gs,
+            at("2026-01-11T05:00:00Z"),
+            record()
+        )
+        .unwrap_err()
     );
     assert!(e.contains("interrupted"), "{e}");
     let report = recover(&configs).unwrap();
     let found = report.interrupted.unwrap();
     assert_eq!(found.config_state, recover::ConfigState::Old);
     assert_eq!(found.config_committed, Some(true));
+    assert_eq!(found.settled, recover::Settled::Undone);
+    // Nothing was deployed: the record owed says the deploy failed.
+    assert_eq!(report.owed.len(), 1);
+    assert_eq!(report.owed[0].action, Action::Failed);
+    assert!(report.owed[0].message.starts_with(recover::RECOVERED));
+    assert!(
+        Journal::path(&configs).exists(),
+        "recover leaves the journal to finish"
+    );
+    finish(&configs).unwrap();
     assert!(deploy(request(&configs, &new, &gs, "2026-01-11T05:00:00Z"), &ok)
         .unwrap()
         .deployed());
@@ -261,6 +323,7 @@ fn prune_keeps_the_newest_backups() {
         let out = deploy(req, &ok).unwrap();
         assert!(out.deployed());
         assert_eq!(out.pruned.len(), usize::from(i >= 3));
+        finish(&configs).unwrap();
     }
     let labels: Vec<String> = backup::list(&configs, Horizon(7))
         .unwrap()
@@ -280,6 +343,7 @@ fn rollback_restores_byte_identical_commits_and_toggles() {
     assert!(deploy(request(&configs, &new, &gs, "2026-01-11T05:00:00Z"), &ok)
         .unwrap()
         .deployed());
+    finish(&configs).unwrap();
     // A failed deploy later leaves a backup equal to the current config; rollback skips it.
     let bad = cfg_bytes(Horizon(7), 365, "2026-01-12T05:00:00Z");
     let failed = deploy(
@@ -288,12 +352,22 @@ fn rollback_restores_byte_identical_commits_and_toggles() {
     )
     .unwrap();
     assert!(matches!(failed.status, DeployStatus::RolledBack { .. }));
+    finish(&configs).unwrap();
     assert_eq!(
         rollback_target(&configs, Horizon(7), None).unwrap().1,
         "20260111_050000"
     );
 
-    let r = rollback(&configs, Horizon(7), None, &gs, at("2026-01-13T05:00:00Z")).unwrap();
+    let r = rollback(
+        &configs,
+        Horizon(7),
+        None,
+        &gs,
+        at("2026-01-13T05:00:00Z"),
+        record(),
+    )
+    .unwrap();
+    finish_after(&configs, Step::Done);
     assert_eq!(
         fs::read(configs.join("chronos_7d.json")).unwrap(),
         old,
@@ -305,6 +379,7 @@ fn rollback_restores_byte_identical_commits_and_toggles() {
         git(&root, &["log", "-1", "--format=%s"]).trim(),
         "model-optimizer: rollback 7d to 20260111_050000"
     );
+    assert!(git(&root, &["log", "-1", "--format=%b"]).contains("run 20260111T050000Z-42"));
     assert_eq!(
         git(&root, &["rev-parse", "HEAD"]).trim(),
         r.git.commit().unwrap().hex()
@@ -315,7 +390,16 @@ fn rollback_restores_byte_identical_commits_and_toggles() {
     );
     assert_eq!(staged(&root), ["README.md", "new_staged.txt"]);
     // A second rollback undoes the first (its safety backup is now the newest).
-    let r2 = rollback(&configs, Horizon(7), None, &gs, at("2026-01-13T05:00:00Z")).unwrap();
+    let r2 = rollback(
+        &configs,
+        Horizon(7),
+        None,
+        &gs,
+        at("2026-01-13T05:00:00Z"),
+        record(),
+    )
+    .unwrap();
+    finish(&configs).unwrap();
     assert_eq!(fs::read(configs.join("chronos_7d.json")).unwrap(), new);
     assert_eq!(r2.label, "20260113_050000");
     // An explicit timestamp; the third safety backup in that second gets suffix _3.
@@ -325,6 +409,7 @@ fn rollback_restores_byte_identical_commits_and_toggles() {
         Some("20260111_050000"),
         &gs,
         at("2026-01-13T05:00:00Z"),
+        record(),
     )
     .unwrap();
     assert_eq!(fs::read(configs.join("chronos_7d.json")).unwrap(), old);
@@ -333,7 +418,7 @@ fn rollback_restores_byte_identical_commits_and_toggles() {
         .unwrap()
         .ends_with("chronos_7d_20260113_050000_3.json"));
     git(&root, &["fsck", "--strict", "--no-progress"]);
-    assert!(!Journal::path(&configs).exists());
+    finish_after(&configs, Step::Done);
 }
 
 #[test]
@@ -349,6 +434,7 @@ fn rollback_refuses_backups_that_are_not_configs_of_the_horizon() {
         Some(stray.to_str().unwrap()),
         &gs,
         at("2026-01-13T05:00:00Z"),
+        record(),
     )
     .unwrap_err();
     assert_eq!(exit::code_of(&e), ExitCode::Invalid);
@@ -359,10 +445,19 @@ fn rollback_refuses_backups_that_are_not_configs_of_the_horizon() {
         Some(stray.to_str().unwrap()),
         &gs,
         at("2026-01-13T05:00:00Z"),
+        record(),
     )
     .unwrap_err();
     assert_eq!(exit::code_of(&e), ExitCode::Invalid);
-    let e = rollback(&configs, Horizon(7), None, &gs, at("2026-01-13T05:00:00Z")).unwrap_err();
+    let e = rollback(
+        &configs,
+        Horizon(7),
+        None,
+        &gs,
+        at("2026-01-13T05:00:00Z"),
+        record(),
+    )
+    .unwrap_err();
     assert!(format!("{e:#}").contains("nothing to roll back to"), "{e:#}");
     assert_eq!(git(&root, &["log", "-1", "--format=%s"]).trim(), "real config");
 }
@@ -382,7 +477,7 @@ fn snapshot(from: &Path, to: &Path) {
 }
 
 #[test]
-fn recover_reports_a_deploy_interrupted_before_its_smoke_check() {
+fn recover_completes_a_deploy_interrupted_before_its_smoke_check_and_owes_its_record() {
     let (d, root, _old) = repo_with_config();
     let configs = root.join("configs");
     let gs = settings(GitMode::Auto);
@@ -401,6 +496,7 @@ fn recover_reports_a_deploy_interrupted_before_its_smoke_check() {
     let cconfigs = crashed.join("configs");
     fs::write(cconfigs.join(".chronos_7d.json.999.tmp"), b"{ half").unwrap();
     git(&crashed, &["fsck", "--strict", "--no-progress"]);
+    let head = git(&crashed, &["rev-parse", "HEAD"]);
     let report = recover(&cconfigs).unwrap();
     assert_eq!(
         report.removed_temp_files,
@@ -408,8 +504,8 @@ fn recover_reports_a_deploy_interrupted_before_its_smoke_check() {
     );
     let found = report.interrupted.clone().unwrap();
     assert_eq!(
-        (found.operation, found.step),
-        (Operation::Deploy, Step::Committed)
+        (found.operation, found.step, found.settled),
+        (Operation::Deploy, Step::Committed, recover::Settled::Completed)
     );
     assert_eq!(
         (found.config_state, found.config_committed),
@@ -421,18 +517,352 @@ fn recover_reports_a_deploy_interrupted_before_its_smoke_check() {
     );
     let text = report.messages().join("\n");
     assert!(
-        text.contains("not smoke-checked")
-            && text.contains("rollback 7d")
+        text.contains("the deploy stands")
+            && text.contains("run 20260111T050000Z-42")
             && text.contains("stray temp file"),
         "{text}"
     );
-    assert!(
-        recover(&cconfigs).unwrap().is_clean(),
-        "reported once, then clean"
-    );
+    // The deploy's record is owed, marked as recovered; nothing needed committing.
+    let mut expected = record().clone();
+    expected.message = format!("{}{}", recover::RECOVERED, expected.message);
+    assert_eq!(report.owed, [expected]);
+    assert_eq!(git(&crashed, &["rev-parse", "HEAD"]), head);
+    // Until the caller has recorded it, recovery finds the same and does the same.
+    let again = recover(&cconfigs).unwrap();
+    assert_eq!((again.interrupted, again.owed), (report.interrupted, report.owed));
+    finish(&cconfigs).unwrap();
+    assert!(recover(&cconfigs).unwrap().is_clean());
     // An unreadable journal is reported and left for a person.
     fs::write(Journal::path(&cconfigs), b"{").unwrap();
     let r = recover(&cconfigs).unwrap();
     assert!(r.journal_error.unwrap().contains(".deploy-journal.json"));
     assert!(Journal::path(&cconfigs).exists());
+}
+
+/// A journal as `deploy` leaves it at `step` (for states a crash leaves between two writes).
+fn journal_at(
+    op: Operation,
+    step: Step,
+    backup: Option<&Path>,
+    new: &[u8],
+    failure: Option<&str>,
+) -> Journal {
+    Journal {
+        operation: op,
+        horizon: Horizon(7),
+        pid: 4242,
+        started: at("2026-01-11T05:00:00Z"),
+        step,
+        backup: backup.map(|b| b.file_name().unwrap().to_string_lossy().into_owned()),
+        had_config: true,
+        new_fingerprint: fingerprint(new),
+        commit: None,
+        message: "model-optimizer: deploy 7d context=90\n\nrun 20260111T050000Z-42".into(),
+        uses_git: true,
+        author_name: "model-optimizer".into(),
+        author_email: "bot@example.com".into(),
+        failure: failure.map(String::from),
+        record: Some(record().clone()),
+    }
+}
+
+#[test]
+fn recover_commits_a_config_left_staged_by_a_commit_killed_before_it_landed() {
+    let (_d, root, old) = repo_with_config();
+    let configs = root.join("configs");
+    let cfg = configs.join("chronos_7d.json");
+    let b = backup::create(&configs, Horizon(7), at("2026-01-11T05:00:00Z")).unwrap();
+    let new = cfg_bytes(Horizon(7), 90, "2026-01-11T05:00:00Z");
+    fs::write(&cfg, &new).unwrap();
+    // libgit2 wrote the index, then the process died before the commit.
+    git(&root, &["add", "configs/chronos_7d.json"]);
+    journal_at(Operation::Deploy, Step::Written, Some(&b), &new, None)
+        .save(&configs)
+        .unwrap();
+    let report = recover(&configs).unwrap();
+    let found = report.interrupted.unwrap();
+    assert_eq!(
+        (found.config_state, found.config_committed, found.settled),
+        (
+            recover::ConfigState::New,
+            Some(false),
+            recover::Settled::Completed
+        )
+    );
+    assert_eq!(
+        git(&root, &["log", "-1", "--format=%s"]).trim(),
+        "model-optimizer: deploy 7d context=90 (recovered)"
+    );
+    let body = git(&root, &["log", "-1", "--format=%b"]);
+    assert!(
+        body.contains("interrupted run") && body.contains("run 20260111T050000Z-42"),
+        "{body}"
+    );
+    assert_eq!(
+        git(&root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
+        new.as_slice()
+    );
+    assert_eq!(
+        git(&root, &["show", "--name-only", "--format=", "HEAD"]).trim(),
+        "configs/chronos_7d.json"
+    );
+    // Nothing of ours is staged or modified; the person's staged work still is.
+    assert_eq!(staged(&root), ["README.md", "new_staged.txt"]);
+    assert!(
+        git(&root, &["status", "--porcelain", "--", "configs/chronos_7d.json"])
+            .trim()
+            .is_empty()
+    );
+    assert_eq!(report.owed[0].action, Action::Deployed);
+    finish(&configs).unwrap();
+    git(&root, &["fsck", "--strict", "--no-progress"]);
+
+    // The same crash in front of an old config (the rename had not happened): the staged
+    // entry is cleared and nothing is committed.
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let b2 = backup::create(&configs, Horizon(7), at("2026-01-12T05:00:00Z")).unwrap();
+    let newer = cfg_bytes(Horizon(7), 270, "2026-01-12T05:00:00Z");
+    fs::write(&cfg, &newer).unwrap();
+    git(&root, &["add", "configs/chronos_7d.json"]);
+    fs::write(&cfg, &new).unwrap();
+    journal_at(Operation::Deploy, Step::BackedUp, Some(&b2), &newer, None)
+        .save(&configs)
+        .unwrap();
+    let report = recover(&configs).unwrap();
+    let found = report.interrupted.unwrap();
+    assert_eq!(
+        (found.config_state, found.settled),
+        (recover::ConfigState::Old, recover::Settled::Undone)
+    );
+    assert_eq!(git(&root, &["rev-parse", "HEAD"]), head);
+    assert_eq!(staged(&root), ["README.md", "new_staged.txt"]);
+    assert!(
+        found
+            .describe()
+            .contains("cleared the change an interrupted commit left staged"),
+        "{}",
+        found.describe()
+    );
+    assert_eq!(report.owed[0].action, Action::Failed);
+    assert!(
+        report.owed[0].message.contains("nothing is deployed"),
+        "{}",
+        report.owed[0].message
+    );
+    let _ = old;
+}
+
+#[test]
+fn recover_finishes_an_interrupted_undo_and_commits_the_restoration() {
+    let (_d, root, old) = repo_with_config();
+    let configs = root.join("configs");
+    let cfg = configs.join("chronos_7d.json");
+    let b = backup::create(&configs, Horizon(7), at("2026-01-11T05:00:00Z")).unwrap();
+    let new = cfg_bytes(Horizon(7), 90, "2026-01-11T05:00:00Z");
+    fs::write(&cfg, &new).unwrap();
+    let deploy_commit = git::commit_file(
+        &root,
+        &cfg,
+        "model-optimizer: deploy 7d",
+        "Bot",
+        "bot@example.com",
+    )
+    .unwrap()
+    .unwrap();
+    let mut j = journal_at(
+        Operation::Deploy,
+        Step::RestoringAfterFailure,
+        Some(&b),
+        &new,
+        Some("smoke check: NaN"),
+    );
+    j.commit = Some(deploy_commit.hex().to_string());
+    j.save(&configs).unwrap();
+    let report = recover(&configs).unwrap();
+    let found = report.interrupted.unwrap();
+    assert_eq!(
+        (found.config_state, found.settled),
+        (recover::ConfigState::New, recover::Settled::Undone)
+    );
+    assert_eq!(fs::read(&cfg).unwrap(), old, "the previous bytes are back");
+    assert_eq!(
+        git(&root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
+        old.as_slice()
+    );
+    assert!(
+        git(&root, &["log", "-1", "--format=%B"]).contains(&format!("This reverts commit {deploy_commit}"))
+    );
+    let owed = &report.owed[0];
+    assert_eq!((owed.action, owed.success), (Action::Failed, false));
+    assert!(owed.message.contains("smoke check: NaN"), "{}", owed.message);
+    assert_eq!(staged(&root), ["README.md", "new_staged.txt"]);
+    git(&root, &["fsck", "--strict", "--no-progress"]);
+}
+
+#[test]
+fn recover_commits_a_restored_rollback() {
+    let (_d, root, old) = repo_with_config();
+    let configs = root.join("configs");
+    let cfg = configs.join("chronos_7d.json");
+    let gs = settings(GitMode::Auto);
+    let new = cfg_bytes(Horizon(7), 90, "2026-01-11T05:00:00Z");
+    assert!(deploy(request(&configs, &new, &gs, "2026-01-11T05:00:00Z"), &ok)
+        .unwrap()
+        .deployed());
+    finish(&configs).unwrap();
+    // A rollback killed after writing the backup's bytes, before its commit.
+    let safety = backup::create(&configs, Horizon(7), at("2026-01-12T05:00:00Z")).unwrap();
+    fs::write(&cfg, &old).unwrap();
+    let mut j = journal_at(Operation::Rollback, Step::Written, Some(&safety), &old, None);
+    j.message = "model-optimizer: rollback 7d to 20260111_050000\n\nrun 20260111T050000Z-42".into();
+    j.save(&configs).unwrap();
+    let report = recover(&configs).unwrap();
+    let found = report.interrupted.unwrap();
+    assert_eq!(found.settled, recover::Settled::Completed);
+    assert!(
+        found.describe().contains("the rollback stands"),
+        "{}",
+        found.describe()
+    );
+    assert_eq!(
+        git(&root, &["log", "-1", "--format=%s"]).trim(),
+        "model-optimizer: rollback 7d to 20260111_050000 (recovered)"
+    );
+    assert!(
+        git(&root, &["status", "--porcelain", "--", "configs/chronos_7d.json"])
+            .trim()
+            .is_empty()
+    );
+    assert_eq!(
+        report.owed[0].action,
+        Action::Deployed,
+        "the journal's own record"
+    );
+}
+
+/// A named repository state, how to make it, and the fix the refusal must name.
+type GitCase<'a> = (&'a str, &'a dyn Fn(&Path), &'a str);
+
+#[test]
+fn unfinished_git_operations_and_detached_head_are_refused_and_change_nothing() {
+    let new = cfg_bytes(Horizon(7), 90, "2026-01-11T05:00:00Z");
+    let gs = settings(GitMode::Auto);
+    let cases: [GitCase<'_>; 4] = [
+        (
+            "detached HEAD",
+            &|r: &Path| {
+                git(r, &["checkout", "-q", "--detach", "HEAD"]);
+            },
+            "git -C",
+        ),
+        (
+            "merge in progress",
+            &|r: &Path| {
+                fs::write(r.join(".git/MERGE_HEAD"), git(r, &["rev-parse", "HEAD"])).unwrap();
+            },
+            "git merge --abort",
+        ),
+        (
+            "rebase in progress",
+            &|r: &Path| {
+                fs::create_dir_all(r.join(".git/rebase-merge")).unwrap();
+            },
+            "git rebase --abort",
+        ),
+        (
+            "cherry-pick in progress",
+            &|r: &Path| {
+                fs::write(r.join(".git/CHERRY_PICK_HEAD"), git(r, &["rev-parse", "HEAD"])).unwrap();
+            },
+            "git cherry-pick --abort",
+        ),
+    ];
+    for (name, setup, fix) in cases {
+        let (_d, root, old) = repo_with_config();
+        let configs = root.join("configs");
+        setup(&root);
+        let head = git(&root, &["rev-parse", "HEAD"]);
+        let index = fs::read(root.join(".git/index")).unwrap();
+        let e = deploy(request(&configs, &new, &gs, "2026-01-11T05:00:00Z"), &ok).unwrap_err();
+        assert_eq!(exit::code_of(&e), ExitCode::Invalid, "{name}");
+        let text = format!("{e:#}");
+        assert!(text.contains(fix) && !text.contains('\n'), "{name}: {text}");
+        assert_eq!(
+            exit::code_of(&preflight(&configs, &gs).unwrap_err()),
+            ExitCode::Invalid
+        );
+        assert_eq!(fs::read(configs.join("chronos_7d.json")).unwrap(), old, "{name}");
+        assert!(
+            !backup::backups_dir(&configs).exists() && !Journal::path(&configs).exists(),
+            "{name}"
+        );
+        assert_eq!(git(&root, &["rev-parse", "HEAD"]), head, "{name}");
+        assert_eq!(fs::read(root.join(".git/index")).unwrap(), index, "{name}");
+    }
+}
+
+#[test]
+fn conflicts_in_the_index_are_refused() {
+    let (_d, root, _old) = repo_with_config();
+    git(&root, &["commit", "-q", "-m", "person's staged work"]);
+    git(&root, &["checkout", "-q", "-b", "other"]);
+    fs::write(root.join("notes.txt"), "theirs\n").unwrap();
+    git(&root, &["commit", "-q", "-am", "theirs"]);
+    git(&root, &["checkout", "-q", "-"]);
+    fs::write(root.join("notes.txt"), "ours\n").unwrap();
+    git(&root, &["commit", "-q", "-am", "ours"]);
+    let merge = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=P",
+            "-c",
+            "user.email=p@example.com",
+            "merge",
+            "-q",
+            "other",
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(!merge.status.success(), "the merge conflicts");
+    let e = format!("{:#}", git::check_ready(&root).unwrap_err());
+    assert!(e.contains("merge is in progress"), "{e}");
+    // Conflicts left after the merge state is gone are refused by name.
+    fs::remove_file(root.join(".git/MERGE_HEAD")).unwrap();
+    let e = format!("{:#}", git::check_ready(&root).unwrap_err());
+    assert!(e.contains("unresolved conflicts (notes.txt)"), "{e}");
+}
+
+#[test]
+fn a_symlinked_config_is_refused_and_a_mode_is_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, root, old) = repo_with_config();
+    let configs = root.join("configs");
+    let cfg = configs.join("chronos_7d.json");
+    let gs = settings(GitMode::Auto);
+    let new = cfg_bytes(Horizon(7), 90, "2026-01-11T05:00:00Z");
+    fs::rename(&cfg, root.join("real_7d.json")).unwrap();
+    std::os::unix::fs::symlink("../real_7d.json", &cfg).unwrap();
+    let e = deploy(request(&configs, &new, &gs, "2026-01-11T05:00:00Z"), &ok).unwrap_err();
+    assert_eq!(exit::code_of(&e), ExitCode::Invalid);
+    assert!(
+        format!("{e:#}").contains("symbolic link (to ../real_7d.json)"),
+        "{e:#}"
+    );
+    assert!(fs::symlink_metadata(&cfg).unwrap().file_type().is_symlink());
+    assert!(!backup::backups_dir(&configs).exists() && !Journal::path(&configs).exists());
+    // A regular config with restricted permissions keeps them across the replacement.
+    fs::remove_file(&cfg).unwrap();
+    fs::write(&cfg, &old).unwrap();
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(deploy(request(&configs, &new, &gs, "2026-01-11T05:00:00Z"), &ok)
+        .unwrap()
+        .deployed());
+    assert_eq!(fs::metadata(&cfg).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        git(&root, &["ls-tree", "HEAD", "configs/chronos_7d.json"])
+            .split_whitespace()
+            .next(),
+        Some("100644")
+    );
 }

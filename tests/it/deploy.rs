@@ -412,8 +412,29 @@ mod crash {
     use model_optimizer::domain::Horizon;
     use model_optimizer::failpoint;
     use model_optimizer::forecaster_config::ForecasterConfig;
+    use model_optimizer::history::{Action, HistoryRecord, RecordMetrics, RecordParams};
 
     use super::{child_instructions, spawn_child};
+
+    fn record(run_id: &str) -> HistoryRecord {
+        HistoryRecord {
+            run_id: run_id.into(),
+            horizon: "7d".into(),
+            optimization_date: at("2026-01-11T05:00:00Z"),
+            action: Action::Deployed,
+            triggered_by: "force".into(),
+            performance_degradation_pct: None,
+            drift_severity: None,
+            days_since_last: None,
+            success: true,
+            old: RecordParams::default(),
+            new: RecordParams::default(),
+            candidate: RecordMetrics::default(),
+            current: RecordMetrics::default(),
+            duration_seconds: 1.0,
+            message: "deployed".into(),
+        }
+    }
 
     use crate::util::git_cli as git;
 
@@ -467,10 +488,13 @@ mod crash {
         let new = new();
         match args["op"].as_str().unwrap() {
             "rollback" => {
-                deploy::rollback(&configs, Horizon(7), None, &gs, at("2026-01-12T05:00:00Z")).unwrap();
+                let mut r = record("crash-child");
+                r.action = Action::RolledBack;
+                deploy::rollback(&configs, Horizon(7), None, &gs, at("2026-01-12T05:00:00Z"), &r).unwrap();
             }
             op => {
                 let fail = op == "deploy_failing_check";
+                let r = record("crash-child");
                 let req = DeployRequest {
                     configs_dir: &configs,
                     horizon: Horizon(7),
@@ -479,6 +503,7 @@ mod crash {
                     git: &gs,
                     backups_to_keep: 10,
                     now: at("2026-01-11T05:00:00Z"),
+                    record: &r,
                 };
                 deploy::deploy(req, &|_: &Path| {
                     if fail {
@@ -557,6 +582,7 @@ mod crash {
                 // Something to roll back: the new config deployed for real first.
                 let gs = git_settings();
                 let new = new();
+                let r = record("first");
                 let req = DeployRequest {
                     configs_dir: &configs,
                     horizon: Horizon(7),
@@ -565,11 +591,13 @@ mod crash {
                     git: &gs,
                     backups_to_keep: 10,
                     now: at("2026-01-11T05:00:00Z"),
+                    record: &r,
                 };
                 assert!(
                     deploy::deploy(req, &|_: &Path| Ok(())).unwrap().deployed(),
                     "{label}"
                 );
+                deploy::finish(&configs).unwrap();
             }
             let child = spawn_child(
                 "deploy::crash::crash_child",
@@ -636,6 +664,35 @@ mod crash {
                     "{label}: the half-written temp file is swept"
                 );
             }
+            // The record is owed: the operation's own when its config stands, else `failed`.
+            assert_eq!(report.owed.len(), 1, "{label}");
+            let stands = if case.op == "rollback" {
+                !case.expect_new
+            } else {
+                case.expect_new && case.failpoint != "during_rollback"
+            };
+            assert_eq!(
+                report.owed[0].action == Action::Failed,
+                !stands,
+                "{label}: {:?}",
+                report.owed[0]
+            );
+            assert!(
+                report.owed[0].message.starts_with(deploy::recover::RECOVERED),
+                "{label}"
+            );
+            // HEAD, the index and the config agree after recovery; the person's work stays.
+            assert_eq!(
+                git(&root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
+                fs::read(&cfg).unwrap().as_slice(),
+                "{label}: HEAD after recovery"
+            );
+            assert_eq!(
+                git(&root, &["diff", "--cached", "--name-only"]).trim(),
+                "README.md",
+                "{label}"
+            );
+            deploy::finish(&configs).unwrap();
             let leftovers: Vec<_> = fs::read_dir(&configs)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -649,6 +706,7 @@ mod crash {
             // And the next deploy works from there.
             let gs = git_settings();
             let newer = config(270, "2026-01-18T05:00:00Z");
+            let r = record("next");
             let req = DeployRequest {
                 configs_dir: &configs,
                 horizon: Horizon(7),
@@ -657,6 +715,7 @@ mod crash {
                 git: &gs,
                 backups_to_keep: 10,
                 now: at("2026-01-18T05:00:00Z"),
+                record: &r,
             };
             assert!(
                 deploy::deploy(req, &|_: &Path| Ok(())).unwrap().deployed(),

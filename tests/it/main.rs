@@ -2,12 +2,15 @@
 //! against temp roots built by `util::TestEnv`.
 
 mod architecture;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod deploy;
 mod engine;
 mod foundation;
 mod packaging;
 mod replay;
 mod run;
+mod safety;
 mod search;
 mod triggers;
 mod util;
