@@ -57,8 +57,8 @@ pub(crate) fn read_configs(ctx: &Context, horizons: &[Horizon]) -> anyhow::Resul
         .collect()
 }
 
-/// Rows the optimizer needs: the largest context searched or deployed, plus the validation
-/// window, plus the longest horizon (the last origin needs its next h values).
+/// Rows the optimizer needs: the largest context searched or deployed, plus the rows the
+/// selection and confirmation origins span (the last origin needs its next h values).
 pub(crate) fn rows_needed(ctx: &Context, configs: &[ForecasterConfig]) -> usize {
     let s = &ctx.settings.search;
     configs
@@ -71,7 +71,7 @@ pub(crate) fn rows_needed(ctx: &Context, configs: &[ForecasterConfig]) -> usize 
                 .chain([c.context_length])
                 .max()
                 .unwrap_or(c.context_length);
-            largest + s.validation_window + c.horizon.steps()
+            largest + crate::backtest::rows_spanned(s, c.horizon.steps())
         })
         .max()
         .unwrap_or(0)
@@ -89,7 +89,7 @@ pub(crate) fn load_series(ctx: &Context, configs: &[ForecasterConfig]) -> anyhow
         &series,
         needed,
         &path,
-        "the largest context plus the validation window and the longest horizon",
+        "the largest context plus the rows the backtest origins span",
     )?;
     Ok(series)
 }

@@ -397,10 +397,7 @@ fn replay(
         .points
         .iter()
         .filter(|p| p.step == h.steps())
-        .map(|p| ErrorPoint {
-            target_date: p.target_date,
-            error: p.error,
-        })
+        .map(ErrorPoint::from)
         .collect())
 }
 
@@ -417,7 +414,7 @@ pub(crate) fn trigger_report(
     force: bool,
 ) -> anyhow::Result<TriggerReport> {
     let h = cfg.horizon;
-    let tracked = triggers::tracked_errors(predictions, h);
+    let tracked = triggers::tracked_errors(predictions, h, series);
     let today = ctx.today();
     let replayed = match model {
         Some(m) if triggers::needs_replay(&tracked, &ctx.settings.triggers, today) => {

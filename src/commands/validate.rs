@@ -1,11 +1,12 @@
-//! `validate`: search a horizon (or take `--candidate`), backtest the current config on the
-//! same origins, and judge the candidate. Writes nothing (but the optional picture); exit 0
-//! approved, 3 rejected.
+//! `validate`: search a horizon on the selection origins (or take `--candidate`), then judge
+//! the candidate against the current config on the later confirmation origins. Writes
+//! nothing (but the optional picture); exit 0 approved, 3 rejected.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::backtest;
 use crate::cli::ValidateArgs;
 use crate::domain::Horizon;
 use crate::exit::{invalid, ExitCode};
@@ -45,7 +46,8 @@ impl Render for ValidateOutput {
     }
 }
 
-/// The search's configs as a table, the chosen one marked.
+/// The search's configs as a table with every score, the chosen one marked, and the rule
+/// that picked each parameter.
 pub fn render_search(r: &SearchReport) -> String {
     let rows = r.configs.iter().enumerate().map(|(i, c)| {
         let m = &c.evaluation.metrics;
@@ -60,51 +62,88 @@ pub fn render_search(r: &SearchReport) -> String {
             p.num_samples.to_string(),
             format!("{:.2}", p.temperature),
             format!("{:.3}", m.rmse),
-            format!("{:.3}", m.mape),
-            format!("{:+.3}", m.bias),
+            format!("{:.3}", m.interval_score_95),
+            format!("{:.4}", m.wql),
+            format!("{:.2}", c.mc_deviation_pct),
             format!("{:.3}", m.coverage_95),
-            format!("{:.3}", m.wql),
+            format!("{:+.3}", m.bias),
+            format!("{:.3}", m.mape),
             format!("{:.2}", m.inference_ms),
             if c.meets_criteria { "yes" } else { "no" }.to_string(),
         ]
     });
     let mut s = format!(
-        "search {}: {} configs on {} origins ({} to {}), {} forward batches (naive {}), {:.1} s\n",
+        "search {}: {} configs on the {} selection origins {} to {} (targets to {}), {} forward batches (naive {}), {:.1} s\n",
         r.horizon,
         r.configs.len(),
         r.origins,
         r.first_origin,
         r.last_origin,
+        r.last_target,
         r.forward_batches,
         r.naive_forward_batches,
         r.seconds
     );
     s.push_str(&output::table(
         &[
-            "best",
+            "pick",
             "context",
             "samples",
             "temp",
             "RMSE",
-            "MAPE %",
-            "bias",
-            "cov95",
+            "IS95",
             "WQL",
+            "MC dev %",
+            "cov95",
+            "bias",
+            "MAPE %",
             "ms",
             "meets abs.",
         ],
         rows,
     ));
     s.push('\n');
-    if !r.best_meets_criteria {
-        s.push_str(
-            "note: no config met the absolute criteria (CI95 coverage, |bias|); the lowest RMSE was taken\n",
-        );
-    }
+    let rules = &r.rules;
+    let c = &rules.context_length;
+    let list = |xs: Vec<String>| xs.join(", ");
+    s.push_str(&format!(
+        "context_length {} by the lowest RMSE of the point forecast (at samples {}, temp {:.2}): {}\n",
+        c.chosen,
+        c.at_num_samples,
+        c.at_temperature,
+        list(c.rmse.iter().map(|(l, v)| format!("{l} {v:.3}")).collect())
+    ));
+    let t = &rules.temperature;
+    s.push_str(&format!(
+        "temperature {:.2} by the lowest CI95 interval score (at context {}, samples {}): {}\n",
+        t.chosen,
+        t.at_context_length,
+        t.at_num_samples,
+        list(
+            t.interval_score_95
+                .iter()
+                .map(|(x, v)| format!("{x:.2} {v:.3}"))
+                .collect()
+        )
+    ));
+    let n = &rules.num_samples;
+    s.push_str(&format!(
+        "num_samples {} as the smallest whose mean and CI95 stay within {} % of the CI95 width of samples {}: {}\n",
+        n.chosen,
+        n.tolerance_pct,
+        n.reference,
+        list(
+            n.deviation_pct
+                .iter()
+                .map(|(x, v)| format!("{x} {v:.2} %"))
+                .collect()
+        )
+    ));
+    s.push_str("(IS95: interval score of the CI95; MC dev: largest deviation from the most samples; meets abs.: coverage and bias limits on these origins, shown only)\n");
     s
 }
 
-/// The criteria table, Diebold-Mariano and the random walk.
+/// The origins line, the criteria table, Diebold-Mariano, the random walk and Clark-West.
 pub fn render_validation(v: &ValidationReport) -> String {
     let mut rows = Vec::new();
     for c in &v.criteria {
@@ -120,10 +159,24 @@ pub fn render_validation(v: &ValidationReport) -> String {
             ]);
         }
     }
+    let o = &v.origins;
     let mut s = format!(
+        "origins every {} rows: {} selection origins {} to {} (targets to {}) chose the candidate; \
+         {} confirmation origins {} to {} (targets to {}) judge it, and their metrics are what a deploy promises\n",
+        o.spacing,
+        o.selection.origins,
+        o.selection.first_origin,
+        o.selection.last_origin,
+        o.selection.last_target,
+        o.confirmation.origins,
+        o.confirmation.first_origin,
+        o.confirmation.last_origin,
+        o.confirmation.last_target,
+    );
+    s.push_str(&format!(
         "candidate {}  vs  current {}\n",
         v.candidate.params, v.current.params
-    );
+    ));
     s.push_str(&output::table(
         &[
             "criterion",
@@ -137,16 +190,29 @@ pub fn render_validation(v: &ValidationReport) -> String {
         rows,
     ));
     s.push('\n');
+    let dm = &v.diebold_mariano;
     s.push_str(&format!(
-        "Diebold-Mariano (squared error, HLN): statistic {:.3}, p-value {:.4}\n",
-        v.diebold_mariano.statistic, v.diebold_mariano.p_value
+        "Diebold-Mariano (squared error, HAC, HLN; {} origins, horizon {} origins): statistic {:.3}, one-sided p {:.4} (two-sided {:.4}){}\n",
+        dm.n,
+        dm.horizon_used,
+        dm.statistic,
+        dm.p_value_lower,
+        dm.p_value,
+        if dm.horizon_capped { "; horizon capped: too few origins, indicative only" } else { "" }
+    ));
+    let rw = &v.random_walk;
+    s.push_str(&format!(
+        "random walk: RMSE {:.3}, MAPE {:.3} %; RMSE ratio candidate {:.3}, current {:.3}; Clark-West candidate vs random walk: statistic {:.3}, one-sided p {:.4}\n",
+        rw.rmse,
+        rw.mape,
+        rw.candidate_rmse_ratio,
+        rw.current_rmse_ratio,
+        rw.clark_west.statistic,
+        rw.clark_west.p_value
     ));
     s.push_str(&format!(
-        "random walk: RMSE {:.3}, MAPE {:.3} %; RMSE ratio candidate {:.3}, current {:.3}\n",
-        v.random_walk.rmse,
-        v.random_walk.mape,
-        v.random_walk.candidate_rmse_ratio,
-        v.random_walk.current_rmse_ratio
+        "inference time: median of {} interleaved timings each, candidate {:.2} ms, current {:.2} ms\n",
+        v.timing_runs, v.candidate.metrics.inference_ms, v.current.metrics.inference_ms
     ));
     s.push_str(if v.approved {
         "verdict: APPROVED\n"
@@ -171,7 +237,9 @@ pub struct Outcome {
     pub validation: ValidationReport,
 }
 
-/// Searches `h` (or evaluates `candidate`) and validates against `current`.
+/// Splits the origins, runs one batched forward per context length over all of them,
+/// searches `h` on the selection origins (or takes `candidate`), and validates against
+/// `current` on the confirmation origins, with criterion 3 timed interleaved.
 pub fn search_and_validate(
     ctx: &Context,
     model: &ChronosBolt,
@@ -182,38 +250,110 @@ pub fn search_and_validate(
 ) -> anyhow::Result<Outcome> {
     let h = current.horizon;
     let s = &ctx.settings;
+    let split = backtest::split_origins(series, h.steps(), &s.search)?;
+    let grid = match candidate {
+        Some(_) => Vec::new(),
+        None => search::grid(&s.search, h)?,
+    };
+    let distinct = |xs: &mut dyn Iterator<Item = usize>| {
+        let mut out: Vec<usize> = Vec::new();
+        for x in xs {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+        out
+    };
+    let grid_lengths = distinct(&mut grid.iter().map(|p| p.context_length)).len();
+    let unique = distinct(
+        &mut grid
+            .iter()
+            .map(|p| p.context_length)
+            .chain([current.context_length])
+            .chain(candidate.map(|c| c.context_length)),
+    );
     let bar = output::Progress::new(0, &format!("search {h}"));
-    let mut progress = |p: search::Progress| super::progress_event(&bar, &p);
+    // The bar counts every forward request (the prefetch, the search's, candidate and current)
+    // and every searched config.
+    let started = search::Progress::Started {
+        horizon: h,
+        forwards: unique.len() + grid_lengths + 2,
+        configs: grid.len(),
+    };
+    super::progress_event(&bar, &started);
+    let mut progress = |p: search::Progress| {
+        if !matches!(p, search::Progress::Started { .. }) {
+            super::progress_event(&bar, &p);
+        }
+    };
+    let all = split.all();
+    let batches_before = cache.batches_run;
+    for &length in &unique {
+        cache.forward(model, series, &all, length, h.steps(), &mut progress)?;
+    }
     let search = match candidate {
         Some(_) => None,
-        None => Some(search::search(
-            model,
-            series,
-            h,
-            &s.search,
-            &s.validation,
-            cache,
-            &mut progress,
-        )?),
+        None => {
+            let mut r = search::search(
+                model,
+                series,
+                h,
+                &s.search,
+                &s.validation,
+                &split.selection,
+                cache,
+                &mut progress,
+            )?;
+            // The search's forwards were batched with the confirmation origins above.
+            r.forward_batches = cache.batches_run - batches_before;
+            Some(r)
+        }
     };
     let cand_params = match (candidate, &search) {
         (Some(c), _) => c.params(),
         (None, Some(r)) => r.best().params,
         (None, None) => unreachable!("search runs when there is no candidate"),
     };
-    // Candidate and current are timed one right after the other, for a fair criterion 3.
-    let cand = search::evaluate_params(model, series, h, &s.search, &cand_params, cache, &mut progress)?;
-    let cur = search::evaluate_params(
+    let cur_params = current.params();
+    let mut cand = search::evaluate_params(
         model,
         series,
         h,
-        &s.search,
-        &current.params(),
+        &cand_params,
+        &split.confirmation,
         cache,
         &mut progress,
     )?;
+    let mut cur = search::evaluate_params(
+        model,
+        series,
+        h,
+        &cur_params,
+        &split.confirmation,
+        cache,
+        &mut progress,
+    )?;
+    let last = *split.confirmation.last().expect("the split is never empty");
+    let longest = cand_params.context_length.max(cur_params.context_length);
+    let context = backtest::context(&series.values, last, longest);
+    let (cand_ms, cur_ms) = backtest::time_interleaved_ms(
+        model,
+        context,
+        h.steps(),
+        &cand_params,
+        &cur_params,
+        s.validation.timing_runs,
+    )?;
+    cand.metrics.inference_ms = cand_ms;
+    cur.metrics.inference_ms = cur_ms;
     bar.finish();
-    let validation = validate::validate(h, &cand, &cur, &s.validation)?;
+    let origins = validate::OriginsUsed {
+        spacing: split.spacing,
+        selection: split.selection_span(series, h.steps()),
+        confirmation: split.confirmation_span(series, h.steps()),
+        test_horizon: h.steps().div_ceil(split.spacing),
+    };
+    let validation = validate::validate(h, &cand, &cur, origins, &s.validation)?;
     Ok(Outcome { search, validation })
 }
 
