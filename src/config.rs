@@ -198,7 +198,8 @@ pub struct ValidationSettings {
     pub min_mape_improvement_pct: f64,
     /// Criterion 2: error std may grow at most this much (percent).
     pub max_std_increase_pct: f64,
-    /// Criterion 3: inference time may grow at most this much (percent).
+    /// Criterion 3: inference cost (the deterministic model) may grow at most this much
+    /// (percent).
     pub max_inference_time_increase_pct: f64,
     /// Criterion 4: CI95 coverage at least this (fraction).
     pub min_coverage_95: f64,
@@ -210,9 +211,6 @@ pub struct ValidationSettings {
     pub require_dm_significance: bool,
     /// ... at this level.
     pub dm_alpha: f64,
-    /// Criterion 3: candidate and current are each timed this many times, interleaved
-    /// (candidate, current, candidate, ...); the medians are compared. At least 10.
-    pub timing_runs: usize,
 }
 
 impl Default for ValidationSettings {
@@ -227,7 +225,6 @@ impl Default for ValidationSettings {
             max_abs_bias_per_horizon: BTreeMap::new(),
             require_dm_significance: true,
             dm_alpha: 0.05,
-            timing_runs: 10,
         }
     }
 }
@@ -441,12 +438,6 @@ impl Settings {
             positive(&format!("validation.max_abs_bias_per_horizon.{k}"), *x)?;
         }
         unit_open("validation.dm_alpha", v.dm_alpha)?;
-        if v.timing_runs < 10 {
-            return Err(format!(
-                "validation.timing_runs = {} must be >= 10 (a median of fewer timings is too noisy to compare)",
-                v.timing_runs
-            ));
-        }
         let d = &self.deploy;
         if d.backups_to_keep == 0 {
             return Err("deploy.backups_to_keep must be >= 1".into());

@@ -47,8 +47,8 @@
 //! a single-series forward at its context length (median of `timing_runs`, once per context
 //! length, since the forward does not depend on the other two parameters) plus the
 //! post-processing at its `num_samples` and `temperature` (median of `timing_runs`, per
-//! config). It is shown, not used to choose; criterion 3 times candidate and current again,
-//! interleaved, in `validate`.
+//! config). It is shown, not used to choose or to validate: criterion 3 compares the
+//! deterministic cost model of [`backtest::forecast_cost_mflop`].
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -506,8 +506,8 @@ pub fn search(
 }
 
 /// Backtests one config on `origins` through the cache (a context length already forecast
-/// there costs no forward). `inference_ms` is left at 0: criterion 3 times candidate and
-/// current together, interleaved (see [`backtest::time_interleaved_ms`]).
+/// there costs no forward). `inference_ms` is left at 0: criterion 3 uses the deterministic
+/// cost model (see [`backtest::forecast_cost_mflop`]).
 pub fn evaluate_params(
     model: &dyn QuantileModel,
     series: &Series,

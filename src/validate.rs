@@ -12,8 +12,9 @@
 //!    `min_mape_improvement_pct`: `100 (current - candidate) / current >= threshold`;
 //! 2. error std grows by at most `max_std_increase_pct`:
 //!    `100 (candidate - current) / current <= threshold`;
-//! 3. inference time grows by at most `max_inference_time_increase_pct` (same form), the two
-//!    times measured interleaved (see [`crate::backtest::time_interleaved_ms`]);
+//! 3. inference cost grows by at most `max_inference_time_increase_pct` (same form), the cost
+//!    being the deterministic model of [`crate::backtest::forecast_cost_mflop`] (identical
+//!    parameters cost exactly the same; a wall-clock timing on a shared machine does not);
 //! 4. CI95 coverage `>= min_coverage_95`;
 //! 5. `|bias| < max_abs_bias_for(h)` (CLP);
 //! 6. when `require_dm_significance` (the default): the one-sided Diebold-Mariano p-value of
@@ -37,7 +38,7 @@
 use anyhow::ensure;
 use serde::Serialize;
 
-use crate::backtest::{Evaluation, Metrics, OriginSpan};
+use crate::backtest::{Evaluation, Metrics, OriginSpan, InferenceCost};
 use crate::config::ValidationSettings;
 use crate::domain::Horizon;
 use crate::metrics::{clark_west, diebold_mariano, ClarkWest, DieboldMariano};
@@ -129,11 +130,12 @@ pub struct OriginsUsed {
 pub struct ValidationReport {
     pub horizon: Horizon,
     pub origins: OriginsUsed,
-    /// Metrics on the confirmation origins; `inference_ms` is the interleaved median.
+    /// Metrics on the confirmation origins (`inference_ms` is not measured here: NaN, null
+    /// in JSON; criterion 3 uses `cost`).
     pub candidate: Evaluation,
     pub current: Evaluation,
-    /// Timings per config behind criterion 3 (interleaved candidate, current, ...).
-    pub timing_runs: usize,
+    /// Criterion 3's deterministic inference cost.
+    pub cost: InferenceCost,
     pub criteria: Vec<Criterion>,
     pub diebold_mariano: DieboldMariano,
     pub random_walk: RandomWalk,
@@ -242,12 +244,13 @@ pub fn loss_differential(candidate: &Evaluation, current: &Evaluation) -> anyhow
 }
 
 /// Validates `candidate` against `current`, both backtested on the confirmation origins of
-/// `origins` (their `inference_ms` from [`crate::backtest::time_interleaved_ms`]).
+/// `origins`, with criterion 3 from `cost` (see [`InferenceCost::of`]).
 pub fn validate(
     h: Horizon,
     candidate: &Evaluation,
     current: &Evaluation,
     origins: OriginsUsed,
+    cost: InferenceCost,
     s: &ValidationSettings,
 ) -> anyhow::Result<ValidationReport> {
     let d = loss_differential(candidate, current)?;
@@ -307,9 +310,9 @@ pub fn validate(
             3,
             "inference stays fast",
             vec![relative(
-                "inference time increase",
-                c.inference_ms,
-                k.inference_ms,
+                "inference cost increase (MFLOP)",
+                cost.candidate_mflop,
+                cost.current_mflop,
                 false,
                 Comparison::AtMost,
                 s.max_inference_time_increase_pct,
@@ -364,7 +367,7 @@ pub fn validate(
         origins,
         candidate: candidate.clone(),
         current: current.clone(),
-        timing_runs: s.timing_runs,
+        cost,
         criteria,
         diebold_mariano: dm,
         approved,
@@ -474,8 +477,18 @@ mod tests {
         }
     }
 
+    /// A cost against a current config costing 100.
+    fn timing(candidate_mflop: f64) -> InferenceCost {
+        InferenceCost {
+            candidate_mflop,
+            current_mflop: 100.0,
+            change_pct: relative_change_pct(candidate_mflop, 100.0),
+        }
+    }
+
     fn run(m: Metrics) -> ValidationReport {
-        validate(Horizon(2), &evaluation(m, 0.9), &current(), used(), &five()).unwrap()
+        let t = timing(m.inference_ms);
+        validate(Horizon(2), &evaluation(m, 0.9), &current(), used(), t, &five()).unwrap()
     }
 
     fn passed(r: &ValidationReport, id: u8) -> bool {
@@ -579,7 +592,7 @@ mod tests {
         assert!(!only(5, with(-5.0)));
         let mut s = five();
         s.max_abs_bias_per_horizon.insert(Horizon(2), 8.0);
-        let r = validate(Horizon(2), &evaluation(with(7.0), 0.9), &current(), used(), &s).unwrap();
+        let r = validate(Horizon(2), &evaluation(with(7.0), 0.9), &current(), used(), timing(110.0), &s).unwrap();
         assert!(r.approved && r.criteria[4].measures[0].threshold == 8.0);
     }
 
@@ -587,7 +600,7 @@ mod tests {
     fn dm_is_a_sixth_criterion_by_default_and_one_sided() {
         let mut s = ValidationSettings::default();
         assert!(s.require_dm_significance);
-        let r = validate(Horizon(2), &evaluation(good(), 0.9), &current(), used(), &s).unwrap();
+        let r = validate(Horizon(2), &evaluation(good(), 0.9), &current(), used(), timing(110.0), &s).unwrap();
         assert_eq!(r.criteria.len(), 6);
         assert_eq!(passed(&r, 6), r.diebold_mariano.p_value_lower < 0.05);
         assert_eq!(r.criteria[5].measures[0].value, r.diebold_mariano.p_value_lower);
@@ -600,16 +613,16 @@ mod tests {
         let by_hand = diebold_mariano(&d, 2).unwrap();
         assert_eq!(r.diebold_mariano, by_hand);
         // Identical errors: one-sided p = 0.5, never significant.
-        let r = validate(Horizon(2), &evaluation(good(), 1.0), &current(), used(), &s).unwrap();
+        let r = validate(Horizon(2), &evaluation(good(), 1.0), &current(), used(), timing(110.0), &s).unwrap();
         assert_eq!(r.diebold_mariano.p_value_lower, 0.5);
         assert!(!passed(&r, 6) && !r.approved);
         // With alpha just below 1 any improvement in the right direction is significant...
         s.dm_alpha = 0.999;
-        let r = validate(Horizon(2), &evaluation(good(), 0.9), &current(), used(), &s).unwrap();
+        let r = validate(Horizon(2), &evaluation(good(), 0.9), &current(), used(), timing(110.0), &s).unwrap();
         assert!(passed(&r, 6));
         // ...but never one in the wrong direction (p > 0.5).
         s.dm_alpha = 0.5;
-        let r = validate(Horizon(2), &evaluation(good(), 1.1), &current(), used(), &s).unwrap();
+        let r = validate(Horizon(2), &evaluation(good(), 1.1), &current(), used(), timing(110.0), &s).unwrap();
         assert!(r.diebold_mariano.statistic > 0.0 && !passed(&r, 6));
         // Off: five criteria.
         assert_eq!(run(good()).criteria.len(), 5);
@@ -633,18 +646,18 @@ mod tests {
         assert!((want.mean_adjusted_differential - 0.2 * (2.5 + 1.25 + 3.625 + 0.29) / 4.0).abs() < 1e-12);
         assert!(want.statistic > 0.0);
         assert_eq!(r.origins.test_horizon, 2);
-        assert_eq!(r.timing_runs, 10);
+        assert_eq!(r.cost.candidate_mflop, 110.0);
     }
 
     #[test]
     fn different_origins_are_refused_and_the_differential_is_per_origin() {
         let mut other = current();
         other.points[3].origin = 99;
-        assert!(validate(Horizon(2), &evaluation(good(), 0.9), &other, used(), &five()).is_err());
+        assert!(validate(Horizon(2), &evaluation(good(), 0.9), &other, used(), timing(110.0), &five()).is_err());
         // The evaluations must cover the confirmation origins.
         let mut fewer = used();
         fewer.confirmation.origins = 3;
-        assert!(validate(Horizon(2), &evaluation(good(), 0.9), &current(), fewer, &five()).is_err());
+        assert!(validate(Horizon(2), &evaluation(good(), 0.9), &current(), fewer, timing(110.0), &five()).is_err());
         let d = loss_differential(&evaluation(good(), 2.0), &current()).unwrap();
         // Origin 10 errors (1, -2): (4 * 5 - 5) / 2 = 7.5 per step on average.
         assert_eq!(d.len(), 4);

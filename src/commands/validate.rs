@@ -211,8 +211,8 @@ pub fn render_validation(v: &ValidationReport) -> String {
         rw.clark_west.p_value
     ));
     s.push_str(&format!(
-        "inference time: median of {} interleaved timings each, candidate {:.2} ms, current {:.2} ms\n",
-        v.timing_runs, v.candidate.metrics.inference_ms, v.current.metrics.inference_ms
+        "inference cost (deterministic model of the forward and the draws): candidate {:.1} MFLOP, current {:.1} MFLOP, {:+.1} %\n",
+        v.cost.candidate_mflop, v.cost.current_mflop, v.cost.change_pct
     ));
     s.push_str(if v.approved {
         "verdict: APPROVED\n"
@@ -239,7 +239,7 @@ pub struct Outcome {
 
 /// Splits the origins, runs one batched forward per context length over all of them,
 /// searches `h` on the selection origins (or takes `candidate`), and validates against
-/// `current` on the confirmation origins, with criterion 3 timed interleaved.
+/// `current` on the confirmation origins, with criterion 3 from the deterministic cost model.
 pub fn search_and_validate(
     ctx: &Context,
     model: &ChronosBolt,
@@ -333,19 +333,11 @@ pub fn search_and_validate(
         cache,
         &mut progress,
     )?;
-    let last = *split.confirmation.last().expect("the split is never empty");
-    let longest = cand_params.context_length.max(cur_params.context_length);
-    let context = backtest::context(&series.values, last, longest);
-    let (cand_ms, cur_ms) = backtest::time_interleaved_ms(
-        model,
-        context,
-        h.steps(),
-        &cand_params,
-        &cur_params,
-        s.validation.timing_runs,
-    )?;
-    cand.metrics.inference_ms = cand_ms;
-    cur.metrics.inference_ms = cur_ms;
+    let dims = backtest::ModelDims::of(model.config());
+    let cost = backtest::InferenceCost::of(&dims, &cand_params, &cur_params, h.steps());
+    // Not measured here: criterion 3 compares `cost`.
+    cand.metrics.inference_ms = f64::NAN;
+    cur.metrics.inference_ms = f64::NAN;
     bar.finish();
     let origins = validate::OriginsUsed {
         spacing: split.spacing,
@@ -353,7 +345,7 @@ pub fn search_and_validate(
         confirmation: split.confirmation_span(series, h.steps()),
         test_horizon: h.steps().div_ceil(split.spacing),
     };
-    let validation = validate::validate(h, &cand, &cur, origins, &s.validation)?;
+    let validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
     Ok(Outcome { search, validation })
 }
 
