@@ -521,7 +521,8 @@ pub fn forecast_cost_mflop(dims: &ModelDims, params: &InferenceParams, h: usize)
         let patch = dims.patch_size.max(1) as f64;
         let t = (context.div_ceil(dims.patch_size.max(1)) + usize::from(dims.use_reg_token)) as f64;
         let input = t * (2.0 * patch * ff + ff * d + 2.0 * patch * d);
-        let encoder = dims.encoder_layers as f64 * (t * (4.0 * d * inner + 2.0 * d * ff) + 2.0 * t * t * inner);
+        let encoder =
+            dims.encoder_layers as f64 * (t * (4.0 * d * inner + 2.0 * d * ff) + 2.0 * t * t * inner);
         let decoder = dims.decoder_layers as f64
             * (6.0 * d * inner + 2.0 * t * d * inner + 2.0 * t * inner + 2.0 * d * ff);
         let output = d * ff + (ff + d) * (dims.levels * dims.steps_per_pass) as f64;
@@ -551,7 +552,12 @@ pub struct InferenceCost {
 }
 
 impl InferenceCost {
-    pub fn of(dims: &ModelDims, candidate: &InferenceParams, current: &InferenceParams, h: usize) -> InferenceCost {
+    pub fn of(
+        dims: &ModelDims,
+        candidate: &InferenceParams,
+        current: &InferenceParams,
+        h: usize,
+    ) -> InferenceCost {
         let a = forecast_cost_mflop(dims, candidate, h);
         let b = forecast_cost_mflop(dims, current, h);
         InferenceCost {
@@ -626,7 +632,10 @@ mod tests {
         // The lattice is counted from the first row: one more row moves nothing until it
         // makes a new lattice point valid.
         let longer = series((0..41).map(|i| 100.0 + f64::from(i)).collect());
-        assert_eq!(split_origins(&longer, 3, &split_settings(4, 3, 2)).unwrap(), split);
+        assert_eq!(
+            split_origins(&longer, 3, &split_settings(4, 3, 2)).unwrap(),
+            split
+        );
         let longer = series((0..42).map(|i| 100.0 + f64::from(i)).collect());
         let moved = split_origins(&longer, 3, &split_settings(4, 3, 2)).unwrap();
         assert_eq!(moved.confirmation, vec![34, 36, 38]);
@@ -655,9 +664,17 @@ mod tests {
         let e = split_origins(&s, 2, &split_settings(25, 2, 1)).unwrap_err();
         assert_eq!(crate::exit::code_of(&e), crate::exit::ExitCode::Invalid);
         let e = e.to_string();
-        assert!(e.contains("only 22 selection origins") && e.contains("search.selection_origins"), "{e}");
-        let e = split_origins(&s, 2, &split_settings(2, 40, 1)).unwrap_err().to_string();
-        assert!(e.contains("confirmation origins") && e.contains("search.validation_window"), "{e}");
+        assert!(
+            e.contains("only 22 selection origins") && e.contains("search.selection_origins"),
+            "{e}"
+        );
+        let e = split_origins(&s, 2, &split_settings(2, 40, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("confirmation origins") && e.contains("search.validation_window"),
+            "{e}"
+        );
         // NaN != NaN, so compare where the slice starts rather than its values.
         let c = context(&s.values, 6, 3);
         assert!(c.len() == 3 && std::ptr::eq(c.as_ptr(), s.values[4..].as_ptr()));
@@ -753,7 +770,10 @@ mod tests {
         let two = forecast_cost_mflop(&toy(), &p(8, 10), 4) * 1e6;
         assert!((two - 4928.0).abs() < 1e-6, "{two}");
         // A context past the model's own costs what the model's own does.
-        assert_eq!(forecast_cost_mflop(&toy(), &p(16, 10), 2), forecast_cost_mflop(&toy(), &p(99, 10), 2));
+        assert_eq!(
+            forecast_cost_mflop(&toy(), &p(16, 10), 2),
+            forecast_cost_mflop(&toy(), &p(99, 10), 2)
+        );
         // Identical parameters: exactly equal, every time.
         for _ in 0..20 {
             let c = InferenceCost::of(&toy(), &p(8, 10), &p(8, 10), 4);

@@ -571,6 +571,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_commented_file_states_the_built_in_defaults() {
+        let text = include_str!("../configs/optimizer.toml");
+        let table: toml::Table = text.parse().unwrap();
+        let file = Settings::deserialize(toml::Value::Table(table)).unwrap();
+        assert_eq!(file, Settings::default());
+    }
+
+    #[test]
     fn env_overrides_file_and_unknown_keys_fail() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("optimizer.toml");

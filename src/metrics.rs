@@ -88,9 +88,7 @@ pub fn interval_score(actuals: &[f64], intervals: &[[f64; 2]], alpha: f64) -> f6
     actuals
         .iter()
         .zip(intervals)
-        .map(|(y, [lo, hi])| {
-            (hi - lo) + penalty * (lo - y).max(0.0) + penalty * (y - hi).max(0.0)
-        })
+        .map(|(y, [lo, hi])| (hi - lo) + penalty * (lo - y).max(0.0) + penalty * (y - hi).max(0.0))
         .sum::<f64>()
         / actuals.len() as f64
 }
@@ -407,13 +405,25 @@ mod tests {
         let cw = clark_west(&m, &r, &y, &o, 0).unwrap();
         assert!(close(cw.mean_adjusted_differential, 2.0, 1e-12));
         assert!(close(cw.statistic, 2.0, 1e-12), "{}", cw.statistic);
-        assert!(close(cw.p_value, 0.022_750_131_948_179_22, 1e-10), "{}", cw.p_value);
+        assert!(
+            close(cw.p_value, 0.022_750_131_948_179_22, 1e-10),
+            "{}",
+            cw.p_value
+        );
         // One lag: gamma1 = ((-2)(2) + (-2)(-2) + (2)(-2)) / 4 = -1, V = 4 - 2 = 2,
         // stat = 2 / sqrt(2 / 4) = 2 sqrt(2), p = 1 - Phi(2 sqrt 2). (Reference p-values from
         // erfc; statrs agrees to about 1e-12.)
         let cw = clark_west(&m, &r, &y, &o, 1).unwrap();
-        assert!(close(cw.statistic, 2.0 * 2.0_f64.sqrt(), 1e-12), "{}", cw.statistic);
-        assert!(close(cw.p_value, 0.002_338_867_490_523_633, 1e-10), "{}", cw.p_value);
+        assert!(
+            close(cw.statistic, 2.0 * 2.0_f64.sqrt(), 1e-12),
+            "{}",
+            cw.statistic
+        );
+        assert!(
+            close(cw.p_value, 0.002_338_867_490_523_633, 1e-10),
+            "{}",
+            cw.p_value
+        );
         assert!(!cw.variance_fallback && cw.lags == 1);
         // Two steps per origin are averaged first: the same differential, each value twice.
         let twice = |x: &[f64]| x.iter().flat_map(|v| [*v, *v]).collect::<Vec<f64>>();

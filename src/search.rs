@@ -360,7 +360,9 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64) -> (usize, Rules) {
     let find = |c: usize, n: usize, t: f64| {
         params
             .iter()
-            .position(|p| p.context_length == c && p.num_samples == n && p.temperature.to_bits() == t.to_bits())
+            .position(|p| {
+                p.context_length == c && p.num_samples == n && p.temperature.to_bits() == t.to_bits()
+            })
             .expect("the grid is a full product")
     };
     let lengths = dedup(&params.iter().map(|p| p.context_length).collect::<Vec<_>>());
@@ -517,14 +519,7 @@ pub fn evaluate_params(
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<Evaluation> {
-    let raw = cache.forward(
-        model,
-        series,
-        origins,
-        params.context_length,
-        h.steps(),
-        progress,
-    )?;
+    let raw = cache.forward(model, series, origins, params.context_length, h.steps(), progress)?;
     backtest::evaluate(
         series,
         &raw,
@@ -615,11 +610,17 @@ mod tests {
             let mut c = samples_grid(second);
             let (best, rules) = choose(&mut c, tol);
             assert_eq!(c[best].evaluation.params.num_samples, rules.num_samples.chosen);
-            (rules.num_samples.chosen, c.iter().map(|c| c.mc_deviation_pct).collect::<Vec<_>>())
+            (
+                rules.num_samples.chosen,
+                c.iter().map(|c| c.mc_deviation_pct).collect::<Vec<_>>(),
+            )
         };
         let (n, dev) = pick(1.0, 2.5);
         assert_eq!(n, 100);
-        assert!((dev[0] - 5.0).abs() < 1e-9 && (dev[1] - 2.0).abs() < 1e-9 && dev[2] == 0.0, "{dev:?}");
+        assert!(
+            (dev[0] - 5.0).abs() < 1e-9 && (dev[1] - 2.0).abs() < 1e-9 && dev[2] == 0.0,
+            "{dev:?}"
+        );
         // The tolerance edge is inclusive; tighter takes the largest, looser the smallest.
         assert_eq!(pick(1.0, 2.0).0, 100);
         assert_eq!(pick(1.0, 1.99).0, 200);
@@ -640,13 +641,13 @@ mod tests {
                     // Context 20 has the lower RMSE only at the reference (200, 1.0); its
                     // interval score is lowest at T 1.2, context 10's at T 0.8.
                     let rmse = match (ctx, n, t) {
-                        (20, 200, x) if x == 1.0 => 4.0,
+                        (20, 200, 1.0) => 4.0,
                         (20, ..) => 9.0,
                         _ => 5.0,
                     };
                     let interval = match (ctx, t) {
-                        (20, x) if x == 1.2 => 30.0,
-                        (10, x) if x == 0.8 => 20.0,
+                        (20, 1.2) => 30.0,
+                        (10, 0.8) => 20.0,
                         _ => 40.0,
                     };
                     c.push(config((ctx, n, t), rmse, interval, &pts));
@@ -656,12 +657,25 @@ mod tests {
         let (best, rules) = choose(&mut c, 2.5);
         assert_eq!(rules.context_length.chosen, 20);
         assert_eq!(rules.context_length.rmse, vec![(10, 5.0), (20, 4.0)]);
-        assert_eq!((rules.context_length.at_num_samples, rules.context_length.at_temperature), (200, 1.0));
+        assert_eq!(
+            (
+                rules.context_length.at_num_samples,
+                rules.context_length.at_temperature
+            ),
+            (200, 1.0)
+        );
         assert_eq!(rules.temperature.chosen, 1.2);
         assert_eq!(rules.temperature.at_context_length, 20);
         // Identical forecasts at every n: the smallest n is within any tolerance.
         assert_eq!(rules.num_samples.chosen, 50);
-        assert_eq!(c[best].evaluation.params, InferenceParams { context_length: 20, num_samples: 50, temperature: 1.2 });
+        assert_eq!(
+            c[best].evaluation.params,
+            InferenceParams {
+                context_length: 20,
+                num_samples: 50,
+                temperature: 1.2
+            }
+        );
         // NaN scores never win.
         for x in &mut c {
             if x.evaluation.params.context_length == 20 {

@@ -38,7 +38,7 @@
 use anyhow::ensure;
 use serde::Serialize;
 
-use crate::backtest::{Evaluation, Metrics, OriginSpan, InferenceCost};
+use crate::backtest::{Evaluation, InferenceCost, Metrics, OriginSpan};
 use crate::config::ValidationSettings;
 use crate::domain::Horizon;
 use crate::metrics::{clark_west, diebold_mariano, ClarkWest, DieboldMariano};
@@ -592,7 +592,15 @@ mod tests {
         assert!(!only(5, with(-5.0)));
         let mut s = five();
         s.max_abs_bias_per_horizon.insert(Horizon(2), 8.0);
-        let r = validate(Horizon(2), &evaluation(with(7.0), 0.9), &current(), used(), timing(110.0), &s).unwrap();
+        let r = validate(
+            Horizon(2),
+            &evaluation(with(7.0), 0.9),
+            &current(),
+            used(),
+            timing(110.0),
+            &s,
+        )
+        .unwrap();
         assert!(r.approved && r.criteria[4].measures[0].threshold == 8.0);
     }
 
@@ -600,7 +608,15 @@ mod tests {
     fn dm_is_a_sixth_criterion_by_default_and_one_sided() {
         let mut s = ValidationSettings::default();
         assert!(s.require_dm_significance);
-        let r = validate(Horizon(2), &evaluation(good(), 0.9), &current(), used(), timing(110.0), &s).unwrap();
+        let r = validate(
+            Horizon(2),
+            &evaluation(good(), 0.9),
+            &current(),
+            used(),
+            timing(110.0),
+            &s,
+        )
+        .unwrap();
         assert_eq!(r.criteria.len(), 6);
         assert_eq!(passed(&r, 6), r.diebold_mariano.p_value_lower < 0.05);
         assert_eq!(r.criteria[5].measures[0].value, r.diebold_mariano.p_value_lower);
@@ -613,16 +629,40 @@ mod tests {
         let by_hand = diebold_mariano(&d, 2).unwrap();
         assert_eq!(r.diebold_mariano, by_hand);
         // Identical errors: one-sided p = 0.5, never significant.
-        let r = validate(Horizon(2), &evaluation(good(), 1.0), &current(), used(), timing(110.0), &s).unwrap();
+        let r = validate(
+            Horizon(2),
+            &evaluation(good(), 1.0),
+            &current(),
+            used(),
+            timing(110.0),
+            &s,
+        )
+        .unwrap();
         assert_eq!(r.diebold_mariano.p_value_lower, 0.5);
         assert!(!passed(&r, 6) && !r.approved);
         // With alpha just below 1 any improvement in the right direction is significant...
         s.dm_alpha = 0.999;
-        let r = validate(Horizon(2), &evaluation(good(), 0.9), &current(), used(), timing(110.0), &s).unwrap();
+        let r = validate(
+            Horizon(2),
+            &evaluation(good(), 0.9),
+            &current(),
+            used(),
+            timing(110.0),
+            &s,
+        )
+        .unwrap();
         assert!(passed(&r, 6));
         // ...but never one in the wrong direction (p > 0.5).
         s.dm_alpha = 0.5;
-        let r = validate(Horizon(2), &evaluation(good(), 1.1), &current(), used(), timing(110.0), &s).unwrap();
+        let r = validate(
+            Horizon(2),
+            &evaluation(good(), 1.1),
+            &current(),
+            used(),
+            timing(110.0),
+            &s,
+        )
+        .unwrap();
         assert!(r.diebold_mariano.statistic > 0.0 && !passed(&r, 6));
         // Off: five criteria.
         assert_eq!(run(good()).criteria.len(), 5);
@@ -653,11 +693,27 @@ mod tests {
     fn different_origins_are_refused_and_the_differential_is_per_origin() {
         let mut other = current();
         other.points[3].origin = 99;
-        assert!(validate(Horizon(2), &evaluation(good(), 0.9), &other, used(), timing(110.0), &five()).is_err());
+        assert!(validate(
+            Horizon(2),
+            &evaluation(good(), 0.9),
+            &other,
+            used(),
+            timing(110.0),
+            &five()
+        )
+        .is_err());
         // The evaluations must cover the confirmation origins.
         let mut fewer = used();
         fewer.confirmation.origins = 3;
-        assert!(validate(Horizon(2), &evaluation(good(), 0.9), &current(), fewer, timing(110.0), &five()).is_err());
+        assert!(validate(
+            Horizon(2),
+            &evaluation(good(), 0.9),
+            &current(),
+            fewer,
+            timing(110.0),
+            &five()
+        )
+        .is_err());
         let d = loss_differential(&evaluation(good(), 2.0), &current()).unwrap();
         // Origin 10 errors (1, -2): (4 * 5 - 5) / 2 = 7.5 per step on average.
         assert_eq!(d.len(), 4);

@@ -291,9 +291,10 @@ pub fn search_and_validate(
     for &length in &unique {
         cache.forward(model, series, &all, length, h.steps(), &mut progress)?;
     }
-    let search = match candidate {
-        Some(_) => None,
-        None => {
+    let search = if candidate.is_some() {
+        None
+    } else {
+        {
             let mut r = search::search(
                 model,
                 series,

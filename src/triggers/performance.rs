@@ -7,8 +7,8 @@
 //! errors, so the relative degradation compares the model with the random walk (the value at
 //! the forecast's origin) on the same forecasts: `ratio = RMSE(model) / RMSE(random walk)` per
 //! window and relative degradation = ratio(recent) / ratio(baseline) - 1. The trigger fires
-//! when the one `performance_mode` names (absolute, relative, or both) is
-//! >= `performance_threshold_pct`; the report shows both. Errors come from tracked production
+//! when the one `performance_mode` names (absolute, relative, or both) reaches
+//! `performance_threshold_pct`; the report shows both. Errors come from tracked production
 //! predictions when there are at least `min_tracked_recent` / `min_tracked_baseline` of them in
 //! the two windows; otherwise the caller replays the deployed config with the backtester (it is
 //! zero-shot and deterministic, so the replay reproduces what production forecast) and passes
@@ -75,7 +75,10 @@ pub fn tracked_errors(predictions: &[Prediction], horizon: Horizon, series: &Ser
                 continue;
             };
             if actual.is_finite() && p.prediction.is_finite() {
-                latest.insert((p.target_date, p.forecast_date), (p.prediction - actual, rw - actual));
+                latest.insert(
+                    (p.target_date, p.forecast_date),
+                    (p.prediction - actual, rw - actual),
+                );
             }
         }
     }
@@ -284,9 +287,7 @@ pub fn evaluate_performance(
         PerformanceMode::Both => absolute_fires && relative_fires,
     };
     let relative_text = match (relative, report.recent_ratio, report.baseline_ratio) {
-        (Some(rel), Some(r), Some(b)) => format!(
-            "relative to the random walk {r:.3} vs {b:.3}: {rel:+.1}%"
-        ),
+        (Some(rel), Some(r), Some(b)) => format!("relative to the random walk {r:.3} vs {b:.3}: {rel:+.1}%"),
         _ => "relative to the random walk: undefined (the random walk has no error)".to_string(),
     };
     report.summary = format!(
@@ -339,7 +340,9 @@ mod tests {
     /// back is +-`older` before the recent window and +-`recent` inside it.
     fn rw_series(today: NaiveDate, older: f64, recent: f64) -> Series {
         let n: i64 = 80;
-        let dates: Vec<NaiveDate> = (0..n).map(|i| today - chrono::Duration::days(n - 1 - i)).collect();
+        let dates: Vec<NaiveDate> = (0..n)
+            .map(|i| today - chrono::Duration::days(n - 1 - i))
+            .collect();
         let values = (0..n)
             .map(|i| {
                 let back = n - 1 - i;
@@ -403,7 +406,9 @@ mod tests {
         // the model did not decay.
         let preds = predictions(today, 10.0, 13.0);
         let errors = tracked_errors(&preds, Horizon(7), &rw_series(today, 10.0, 13.0));
-        assert!(errors.iter().all(|e| (e.error - e.random_walk_error).abs() < 1e-12));
+        assert!(errors
+            .iter()
+            .all(|e| (e.error - e.random_walk_error).abs() < 1e-12));
         let with = |errors: &[ErrorPoint], mode| {
             let s = TriggerSettings {
                 performance_mode: mode,

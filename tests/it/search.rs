@@ -159,7 +159,11 @@ fn rules_by_hand(evals: &[Evaluation], tolerance_pct: f64) -> InferenceParams {
     let at = |c: usize, n: usize, t: f64| {
         evals
             .iter()
-            .find(|e| e.params.context_length == c && e.params.num_samples == n && (e.params.temperature - t).abs() < 1e-12)
+            .find(|e| {
+                e.params.context_length == c
+                    && e.params.num_samples == n
+                    && (e.params.temperature - t).abs() < 1e-12
+            })
             .unwrap()
     };
     let argmin = |xs: Vec<(f64, f64)>| {
@@ -319,7 +323,7 @@ fn search_result_equals_brute_force_evaluation_and_the_rules_by_hand() {
                     .find(|r| {
                         r.params.context_length == b.params.context_length
                             && r.params.num_samples == 200
-                            && r.params.temperature == b.params.temperature
+                            && r.params.temperature.to_bits() == b.params.temperature.to_bits()
                     })
                     .unwrap();
                 assert!(
@@ -328,8 +332,12 @@ fn search_result_equals_brute_force_evaluation_and_the_rules_by_hand() {
                     b.params
                 );
             }
-            assert_eq!(report.best().params, rules_by_hand(&brute, tol), "{h} tolerance {tol}");
-            assert_eq!(report.rules.num_samples.tolerance_pct, tol);
+            assert_eq!(
+                report.best().params,
+                rules_by_hand(&brute, tol),
+                "{h} tolerance {tol}"
+            );
+            assert_eq!(report.rules.num_samples.tolerance_pct.to_bits(), tol.to_bits());
         }
         // The configs are not all alike: temperature moves coverage, num_samples the draws.
         let cov: Vec<f64> = brute.iter().map(|e| e.metrics.coverage_95).collect();
@@ -337,7 +345,10 @@ fn search_result_equals_brute_force_evaluation_and_the_rules_by_hand() {
         assert!(brute
             .iter()
             .any(|e| (e.metrics.rmse - brute[0].metrics.rmse).abs() > 1e-9));
-        assert!(deviation_by_hand(&brute[0], &brute[6]) > 0.5, "50 draws differ from 200");
+        assert!(
+            deviation_by_hand(&brute[0], &brute[6]) > 0.5,
+            "50 draws differ from 200"
+        );
     }
 }
 
@@ -369,7 +380,10 @@ fn no_confirmation_origin_is_ever_seen_by_the_search() {
         let first_conf = parts.confirmation[0];
         for c in &report.configs {
             for p in &c.evaluation.points {
-                assert!(parts.selection.contains(&p.origin) && p.target <= first_conf, "{h}");
+                assert!(
+                    parts.selection.contains(&p.origin) && p.target <= first_conf,
+                    "{h}"
+                );
             }
         }
         // So the search is blind to everything after its last target: change all of it and
@@ -395,12 +409,16 @@ fn no_confirmation_origin_is_ever_seen_by_the_search() {
         assert_eq!(blind.rules, report.rules);
         for (a, b) in blind.configs.iter().zip(&report.configs) {
             assert_same_evaluation(&a.evaluation, &b.evaluation);
-            assert_eq!(a.mc_deviation_pct, b.mc_deviation_pct);
+            assert_eq!(a.mc_deviation_pct.to_bits(), b.mc_deviation_pct.to_bits());
         }
         // The confirmation origins do see the change (the split is not vacuous).
         let conf_eval = |s: &Series| {
-            let raw = backtest::forward(inner.as_ref(), &s.values, &parts.confirmation, 90, h.steps()).unwrap();
-            backtest::evaluate(s, &raw, h.steps(), 100, 1.0, 0.0).unwrap().metrics.rmse
+            let raw =
+                backtest::forward(inner.as_ref(), &s.values, &parts.confirmation, 90, h.steps()).unwrap();
+            backtest::evaluate(s, &raw, h.steps(), 100, 1.0, 0.0)
+                .unwrap()
+                .metrics
+                .rmse
         };
         assert!((conf_eval(&changed) - conf_eval(&series)).abs() > 1e-6);
     }
@@ -497,11 +515,23 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
     let all = parts.all();
     let mut cache = ForwardCache::new();
     for length in [90, 180, 270] {
-        cache.forward(&model, &series, &all, length, h.steps(), &mut |_| {}).unwrap();
+        cache
+            .forward(&model, &series, &all, length, h.steps(), &mut |_| {})
+            .unwrap();
     }
     assert_eq!(model.batches(), vec![(78, 7); 3]);
     model.reset();
-    let report = search::search(&model, &series, h, &settings, &v, &parts.selection, &mut cache, &mut |_| {}).unwrap();
+    let report = search::search(
+        &model,
+        &series,
+        h,
+        &settings,
+        &v,
+        &parts.selection,
+        &mut cache,
+        &mut |_| {},
+    )
+    .unwrap();
     let now = chrono::DateTime::parse_from_rfc3339("2026-01-05T06:00:00Z")
         .unwrap()
         .to_utc();
@@ -512,9 +542,15 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
     };
     let current = eval(&current_params, &mut cache);
     let candidate = eval(&report.best().params, &mut cache);
-    assert!(model.batches().is_empty(), "every forward came from the one batch per length");
+    assert!(
+        model.batches().is_empty(),
+        "every forward came from the one batch per length"
+    );
     // The validated figures are the confirmation origins' only.
-    assert!(candidate.points.iter().all(|p| parts.confirmation.contains(&p.origin)));
+    assert!(candidate
+        .points
+        .iter()
+        .all(|p| parts.confirmation.contains(&p.origin)));
     assert_eq!(candidate.metrics.origins, 26);
     let used = validate::OriginsUsed {
         spacing: parts.spacing,
@@ -544,7 +580,8 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
 /// one of 20 validations; and the cost model orders what makes a forecast slower.
 #[test]
 fn identical_parameters_pass_criterion_3_in_20_of_20_runs() {
-    let model = model_optimizer::model::ChronosBolt::load_dir(&crate::util::demo_model()).expect("demo checkpoint");
+    let model =
+        model_optimizer::model::ChronosBolt::load_dir(&crate::util::demo_model()).expect("demo checkpoint");
     let dims = backtest::ModelDims::of(model.config());
     let series = synthetic_series();
     let settings = SearchSettings::default();
@@ -557,7 +594,16 @@ fn identical_parameters_pass_criterion_3_in_20_of_20_runs() {
     };
     let v = ValidationSettings::default();
     let mut cache = ForwardCache::new();
-    let eval = search::evaluate_params(&model, &series, h, &p, &parts.confirmation, &mut cache, &mut |_| {}).unwrap();
+    let eval = search::evaluate_params(
+        &model,
+        &series,
+        h,
+        &p,
+        &parts.confirmation,
+        &mut cache,
+        &mut |_| {},
+    )
+    .unwrap();
     let used = validate::OriginsUsed {
         spacing: parts.spacing,
         selection: parts.selection_span(&series, h.steps()),
