@@ -118,8 +118,10 @@ pub struct RandomWalk {
 pub struct OriginsUsed {
     /// Rows between consecutive origins.
     pub spacing: usize,
-    /// Where the search chose the candidate (not used with a given candidate).
+    /// Where the search chose the candidate.
     pub selection: OriginSpan,
+    /// False when the candidate was given rather than searched.
+    pub selection_used: bool,
     /// Where every criterion, the tests and the deployed config's metrics come from.
     pub confirmation: OriginSpan,
     /// The significance tests' horizon in origins: `ceil(h / spacing)`.
@@ -464,6 +466,7 @@ mod tests {
         OriginsUsed {
             spacing: 1,
             selection: span.clone(),
+            selection_used: true,
             confirmation: span,
             test_horizon: 2,
         }

@@ -161,13 +161,18 @@ pub fn render_validation(v: &ValidationReport) -> String {
     }
     let o = &v.origins;
     let mut s = format!(
-        "origins every {} rows: {} selection origins {} to {} (targets to {}) chose the candidate; \
+        "origins every {} rows: {} selection origins {} to {} (targets to {}) {}; \
          {} confirmation origins {} to {} (targets to {}) judge it, and their metrics are what a deploy promises\n",
         o.spacing,
         o.selection.origins,
         o.selection.first_origin,
         o.selection.last_origin,
         o.selection.last_target,
+        if o.selection_used {
+            "chose the candidate"
+        } else {
+            "not used (the candidate was given)"
+        },
         o.confirmation.origins,
         o.confirmation.first_origin,
         o.confirmation.last_origin,
@@ -343,6 +348,7 @@ pub fn search_and_validate(
     let origins = validate::OriginsUsed {
         spacing: split.spacing,
         selection: split.selection_span(series, h.steps()),
+        selection_used: candidate.is_none(),
         confirmation: split.confirmation_span(series, h.steps()),
         test_horizon: h.steps().div_ceil(split.spacing),
     };

@@ -555,6 +555,7 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
     let used = validate::OriginsUsed {
         spacing: parts.spacing,
         selection: parts.selection_span(&series, h.steps()),
+        selection_used: true,
         confirmation: parts.confirmation_span(&series, h.steps()),
         test_horizon: 2,
     };
@@ -607,6 +608,7 @@ fn identical_parameters_pass_criterion_3_in_20_of_20_runs() {
     let used = validate::OriginsUsed {
         spacing: parts.spacing,
         selection: parts.selection_span(&series, h.steps()),
+        selection_used: true,
         confirmation: parts.confirmation_span(&series, h.steps()),
         test_horizon: 2,
     };
