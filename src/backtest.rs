@@ -1,12 +1,25 @@
-//! Rolling-origin backtest: origins, one batched forward per context length, and the metrics
-//! of one (num_samples, temperature) config derived from it (pure; no I/O).
+//! Rolling-origin backtest: the origins and their split into selection and confirmation, one
+//! batched forward per context length, and the metrics of one (num_samples, temperature)
+//! config derived from it (pure; no I/O, but the timing helpers read a monotonic clock).
 //!
-//! For horizon `h` and window `W` the origins are the last `W` indices whose next `h` values
-//! are all observed (and that have at least one observed value at or before them, so the
-//! random walk has something to repeat). At each origin the context is the series up to and
-//! including the origin, cut to the config's context length; the forecast covers steps
-//! `1..=h`. Errors (`forecast - actual`, the forecast being the `mean` of
-//! [`crate::forecast`]) are pooled over all steps of all origins.
+//! # Origins
+//! An origin is a row index `i` whose next `h` values are all observed and that has an
+//! observed value at or before it (so the random walk has something to repeat). Origins lie
+//! on a fixed lattice, every `k = search.origin_spacing` rows counted from the series' first
+//! row (`i % k == 0`): when the series grows by a week the same origins recur, so their
+//! forecasts are reused, and `k` apart the forecasts of neighbouring origins overlap in
+//! `h / k` targets instead of `h`. [`split_origins`] takes, newest first,
+//! - the *confirmation* origins: the last `search.validation_window` lattice origins; the
+//!   deploy decision is made on these only;
+//! - the *selection* origins: the `search.selection_origins` lattice origins before them
+//!   whose targets all precede the first confirmation target (`i + h <= c_first`); the search
+//!   scores its configs on these only, so nothing a search chose from has been seen by the
+//!   confirmation.
+//!
+//! At each origin the context is the series up to and including the origin, cut to the
+//! config's context length; the forecast covers steps `1..=h`. Errors (`forecast - actual`,
+//! the forecast being the `mean` of [`crate::forecast`]) are pooled over all steps of all
+//! origins.
 //!
 //! The model output depends only on the context, so [`forward`] runs once per context length
 //! and [`evaluate`] derives any number of configs from its [`RawForecasts`].
@@ -17,42 +30,127 @@ use anyhow::{bail, ensure, Context as _};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::config::SearchSettings;
 use crate::domain::InferenceParams;
 use crate::exit::invalid;
 use crate::forecast::{summarize_with, DrawPlan, QuantileForecast, QuantileModel};
 use crate::metrics;
 use crate::series::Series;
 
-/// The origins of a backtest, ascending: the last `window` indices `i` with
-/// `values[i+1..=i+h]` all observed and an observed value at or before `i`.
-pub fn origins(series: &Series, h: usize, window: usize) -> anyhow::Result<Vec<usize>> {
+/// The backtest origins of one horizon, each part ascending (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginSplit {
+    pub spacing: usize,
+    pub selection: Vec<usize>,
+    pub confirmation: Vec<usize>,
+}
+
+/// Where one part of the origins lies, for the reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OriginSpan {
+    pub origins: usize,
+    pub first_origin: NaiveDate,
+    pub last_origin: NaiveDate,
+    /// The last target date scored (last origin + h).
+    pub last_target: NaiveDate,
+}
+
+impl OriginSplit {
+    /// Selection then confirmation origins, ascending.
+    pub fn all(&self) -> Vec<usize> {
+        self.selection.iter().chain(&self.confirmation).copied().collect()
+    }
+
+    pub fn selection_span(&self, series: &Series, h: usize) -> OriginSpan {
+        span(&self.selection, series, h)
+    }
+
+    pub fn confirmation_span(&self, series: &Series, h: usize) -> OriginSpan {
+        span(&self.confirmation, series, h)
+    }
+}
+
+fn span(origins: &[usize], series: &Series, h: usize) -> OriginSpan {
+    let (first, last) = (origins[0], origins[origins.len() - 1]);
+    OriginSpan {
+        origins: origins.len(),
+        first_origin: series.dates[first],
+        last_origin: series.dates[last],
+        last_target: series.dates[last + h],
+    }
+}
+
+/// Rows of the series from the first selection origin to the last confirmation target, at
+/// most (gaps in the series need more).
+pub fn rows_spanned(settings: &SearchSettings, h: usize) -> usize {
+    let k = settings.origin_spacing.max(1);
+    let gap = h.div_ceil(k) * k;
+    (settings.selection_origins + settings.validation_window - 2) * k + gap + h + (k - 1)
+}
+
+/// Splits the lattice origins of horizon `h` into selection and confirmation origins (see the
+/// module docs), with `settings.selection_origins` and `settings.validation_window` of them.
+pub fn split_origins(series: &Series, h: usize, settings: &SearchSettings) -> anyhow::Result<OriginSplit> {
     ensure!(h >= 1, "the horizon must be at least 1 step");
-    ensure!(window >= 1, "search.validation_window must be at least 1");
+    let k = settings.origin_spacing;
+    ensure!(k >= 1, "search.origin_spacing must be at least 1");
+    let (n_sel, n_conf) = (settings.selection_origins, settings.validation_window);
+    ensure!(
+        n_sel >= 1 && n_conf >= 1,
+        "search.selection_origins and search.validation_window must be at least 1"
+    );
     let values = &series.values;
     let Some(first_observed) = values.iter().position(|v| !v.is_nan()) else {
         return Err(invalid("the series has no observed value; check the series file"));
     };
-    let mut found = Vec::with_capacity(window);
-    // Scanning backwards, `run` counts the observed values immediately after index `i`, so
-    // the "next h observed" test is O(1) per index.
-    let mut run = 0usize;
-    let mut i = values.len();
-    while i > first_observed && found.len() < window {
-        i -= 1;
-        if run >= h {
-            found.push(i);
-        }
-        run = if values[i].is_nan() { 0 } else { run + 1 };
+    let valid = |i: usize| i >= first_observed && values[i + 1..=i + h].iter().all(|v| !v.is_nan());
+    // Lattice points from `top` downwards, valid ones only, at most `count`.
+    let take = |top: usize, count: usize| -> Vec<usize> {
+        let mut out: Vec<usize> = (0..=top / k)
+            .rev()
+            .map(|j| j * k)
+            .filter(|&i| valid(i))
+            .take(count)
+            .collect();
+        out.reverse();
+        out
+    };
+    let short = |what: &str, found: usize, wanted: usize, key: &str| {
+        invalid(format!(
+            "only {found} {what} origins (every {k} rows, next {h} values observed) fit in the series, \
+             {key} asks for {wanted}; lower it or search.origin_spacing, or use a longer series"
+        ))
+    };
+    if values.len() <= h {
+        return Err(short("confirmation", 0, n_conf, "search.validation_window"));
     }
-    if found.len() < window {
-        return Err(invalid(format!(
-            "only {} forecast origins of the series have their next {h} values observed, the validation \
-             window needs {window}; lower search.validation_window or use a longer series",
-            found.len()
-        )));
+    let confirmation = take(values.len() - 1 - h, n_conf);
+    if confirmation.len() < n_conf {
+        return Err(short(
+            "confirmation",
+            confirmation.len(),
+            n_conf,
+            "search.validation_window",
+        ));
     }
-    found.reverse();
-    Ok(found)
+    // Every selection target (i + 1 ..= i + h) precedes the first confirmation target.
+    let selection = match confirmation[0].checked_sub(h) {
+        Some(top) => take(top, n_sel),
+        None => Vec::new(),
+    };
+    if selection.len() < n_sel {
+        return Err(short(
+            "selection",
+            selection.len(),
+            n_sel,
+            "search.selection_origins",
+        ));
+    }
+    Ok(OriginSplit {
+        spacing: k,
+        selection,
+        confirmation,
+    })
 }
 
 /// The context at `origin`: the series up to and including it, cut to the last
@@ -127,6 +225,8 @@ pub struct Metrics {
     pub mean_ci95_width: f64,
     /// Weighted quantile loss over the 9 levels (see [`metrics::wql`]).
     pub wql: f64,
+    /// Mean interval (Winkler) score of the CI95, alpha 0.05 (see [`metrics::interval_score`]).
+    pub interval_score_95: f64,
     /// Milliseconds for one forecast at this config (model + post-processing), measured
     /// separately from the backtest (see `search`).
     pub inference_ms: f64,
@@ -152,6 +252,8 @@ pub struct ErrorPoint {
     /// `forecast - actual`.
     pub error: f64,
     pub ci95: [f64; 2],
+    /// The random walk's forecast: the last observed value at or before the origin.
+    pub random_walk: f64,
 }
 
 /// A config's backtest: its metrics and every pooled error (for the Diebold-Mariano test,
@@ -206,7 +308,6 @@ pub fn evaluate_with(
     let mut points = Vec::with_capacity(total);
     let mut intervals80 = Vec::with_capacity(total);
     let mut quantiles = Vec::with_capacity(total);
-    let mut rw_forecasts = Vec::with_capacity(total);
     for (&origin, full) in raw.origins.iter().zip(&raw.forecasts) {
         ensure!(
             origin + h < values.len(),
@@ -245,16 +346,17 @@ pub fn evaluate_with(
                 actual,
                 error: forecast - actual,
                 ci95: summary.ci95[s],
+                random_walk: rw,
             });
             intervals80.push(summary.ci80[s]);
             quantiles.push(std::array::from_fn::<f64, 9, _>(|k| summary.adjusted[k][s]));
-            rw_forecasts.push(rw);
         }
     }
     let errors: Vec<f64> = points.iter().map(|p| p.error).collect();
     let forecasts: Vec<f64> = points.iter().map(|p| p.forecast).collect();
     let actuals: Vec<f64> = points.iter().map(|p| p.actual).collect();
     let intervals95: Vec<[f64; 2]> = points.iter().map(|p| p.ci95).collect();
+    let rw_forecasts: Vec<f64> = points.iter().map(|p| p.random_walk).collect();
     let rw_errors: Vec<f64> = rw_forecasts.iter().zip(&actuals).map(|(f, a)| f - a).collect();
     let metrics = Metrics {
         rmse: metrics::rmse(&errors),
@@ -266,6 +368,7 @@ pub fn evaluate_with(
         coverage_95: metrics::coverage(&actuals, &intervals95),
         mean_ci95_width: metrics::mean_width(&intervals95),
         wql: metrics::wql(&actuals, &quantiles)?,
+        interval_score_95: metrics::interval_score(&actuals, &intervals95, 0.05),
         inference_ms,
         rw_rmse: metrics::rmse(&rw_errors),
         rw_mape: metrics::mape(&rw_forecasts, &actuals)?,
@@ -352,6 +455,119 @@ pub fn measure_inference_ms(
     Ok(median(&mut times))
 }
 
+/// The dimensions of a Chronos-Bolt network that its forward cost depends on (our type; the
+/// caller fills it from the checkpoint's config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ModelDims {
+    pub d_model: usize,
+    pub d_ff: usize,
+    /// Attention inner size, heads x d_kv.
+    pub inner: usize,
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    pub patch_size: usize,
+    pub use_reg_token: bool,
+    /// The model's own context (longer contexts are cut to it).
+    pub max_context: usize,
+    /// Steps one pass emits (64 for Chronos-Bolt); longer horizons run the expansion loop.
+    pub steps_per_pass: usize,
+    /// Quantile levels the network emits (9).
+    pub levels: usize,
+}
+
+impl ModelDims {
+    /// The dimensions in a checkpoint's parsed `config.json`.
+    pub fn of(c: &crate::model::Config) -> ModelDims {
+        ModelDims {
+            d_model: c.d_model,
+            d_ff: c.d_ff,
+            inner: c.inner_dim(),
+            encoder_layers: c.num_layers,
+            decoder_layers: c.decoder_layers(),
+            patch_size: c.chronos_config.input_patch_size,
+            use_reg_token: c.chronos_config.use_reg_token,
+            max_context: c.chronos_config.context_length,
+            steps_per_pass: c.chronos_config.prediction_length,
+            levels: c.chronos_config.quantiles.len(),
+        }
+    }
+}
+
+/// Floating-point operations charged per stratified draw per step: evaluating the quantile
+/// function (locate the segment, interpolate or a normal tail) plus the running maximum and
+/// the sum for the mean.
+pub const FLOPS_PER_DRAW: f64 = 20.0;
+
+/// The deterministic cost of one forecast at `params` for `h` steps, in MFLOP (a multiply-add
+/// counts 2), as criterion 3 compares it:
+/// - one forward at the effective context `c = min(context_length, max_context)`: `T =
+///   ceil(c / patch) (+ 1 REG token)` encoder tokens; the input block `T (2 patch d_ff +
+///   d_ff d + 2 patch d)`; per encoder layer `T (4 d inner + 2 d d_ff) + 2 T^2 inner`; per
+///   decoder layer (one query) `4 d inner + 2 d inner + 2 T d inner + 2 T inner + 2 d d_ff`;
+///   the output block `d d_ff + (d_ff + d) levels steps_per_pass`; all times 2;
+/// - past `steps_per_pass` steps, each further pass runs `levels` paths whose context grew by
+///   `steps_per_pass` (cut to `max_context`);
+/// - the draws: `num_samples h FLOPS_PER_DRAW`.
+///
+/// The same parameters cost exactly the same, on any machine and under any load, which a
+/// wall-clock timing on a shared machine cannot promise; and the cost of `decide` does not
+/// depend on when it runs. Its ratio follows the forward's arithmetic, which is what a longer
+/// context makes slower (the draws are a rounding error beside it).
+pub fn forecast_cost_mflop(dims: &ModelDims, params: &InferenceParams, h: usize) -> f64 {
+    let forward = |context: usize| -> f64 {
+        let d = dims.d_model as f64;
+        let ff = dims.d_ff as f64;
+        let inner = dims.inner as f64;
+        let patch = dims.patch_size.max(1) as f64;
+        let t = (context.div_ceil(dims.patch_size.max(1)) + usize::from(dims.use_reg_token)) as f64;
+        let input = t * (2.0 * patch * ff + ff * d + 2.0 * patch * d);
+        let encoder =
+            dims.encoder_layers as f64 * (t * (4.0 * d * inner + 2.0 * d * ff) + 2.0 * t * t * inner);
+        let decoder = dims.decoder_layers as f64
+            * (6.0 * d * inner + 2.0 * t * d * inner + 2.0 * t * inner + 2.0 * d * ff);
+        let output = d * ff + (ff + d) * (dims.levels * dims.steps_per_pass) as f64;
+        2.0 * (input + encoder + decoder + output)
+    };
+    let c = params.context_length.min(dims.max_context);
+    let mut flops = forward(c);
+    let step = dims.steps_per_pass.max(1);
+    let mut produced = step;
+    let mut grown = c;
+    while produced < h {
+        grown = (grown + step).min(dims.max_context);
+        flops += dims.levels as f64 * forward(grown);
+        produced += step;
+    }
+    flops += params.num_samples as f64 * h as f64 * FLOPS_PER_DRAW;
+    flops / 1e6
+}
+
+/// Criterion 3's figures: the cost of candidate and current (see [`forecast_cost_mflop`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InferenceCost {
+    pub candidate_mflop: f64,
+    pub current_mflop: f64,
+    /// `100 (candidate / current - 1)`.
+    pub change_pct: f64,
+}
+
+impl InferenceCost {
+    pub fn of(
+        dims: &ModelDims,
+        candidate: &InferenceParams,
+        current: &InferenceParams,
+        h: usize,
+    ) -> InferenceCost {
+        let a = forecast_cost_mflop(dims, candidate, h);
+        let b = forecast_cost_mflop(dims, current, h);
+        InferenceCost {
+            candidate_mflop: a,
+            current_mflop: b,
+            change_pct: 100.0 * (a / b - 1.0),
+        }
+    }
+}
+
 // Exact float equality is what several of these tests assert (values that must pass through
 // untouched), so the lint that flags it is off here.
 #[cfg(test)]
@@ -391,18 +607,74 @@ mod tests {
         }
     }
 
+    fn split_settings(selection: usize, confirmation: usize, spacing: usize) -> SearchSettings {
+        SearchSettings {
+            selection_origins: selection,
+            validation_window: confirmation,
+            origin_spacing: spacing,
+            ..SearchSettings::default()
+        }
+    }
+
     #[test]
-    fn origins_skip_gaps_and_need_the_full_window() {
+    fn origins_lie_on_the_lattice_and_the_parts_do_not_overlap() {
+        // 40 rows, h = 3, every 2 rows: the last origin with 3 values after it is 36.
+        let s = series((0..40).map(|i| 100.0 + f64::from(i)).collect());
+        let split = split_origins(&s, 3, &split_settings(4, 3, 2)).unwrap();
+        assert_eq!(split.confirmation, vec![32, 34, 36]);
+        // Selection targets (i + 1 ..= i + 3) come before the first confirmation target 33:
+        // i <= 29.
+        assert_eq!(split.selection, vec![22, 24, 26, 28]);
+        assert_eq!(split.all(), vec![22, 24, 26, 28, 32, 34, 36]);
+        let sel = split.selection_span(&s, 3);
+        assert_eq!((sel.origins, sel.first_origin), (4, s.dates[22]));
+        assert_eq!(sel.last_target, s.dates[31]);
+        // The lattice is counted from the first row: one more row moves nothing until it
+        // makes a new lattice point valid.
+        let longer = series((0..41).map(|i| 100.0 + f64::from(i)).collect());
+        assert_eq!(
+            split_origins(&longer, 3, &split_settings(4, 3, 2)).unwrap(),
+            split
+        );
+        let longer = series((0..42).map(|i| 100.0 + f64::from(i)).collect());
+        let moved = split_origins(&longer, 3, &split_settings(4, 3, 2)).unwrap();
+        assert_eq!(moved.confirmation, vec![34, 36, 38]);
+        assert_eq!(moved.selection, vec![24, 26, 28, 30]);
+        // h longer than the spacing: the gap is h rows (selection i <= 28 - 7).
+        let split = split_origins(&s, 7, &split_settings(2, 2, 4)).unwrap();
+        assert_eq!(split.confirmation, vec![28, 32]);
+        assert_eq!(split.selection, vec![16, 20]);
+        assert!(rows_spanned(&split_settings(2, 2, 4), 7) >= 32 + 7 - 16);
+    }
+
+    #[test]
+    fn origins_skip_gaps_and_say_which_part_is_short() {
         let nan = f64::NAN;
-        // index:            0    1    2    3    4    5    6    7    8    9
-        let s = series(vec![nan, 1.0, 2.0, 3.0, nan, 5.0, 6.0, 7.0, 8.0, 9.0]);
-        // h = 2: i needs i+1, i+2 observed and i <= 7: 7, 6, 5, 4 qualify, 3 does not (4 is
-        // missing), 2 does not, 1 does (2, 3 observed), 0 is before the first observation.
-        assert_eq!(origins(&s, 2, 4).unwrap(), vec![4, 5, 6, 7]);
-        assert_eq!(origins(&s, 2, 5).unwrap(), vec![1, 4, 5, 6, 7]);
-        let e = origins(&s, 2, 6).unwrap_err();
+        let mut v: Vec<f64> = (0..30).map(|i| 50.0 + f64::from(i)).collect();
+        v[0] = nan; // origin 0 has no observed value at or before it
+        v[22] = nan; // origins 20 and 21 lack a target; 22 is an origin (its context ends in a gap)
+        let s = series(v);
+        let split = split_origins(&s, 2, &split_settings(2, 2, 1)).unwrap();
+        assert_eq!(split.confirmation, vec![26, 27]);
+        assert_eq!(split.selection, vec![23, 24]);
+        // Selection candidates: 1..=19 and 22..=24 (targets before 27): 22 of them.
+        let split = split_origins(&s, 2, &split_settings(22, 2, 1)).unwrap();
+        assert_eq!(split.selection[..3], [1, 2, 3]);
+        assert_eq!(split.selection[18..], [19, 22, 23, 24]);
+        let e = split_origins(&s, 2, &split_settings(25, 2, 1)).unwrap_err();
         assert_eq!(crate::exit::code_of(&e), crate::exit::ExitCode::Invalid);
-        assert!(e.to_string().contains("only 5 forecast origins"), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("only 22 selection origins") && e.contains("search.selection_origins"),
+            "{e}"
+        );
+        let e = split_origins(&s, 2, &split_settings(2, 40, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("confirmation origins") && e.contains("search.validation_window"),
+            "{e}"
+        );
         // NaN != NaN, so compare where the slice starts rather than its values.
         let c = context(&s.values, 6, 3);
         assert!(c.len() == 3 && std::ptr::eq(c.as_ptr(), s.values[4..].as_ptr()));
@@ -417,8 +689,7 @@ mod tests {
                 .map(|i| 100.0 + f64::from(i % 7) - f64::from(i % 3))
                 .collect(),
         );
-        let o = origins(&s, 3, 5).unwrap();
-        assert_eq!(o, vec![32, 33, 34, 35, 36]);
+        let o = vec![32, 33, 34, 35, 36];
         let raw = forward(&LastValue, &s.values, &o, 10, 3).unwrap();
         let ev = evaluate(&s, &raw, 3, 100, 1.0, 1.5).unwrap();
         assert_eq!(ev.points.len(), 15);
@@ -430,6 +701,18 @@ mod tests {
         // Symmetric quantiles around the last value: the model is the random walk.
         assert!((ev.metrics.rmse - ev.metrics.rw_rmse).abs() < 1e-9);
         assert!((ev.metrics.mape - ev.metrics.rw_mape).abs() < 1e-9);
+        assert!(ev.points.iter().all(|p| p.random_walk == s.values[p.origin]));
+        // The interval score from the points by hand.
+        let is: f64 = ev
+            .points
+            .iter()
+            .map(|p| {
+                let [lo, hi] = p.ci95;
+                (hi - lo) + 40.0 * (lo - p.actual).max(0.0) + 40.0 * (p.actual - hi).max(0.0)
+            })
+            .sum::<f64>()
+            / 15.0;
+        assert!((ev.metrics.interval_score_95 - is).abs() < 1e-9);
         assert_eq!(ev.metrics.inference_ms, 1.5);
         assert_eq!(ev.params.context_length, 10);
         // Hand check of the RMSE from the points.
@@ -447,10 +730,57 @@ mod tests {
         let mut v: Vec<f64> = (0..20).map(|i| 50.0 + f64::from(i)).collect();
         v[18] = 0.0;
         let s = series(v);
-        let o = origins(&s, 2, 3).unwrap();
-        let raw = forward(&LastValue, &s.values, &o, 5, 2).unwrap();
+        let raw = forward(&LastValue, &s.values, &[15, 16, 17], 5, 2).unwrap();
         let e = evaluate(&s, &raw, 2, 10, 1.0, 0.0).unwrap_err().to_string();
         assert!(e.contains("2024-01-19") && e.contains("MAPE"), "{e}");
+    }
+
+    /// A toy network small enough to count by hand.
+    fn toy() -> ModelDims {
+        ModelDims {
+            d_model: 2,
+            d_ff: 4,
+            inner: 2,
+            encoder_layers: 1,
+            decoder_layers: 1,
+            patch_size: 4,
+            use_reg_token: true,
+            max_context: 16,
+            steps_per_pass: 2,
+            levels: 3,
+        }
+    }
+
+    #[test]
+    fn the_cost_model_by_hand() {
+        let p = |context_length, num_samples| InferenceParams {
+            context_length,
+            num_samples,
+            temperature: 1.0,
+        };
+        // Context 8: T = 2 + 1 = 3. input 3 (2*4*4 + 4*2 + 2*4*2) = 3 * 56 = 168; encoder
+        // 3 (4*2*2 + 2*2*4) + 2*9*2 = 96 + 36 = 132; decoder 6*2*2 + 2*3*2*2 + 2*3*2 + 2*2*4
+        // = 24 + 24 + 12 + 16 = 76; output 2*4 + 6*3*2 = 44. Forward 2 * 420 = 840 FLOPs.
+        // Two steps (one pass), 10 draws: 840 + 10 * 2 * 20 = 1240.
+        let one = forecast_cost_mflop(&toy(), &p(8, 10), 2) * 1e6;
+        assert!((one - 1240.0).abs() < 1e-6, "{one}");
+        // Four steps: a second pass on 3 paths of context 10 (T = 3 + 1 = 4): input 224;
+        // encoder 4 * 32 + 2*16*2 = 192; decoder 24 + 32 + 16 + 16 = 88; output 44:
+        // 2 * 548 = 1096 each. 840 + 3 * 1096 + 10 * 4 * 20 = 4928.
+        let two = forecast_cost_mflop(&toy(), &p(8, 10), 4) * 1e6;
+        assert!((two - 4928.0).abs() < 1e-6, "{two}");
+        // A context past the model's own costs what the model's own does.
+        assert_eq!(
+            forecast_cost_mflop(&toy(), &p(16, 10), 2),
+            forecast_cost_mflop(&toy(), &p(99, 10), 2)
+        );
+        // Identical parameters: exactly equal, every time.
+        for _ in 0..20 {
+            let c = InferenceCost::of(&toy(), &p(8, 10), &p(8, 10), 4);
+            assert_eq!(c.change_pct, 0.0);
+        }
+        let c = InferenceCost::of(&toy(), &p(16, 10), &p(8, 10), 2);
+        assert!(c.change_pct > 0.0 && c.candidate_mflop > c.current_mflop);
     }
 
     #[test]

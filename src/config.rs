@@ -70,8 +70,11 @@ impl Default for ModelSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TriggerSettings {
-    /// Performance trigger fires when RMSE(recent) / RMSE(baseline) - 1 >= this (percent).
+    /// Performance trigger fires when the degradation (see `performance_mode`) is >= this
+    /// (percent).
     pub performance_threshold_pct: f64,
+    /// Which degradation fires the performance trigger.
+    pub performance_mode: PerformanceMode,
     pub performance_recent_days: u32,
     pub performance_baseline_days: u32,
     /// Tracked predictions with actuals needed in each window; fewer means replay.
@@ -95,6 +98,7 @@ impl Default for TriggerSettings {
     fn default() -> Self {
         TriggerSettings {
             performance_threshold_pct: 15.0,
+            performance_mode: PerformanceMode::Relative,
             performance_recent_days: 14,
             performance_baseline_days: 60,
             min_tracked_recent: 10,
@@ -110,11 +114,42 @@ impl Default for TriggerSettings {
     }
 }
 
+/// `triggers.performance_mode`: what the performance trigger measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerformanceMode {
+    /// RMSE(recent) / RMSE(baseline) - 1: also rises when the market gets more volatile.
+    Absolute,
+    /// The same ratio of RMSE(model) / RMSE(random walk) on the same windows: degradation
+    /// against the naive forecast, which a volatility rise alone leaves unchanged.
+    Relative,
+    /// Both must reach the threshold.
+    Both,
+}
+
+impl PerformanceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PerformanceMode::Absolute => "absolute",
+            PerformanceMode::Relative => "relative",
+            PerformanceMode::Both => "both",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchSettings {
-    /// Rolling-origin validation window (number of origins).
+    /// Confirmation origins: the later part of the backtest origins, on which the deploy
+    /// decision is made (the search never sees them).
     pub validation_window: usize,
+    /// Selection origins: the earlier part, on which the search scores its configs.
+    pub selection_origins: usize,
+    /// Rows of the series (business days) between consecutive origins.
+    pub origin_spacing: usize,
+    /// num_samples rule: the smallest value whose mean and CI95 bounds stay within this
+    /// percentage of the CI95 width of the largest value's forecasts.
+    pub num_samples_tolerance_pct: f64,
     /// Context lengths per horizon label.
     pub context_lengths: BTreeMap<Horizon, Vec<usize>>,
     /// Context lengths for horizons not listed above.
@@ -133,7 +168,10 @@ impl Default for SearchSettings {
         context_lengths.insert(Horizon(30), vec![180, 365, 540]);
         context_lengths.insert(Horizon(90), vec![365, 540, 730]);
         SearchSettings {
-            validation_window: 30,
+            validation_window: 26,
+            selection_origins: 52,
+            origin_spacing: 5,
+            num_samples_tolerance_pct: 2.5,
             context_lengths,
             default_context_lengths: vec![90, 180, 365],
             num_samples: vec![50, 100, 200],
@@ -160,7 +198,8 @@ pub struct ValidationSettings {
     pub min_mape_improvement_pct: f64,
     /// Criterion 2: error std may grow at most this much (percent).
     pub max_std_increase_pct: f64,
-    /// Criterion 3: inference time may grow at most this much (percent).
+    /// Criterion 3: inference cost (the deterministic model) may grow at most this much
+    /// (percent).
     pub max_inference_time_increase_pct: f64,
     /// Criterion 4: CI95 coverage at least this (fraction).
     pub min_coverage_95: f64,
@@ -168,8 +207,9 @@ pub struct ValidationSettings {
     pub max_abs_bias: f64,
     /// ... or below a per-horizon value.
     pub max_abs_bias_per_horizon: BTreeMap<Horizon, f64>,
-    /// Make Diebold-Mariano significance a sixth criterion.
+    /// Criterion 6: the one-sided Diebold-Mariano test must find the candidate better ...
     pub require_dm_significance: bool,
+    /// ... at this level.
     pub dm_alpha: f64,
 }
 
@@ -183,7 +223,7 @@ impl Default for ValidationSettings {
             min_coverage_95: 0.90,
             max_abs_bias: 5.0,
             max_abs_bias_per_horizon: BTreeMap::new(),
-            require_dm_significance: false,
+            require_dm_significance: true,
             dm_alpha: 0.05,
         }
     }
@@ -373,9 +413,16 @@ impl Settings {
             return Err("triggers.cooldown_days must be >= 0".into());
         }
         let s = &self.search;
-        if s.validation_window == 0 {
-            return Err("search.validation_window must be >= 1".into());
+        if s.validation_window < 2 || s.selection_origins < 2 {
+            return Err(
+                "search.validation_window and search.selection_origins must be >= 2 (the significance tests need two origins)"
+                    .into(),
+            );
         }
+        if s.origin_spacing == 0 {
+            return Err("search.origin_spacing must be >= 1".into());
+        }
+        positive("search.num_samples_tolerance_pct", s.num_samples_tolerance_pct)?;
         for (k, v) in &s.context_lengths {
             context_list(&format!("search.context_lengths.{k}"), v)?;
         }
@@ -570,6 +617,14 @@ fn parse_env_value(raw: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commented_file_states_the_built_in_defaults() {
+        let text = include_str!("../configs/optimizer.toml");
+        let table: toml::Table = text.parse().unwrap();
+        let file = Settings::deserialize(toml::Value::Table(table)).unwrap();
+        assert_eq!(file, Settings::default());
+    }
 
     #[test]
     fn env_overrides_file_and_unknown_keys_fail() {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::backtest::{self, ModelDims};
 use crate::config::Settings;
 use crate::domain::{Horizon, InferenceParams};
 use crate::exit::invalid;
@@ -36,6 +37,8 @@ pub struct World<'a> {
     pub model: Option<&'a dyn QuantileModel>,
     /// What a deployed config records as its model.
     pub model_id: &'a str,
+    /// The model's dimensions, for the inference cost of criterion 3.
+    pub dims: Option<ModelDims>,
 }
 
 /// What the evidence of an optimization holds: why it ran and how the candidate did.
@@ -77,8 +80,8 @@ pub enum Decision {
     Approved(Box<Approved>),
 }
 
-/// Rows `cfg`'s horizon needs: the largest context searched or deployed, plus the validation
-/// window, plus the horizon (the last origin needs its next h values).
+/// Rows `cfg`'s horizon needs: the largest context searched or deployed, plus the rows the
+/// selection and confirmation origins span (the last origin needs its next h values).
 pub fn rows_needed(settings: &Settings, cfg: &ForecasterConfig) -> usize {
     let s = &settings.search;
     let largest = s
@@ -88,7 +91,7 @@ pub fn rows_needed(settings: &Settings, cfg: &ForecasterConfig) -> usize {
         .chain([cfg.context_length])
         .max()
         .unwrap_or(cfg.context_length);
-    largest + s.validation_window + cfg.horizon.steps()
+    largest + backtest::rows_spanned(s, cfg.horizon.steps())
 }
 
 /// The series is long enough for this horizon's grid and validation window.
@@ -97,7 +100,7 @@ pub fn check_series(world: &World<'_>, cfg: &ForecasterConfig) -> anyhow::Result
     let have = world.series.len();
     if have < needed {
         return Err(invalid(format!(
-            "{}: series too short for {h}: {have} rows found, {needed} needed (its largest context plus the validation window and {h} itself); supply a longer series or lower search.context_lengths.{h} / search.validation_window",
+            "{}: series too short for {h}: {have} rows found, {needed} needed (its largest context plus the rows its selection and confirmation origins span); supply a longer series or lower search.context_lengths.{h}, search.selection_origins or search.validation_window",
             world.series_name,
             h = cfg.horizon
         )));
@@ -207,7 +210,7 @@ pub fn trigger_report(
 ) -> anyhow::Result<TriggerReport> {
     let h = cfg.horizon;
     let t = &world.settings.triggers;
-    let tracked = triggers::tracked_errors(world.predictions, h);
+    let tracked = triggers::tracked_errors(world.predictions, h, world.series);
     let today = world.now.date_naive();
     let replayed = match world.model {
         Some(m) if triggers::needs_replay(&tracked, t, today) => {
@@ -240,8 +243,10 @@ pub struct Validated {
     pub validation: ValidationReport,
 }
 
-/// Searches `current`'s horizon (or evaluates `candidate`) and validates the result against
-/// `current`.
+/// Splits the origins into selection and later confirmation parts, runs one batched forward
+/// per context length over all of them, searches `current`'s horizon on the selection origins
+/// (or takes `candidate`), and validates against `current` on the confirmation origins only,
+/// with criterion 3 from the deterministic cost model.
 pub fn search_and_validate(
     world: &World<'_>,
     model: &dyn QuantileModel,
@@ -253,16 +258,82 @@ pub fn search_and_validate(
     let h = current.horizon;
     let s = world.settings;
     let series = world.series;
-    let (search, cand_params) = if let Some(c) = candidate {
-        (None, *c)
-    } else {
-        let r = search::search(model, series, h, &s.search, &s.validation, cache, progress)?;
-        let best = r.best().params;
-        (Some(r), best)
+    let dims = world
+        .dims
+        .ok_or_else(|| anyhow::anyhow!("criterion 3 needs the model's dimensions"))?;
+    let split = backtest::split_origins(series, h.steps(), &s.search)?;
+    let grid = match candidate {
+        Some(_) => Vec::new(),
+        None => search::grid(&s.search, h)?,
     };
-    // Candidate and current are timed one right after the other, for a fair criterion 3.
-    let cand = search::evaluate_params(model, series, h, &s.search, &cand_params, cache, progress)?;
-    let cur = search::evaluate_params(model, series, h, &s.search, &current.params(), cache, progress)?;
-    let validation = validate::validate(h, &cand, &cur, &s.validation)?;
+    let mut lengths: Vec<usize> = Vec::new();
+    for l in grid
+        .iter()
+        .map(|p| p.context_length)
+        .chain([current.context_length])
+        .chain(candidate.map(|c| c.context_length))
+    {
+        if !lengths.contains(&l) {
+            lengths.push(l);
+        }
+    }
+    let all = split.all();
+    let batches_before = cache.batches_run;
+    for &length in &lengths {
+        cache.forward(model, series, &all, length, h.steps(), progress)?;
+    }
+    let search = if candidate.is_some() {
+        None
+    } else {
+        let mut r = search::search(
+            model,
+            series,
+            h,
+            &s.search,
+            &s.validation,
+            &split.selection,
+            cache,
+            progress,
+        )?;
+        // The search's forwards were batched with the confirmation origins above.
+        r.forward_batches = cache.batches_run - batches_before;
+        Some(r)
+    };
+    let cand_params = match (candidate, &search) {
+        (Some(c), _) => *c,
+        (None, Some(r)) => r.best().params,
+        (None, None) => unreachable!("the search runs when no candidate is given"),
+    };
+    let cur_params = current.params();
+    let mut cand = search::evaluate_params(
+        model,
+        series,
+        h,
+        &cand_params,
+        &split.confirmation,
+        cache,
+        progress,
+    )?;
+    let mut cur = search::evaluate_params(
+        model,
+        series,
+        h,
+        &cur_params,
+        &split.confirmation,
+        cache,
+        progress,
+    )?;
+    let cost = backtest::InferenceCost::of(&dims, &cand_params, &cur_params, h.steps());
+    // Not measured here: criterion 3 compares `cost`.
+    cand.metrics.inference_ms = f64::NAN;
+    cur.metrics.inference_ms = f64::NAN;
+    let origins = validate::OriginsUsed {
+        spacing: split.spacing,
+        selection: split.selection_span(series, h.steps()),
+        selection_used: candidate.is_none(),
+        confirmation: split.confirmation_span(series, h.steps()),
+        test_horizon: h.steps().div_ceil(split.spacing),
+    };
+    let validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
     Ok(Validated { search, validation })
 }

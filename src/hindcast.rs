@@ -56,10 +56,7 @@ pub fn step_errors(
         .points
         .iter()
         .filter(|p| p.step == h.steps())
-        .map(|p| ErrorPoint {
-            target_date: p.target_date,
-            error: p.error,
-        })
+        .map(ErrorPoint::from)
         .collect())
 }
 

@@ -525,6 +525,19 @@ mod tests {
             history: &[],
             model: Some(&ContextMean),
             model_id: "context-mean",
+            // chronos-bolt-tiny's dimensions, for the cost model.
+            dims: Some(crate::backtest::ModelDims {
+                d_model: 256,
+                d_ff: 1024,
+                inner: 256,
+                encoder_layers: 4,
+                decoder_layers: 4,
+                patch_size: 16,
+                use_reg_token: true,
+                max_context: 2048,
+                steps_per_pass: 64,
+                levels: 9,
+            }),
         };
         let d = decide::decide(&world, &cfg, true, &mut ForwardCache::new(), &mut |_| {}).unwrap();
         (d, cfg)

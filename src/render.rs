@@ -6,7 +6,8 @@ use crate::output;
 use crate::search::SearchReport;
 use crate::validate::{Criterion, Measure, ValidationReport};
 
-/// The search's configs as a table, the chosen one marked.
+/// The search's configs as a table with every score, the chosen one marked, and the rule
+/// that picked each parameter.
 pub fn render_search(r: &SearchReport) -> String {
     let rows = r.configs.iter().enumerate().map(|(i, c)| {
         let m = &c.evaluation.metrics;
@@ -21,51 +22,88 @@ pub fn render_search(r: &SearchReport) -> String {
             p.num_samples.to_string(),
             format!("{:.2}", p.temperature),
             format!("{:.3}", m.rmse),
-            format!("{:.3}", m.mape),
-            format!("{:+.3}", m.bias),
+            format!("{:.3}", m.interval_score_95),
+            format!("{:.4}", m.wql),
+            format!("{:.2}", c.mc_deviation_pct),
             format!("{:.3}", m.coverage_95),
-            format!("{:.3}", m.wql),
+            format!("{:+.3}", m.bias),
+            format!("{:.3}", m.mape),
             format!("{:.2}", m.inference_ms),
             if c.meets_criteria { "yes" } else { "no" }.to_string(),
         ]
     });
     let mut s = format!(
-        "search {}: {} configs on {} origins ({} to {}), {} forward batches (naive {}), {:.1} s\n",
+        "search {}: {} configs on the {} selection origins {} to {} (targets to {}), {} forward batches (naive {}), {:.1} s\n",
         r.horizon,
         r.configs.len(),
         r.origins,
         r.first_origin,
         r.last_origin,
+        r.last_target,
         r.forward_batches,
         r.naive_forward_batches,
         r.seconds
     );
     s.push_str(&output::table(
         &[
-            "best",
+            "pick",
             "context",
             "samples",
             "temp",
             "RMSE",
-            "MAPE %",
-            "bias",
-            "cov95",
+            "IS95",
             "WQL",
+            "MC dev %",
+            "cov95",
+            "bias",
+            "MAPE %",
             "ms",
             "meets abs.",
         ],
         rows,
     ));
     s.push('\n');
-    if !r.best_meets_criteria {
-        s.push_str(
-            "note: no config met the absolute criteria (CI95 coverage, |bias|); the lowest RMSE was taken\n",
-        );
-    }
+    let rules = &r.rules;
+    let c = &rules.context_length;
+    let list = |xs: Vec<String>| xs.join(", ");
+    s.push_str(&format!(
+        "context_length {} by the lowest RMSE of the point forecast (at samples {}, temp {:.2}): {}\n",
+        c.chosen,
+        c.at_num_samples,
+        c.at_temperature,
+        list(c.rmse.iter().map(|(l, v)| format!("{l} {v:.3}")).collect())
+    ));
+    let t = &rules.temperature;
+    s.push_str(&format!(
+        "temperature {:.2} by the lowest CI95 interval score (at context {}, samples {}): {}\n",
+        t.chosen,
+        t.at_context_length,
+        t.at_num_samples,
+        list(
+            t.interval_score_95
+                .iter()
+                .map(|(x, v)| format!("{x:.2} {v:.3}"))
+                .collect()
+        )
+    ));
+    let n = &rules.num_samples;
+    s.push_str(&format!(
+        "num_samples {} as the smallest whose mean and CI95 stay within {} % of the CI95 width of samples {}: {}\n",
+        n.chosen,
+        n.tolerance_pct,
+        n.reference,
+        list(
+            n.deviation_pct
+                .iter()
+                .map(|(x, v)| format!("{x} {v:.2} %"))
+                .collect()
+        )
+    ));
+    s.push_str("(IS95: interval score of the CI95; MC dev: largest deviation from the most samples; meets abs.: coverage and bias limits on these origins, shown only)\n");
     s
 }
 
-/// The criteria table, Diebold-Mariano and the random walk.
+/// The origins line, the criteria table, Diebold-Mariano, the random walk and Clark-West.
 pub fn render_validation(v: &ValidationReport) -> String {
     let mut rows = Vec::new();
     for c in &v.criteria {
@@ -81,10 +119,29 @@ pub fn render_validation(v: &ValidationReport) -> String {
             ]);
         }
     }
+    let o = &v.origins;
     let mut s = format!(
+        "origins every {} rows: {} selection origins {} to {} (targets to {}) {}; \
+         {} confirmation origins {} to {} (targets to {}) judge it, and their metrics are what a deploy promises\n",
+        o.spacing,
+        o.selection.origins,
+        o.selection.first_origin,
+        o.selection.last_origin,
+        o.selection.last_target,
+        if o.selection_used {
+            "chose the candidate"
+        } else {
+            "not used (the candidate was given)"
+        },
+        o.confirmation.origins,
+        o.confirmation.first_origin,
+        o.confirmation.last_origin,
+        o.confirmation.last_target,
+    );
+    s.push_str(&format!(
         "candidate {}  vs  current {}\n",
         v.candidate.params, v.current.params
-    );
+    ));
     s.push_str(&output::table(
         &[
             "criterion",
@@ -98,16 +155,29 @@ pub fn render_validation(v: &ValidationReport) -> String {
         rows,
     ));
     s.push('\n');
+    let dm = &v.diebold_mariano;
     s.push_str(&format!(
-        "Diebold-Mariano (squared error, HLN): statistic {:.3}, p-value {:.4}\n",
-        v.diebold_mariano.statistic, v.diebold_mariano.p_value
+        "Diebold-Mariano (squared error, HAC, HLN; {} origins, horizon {} origins): statistic {:.3}, one-sided p {:.4} (two-sided {:.4}){}\n",
+        dm.n,
+        dm.horizon_used,
+        dm.statistic,
+        dm.p_value_lower,
+        dm.p_value,
+        if dm.horizon_capped { "; horizon capped: too few origins, indicative only" } else { "" }
+    ));
+    let rw = &v.random_walk;
+    s.push_str(&format!(
+        "random walk: RMSE {:.3}, MAPE {:.3} %; RMSE ratio candidate {:.3}, current {:.3}; Clark-West candidate vs random walk: statistic {:.3}, one-sided p {:.4}\n",
+        rw.rmse,
+        rw.mape,
+        rw.candidate_rmse_ratio,
+        rw.current_rmse_ratio,
+        rw.clark_west.statistic,
+        rw.clark_west.p_value
     ));
     s.push_str(&format!(
-        "random walk: RMSE {:.3}, MAPE {:.3} %; RMSE ratio candidate {:.3}, current {:.3}\n",
-        v.random_walk.rmse,
-        v.random_walk.mape,
-        v.random_walk.candidate_rmse_ratio,
-        v.random_walk.current_rmse_ratio
+        "inference cost (deterministic model of the forward and the draws): candidate {:.1} MFLOP, current {:.1} MFLOP, {:+.1} %\n",
+        v.cost.candidate_mflop, v.cost.current_mflop, v.cost.change_pct
     ));
     s.push_str(&format!("verdict: {}\n", verdict(v)));
     s

@@ -41,6 +41,8 @@ pub struct ReplayInput<'a> {
     pub series_name: &'a str,
     pub model: &'a dyn QuantileModel,
     pub model_id: &'a str,
+    /// The model's dimensions, for the inference cost of criterion 3.
+    pub dims: crate::backtest::ModelDims,
     /// The configs in effect at `from`, one per horizon replayed.
     pub initial: Vec<ForecasterConfig>,
 }
@@ -228,6 +230,7 @@ pub fn replay(
                 history: &history,
                 model: Some(input.model),
                 model_id: input.model_id,
+                dims: Some(input.dims),
             };
             let before = st.cfg.params();
             let outcome = match decide::decide(&world, &st.cfg, false, &mut cache, &mut |_| {}) {

@@ -19,28 +19,36 @@
 //!
 //! A request looks up every origin; the ones missing (or cached with fewer steps) go to the
 //! model in one batch, at the requested length. So:
-//! - within a horizon, re-evaluating a config whose context length was in the grid (the
-//!   current config in `validate`) costs no forward at all;
-//! - between horizons, origins only partly coincide (the last `W` origins of `7d` end 8
-//!   steps before the series end, those of `15d` 16 steps before), and the shared context
-//!   lengths (90 and 180 for 7d/15d, 180 and 365 for 15d/30d, 365 and 540 for 30d/90d) reuse
-//!   the overlapping origins. Searching horizons from the longest to the shortest lets the
-//!   longer forecasts serve the shorter ones; the other order still works, it just reuses
-//!   nothing across horizons.
+//! - within a horizon, `validate` runs one batch per context length over the selection and
+//!   confirmation origins together; the search and the evaluation of candidate and current
+//!   then cost no forward at all;
+//! - between horizons, all origins lie on the same lattice (see [`crate::backtest`]), so the
+//!   origins two horizons share at a shared context length (90 and 180 for 7d/15d, 180 and
+//!   365 for 15d/30d, 365 and 540 for 30d/90d) are forecast once. Searching horizons from the
+//!   longest to the shortest lets the longer forecasts serve the shorter ones; the other
+//!   order still works, it just reuses nothing across horizons;
+//! - a week later the lattice origins recur, so a cache kept across weeks forecasts only the
+//!   new ones.
 //!
 //! The cache belongs to one series and one model: it fingerprints the series values and
 //! refuses another series; the caller keeps one cache per model. A batch's composition may
 //! change a forecast at float rounding level (gemm blocking), far below what any metric
 //! reports.
 //!
+//! # What each parameter is chosen by
+//! The search sees only the selection origins it is given (see [`backtest::split_origins`]).
+//! Each parameter is chosen by what it changes (see [`Rules`]): the context length by the RMSE
+//! of the point forecast, the temperature by the interval score of the CI95 (a proper score
+//! of the forecast distribution: RMSE hardly moves with it), num_samples by cost (the smallest
+//! value whose forecasts agree with the largest value's within a stated tolerance).
+//!
 //! # Inference time
-//! Each config's `inference_ms` is one complete forecast at that config: a single-series
-//! forward at its context length (median of `timing_runs`, once per context length, since
-//! the forward does not depend on the other two parameters) plus the post-processing at its
-//! `num_samples` and `temperature` (median of `timing_runs`, per config). Timing the forward
-//! once per context length instead of once per config measures the same quantity with 9x
-//! fewer single-series forwards (for 90d each is a forward plus the 9-path expansion), and
-//! it is never the shared batch divided up.
+//! Each config's `inference_ms` in the search table is one complete forecast at that config:
+//! a single-series forward at its context length (median of `timing_runs`, once per context
+//! length, since the forward does not depend on the other two parameters) plus the
+//! post-processing at its `num_samples` and `temperature` (median of `timing_runs`, per
+//! config). It is shown, not used to choose or to validate: criterion 3 compares the
+//! deterministic cost model of [`backtest::forecast_cost_mflop`].
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -234,25 +242,76 @@ pub fn grid(settings: &SearchSettings, h: Horizon) -> anyhow::Result<Vec<Inferen
 pub struct ConfigResult {
     #[serde(flatten)]
     pub evaluation: Evaluation,
-    /// CI95 coverage and |bias| within the validation thresholds.
+    /// CI95 coverage and |bias| within the validation thresholds on the selection origins
+    /// (shown, not used by the rules).
     pub meets_criteria: bool,
+    /// How far this config's forecasts are from those of the largest num_samples at the same
+    /// context length and temperature: the largest, over every (origin, step), of
+    /// `max(|d mean|, |d CI95 low|, |d CI95 high|)` in percent of the largest num_samples'
+    /// CI95 width there (0 for the largest num_samples itself).
+    pub mc_deviation_pct: f64,
 }
 
-/// A horizon's search: every config with its metrics, and the choice.
+/// context_length: the lowest RMSE of the point forecast, each context length scored at
+/// the reference draws (the largest num_samples, the grid temperature nearest 1).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContextRule {
+    pub chosen: usize,
+    pub at_num_samples: usize,
+    pub at_temperature: f64,
+    /// (context length, RMSE) in grid order.
+    pub rmse: Vec<(usize, f64)>,
+}
+
+/// temperature: the lowest mean interval score of the CI95 at the chosen context length and
+/// the largest num_samples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TemperatureRule {
+    pub chosen: f64,
+    pub at_context_length: usize,
+    pub at_num_samples: usize,
+    /// (temperature, interval score) in grid order.
+    pub interval_score_95: Vec<(f64, f64)>,
+}
+
+/// num_samples: the smallest value whose forecasts are within `tolerance_pct` of the
+/// largest value's (see [`ConfigResult::mc_deviation_pct`]), at the chosen context length
+/// and temperature. Draws only cost time, so fewer is better once they agree.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SamplesRule {
+    pub chosen: usize,
+    pub reference: usize,
+    pub tolerance_pct: f64,
+    /// (num_samples, deviation percent) ascending.
+    pub deviation_pct: Vec<(usize, f64)>,
+}
+
+/// Which rule picked each parameter of the chosen config.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rules {
+    pub context_length: ContextRule,
+    pub temperature: TemperatureRule,
+    pub num_samples: SamplesRule,
+}
+
+/// A horizon's search: every config with its scores on the selection origins, and the choice.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SearchReport {
     pub horizon: Horizon,
+    /// The selection origins every config was scored on (the confirmation origins come later).
     pub origins: usize,
     pub first_origin: NaiveDate,
     pub last_origin: NaiveDate,
+    /// The last target the search scored: everything it saw is at or before this date.
+    pub last_target: NaiveDate,
     /// Grid order.
     pub configs: Vec<ConfigResult>,
     /// Index of the chosen config in `configs`.
     pub best: usize,
-    /// False when no config met the absolute criteria and the lowest RMSE was taken anyway.
-    pub best_meets_criteria: bool,
-    /// Model calls this search made for backtests, against one per config if each config ran
-    /// its own forward.
+    pub rules: Rules,
+    /// Model calls made for backtests, against one per config if each config ran its own
+    /// forward. In `validate` and `run` this counts the batched forwards over the selection
+    /// and confirmation origins together, which serve the search and the validation.
     pub forward_batches: usize,
     pub naive_forward_batches: usize,
     pub seconds: f64,
@@ -264,42 +323,126 @@ impl SearchReport {
     }
 }
 
-/// Lowest RMSE among the configs meeting the criteria, else lowest RMSE overall (flagged).
-/// Ties keep the earlier config in grid order; NaN RMSEs never win.
-fn select(configs: &[ConfigResult]) -> (usize, bool) {
-    let lowest = |only_meeting: bool| {
-        configs
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| (c.meets_criteria || !only_meeting) && !c.evaluation.metrics.rmse.is_nan())
-            .min_by(|(ia, a), (ib, b)| {
-                a.evaluation
-                    .metrics
-                    .rmse
-                    .total_cmp(&b.evaluation.metrics.rmse)
-                    .then(ia.cmp(ib))
-            })
-            .map(|(i, _)| i)
-    };
-    match lowest(true) {
-        Some(i) => (i, true),
-        None => (lowest(false).unwrap_or(0), false),
-    }
+/// The index of the lowest `score` among `candidates` (indices into `configs`); ties keep the
+/// earlier one, NaN never wins unless everything is NaN (then the first).
+fn lowest(candidates: &[usize], score: impl Fn(usize) -> f64) -> usize {
+    candidates
+        .iter()
+        .copied()
+        .filter(|&i| !score(i).is_nan())
+        .min_by(|&a, &b| score(a).total_cmp(&score(b)).then(a.cmp(&b)))
+        .unwrap_or(candidates[0])
 }
 
-/// The grid search of horizon `h` over the last `settings.validation_window` origins.
+/// See [`ConfigResult::mc_deviation_pct`].
+fn mc_deviation_pct(e: &Evaluation, reference: &Evaluation) -> f64 {
+    e.points
+        .iter()
+        .zip(&reference.points)
+        .map(|(p, r)| {
+            let width = r.ci95[1] - r.ci95[0];
+            let d = (p.forecast - r.forecast)
+                .abs()
+                .max((p.ci95[0] - r.ci95[0]).abs())
+                .max((p.ci95[1] - r.ci95[1]).abs());
+            if d == 0.0 {
+                0.0
+            } else if width > 0.0 {
+                100.0 * d / width
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Applies the three rules (see [`Rules`]) to evaluated configs in grid order; fills in
+/// `mc_deviation_pct` and returns the chosen index with the rules.
+fn choose(configs: &mut [ConfigResult], tolerance_pct: f64) -> (usize, Rules) {
+    let params: Vec<InferenceParams> = configs.iter().map(|c| c.evaluation.params).collect();
+    let find = |c: usize, n: usize, t: f64| {
+        params
+            .iter()
+            .position(|p| {
+                p.context_length == c && p.num_samples == n && p.temperature.to_bits() == t.to_bits()
+            })
+            .expect("the grid is a full product")
+    };
+    let lengths = dedup(&params.iter().map(|p| p.context_length).collect::<Vec<_>>());
+    let temps = dedup(&params.iter().map(|p| p.temperature).collect::<Vec<_>>());
+    let mut samples = dedup(&params.iter().map(|p| p.num_samples).collect::<Vec<_>>());
+    samples.sort_unstable();
+    let n_max = *samples.last().expect("the grid is not empty");
+    for i in 0..configs.len() {
+        let p = params[i];
+        let r = find(p.context_length, n_max, p.temperature);
+        configs[i].mc_deviation_pct = mc_deviation_pct(&configs[i].evaluation, &configs[r].evaluation);
+    }
+    let t_ref = *temps
+        .iter()
+        .min_by(|a, b| (*a - 1.0).abs().total_cmp(&(*b - 1.0).abs()))
+        .expect("the grid is not empty");
+    let metrics = |i: usize| &configs[i].evaluation.metrics;
+    let at_ref: Vec<usize> = lengths.iter().map(|&c| find(c, n_max, t_ref)).collect();
+    let ctx = params[lowest(&at_ref, |i| metrics(i).rmse)].context_length;
+    let at_ctx: Vec<usize> = temps.iter().map(|&t| find(ctx, n_max, t)).collect();
+    let temp = params[lowest(&at_ctx, |i| metrics(i).interval_score_95)].temperature;
+    let at_both: Vec<usize> = samples.iter().map(|&n| find(ctx, n, temp)).collect();
+    let within = at_both
+        .iter()
+        .copied()
+        .find(|&i| configs[i].mc_deviation_pct <= tolerance_pct + validate::EDGE_TOLERANCE)
+        .unwrap_or(*at_both.last().expect("the grid is not empty"));
+    let rules = Rules {
+        context_length: ContextRule {
+            chosen: ctx,
+            at_num_samples: n_max,
+            at_temperature: t_ref,
+            rmse: at_ref
+                .iter()
+                .map(|&i| (params[i].context_length, metrics(i).rmse))
+                .collect(),
+        },
+        temperature: TemperatureRule {
+            chosen: temp,
+            at_context_length: ctx,
+            at_num_samples: n_max,
+            interval_score_95: at_ctx
+                .iter()
+                .map(|&i| (params[i].temperature, metrics(i).interval_score_95))
+                .collect(),
+        },
+        num_samples: SamplesRule {
+            chosen: params[within].num_samples,
+            reference: n_max,
+            tolerance_pct,
+            deviation_pct: at_both
+                .iter()
+                .map(|&i| (params[i].num_samples, configs[i].mc_deviation_pct))
+                .collect(),
+        },
+    };
+    (within, rules)
+}
+
+/// The grid search of horizon `h` on the selection origins `selection` (ascending; see
+/// [`backtest::split_origins`]). Nothing at a later origin is looked at: every forecast comes
+/// from a context ending at one of `selection`, every actual is at most `h` rows after one.
+#[allow(clippy::too_many_arguments)]
 pub fn search(
     model: &dyn QuantileModel,
     series: &Series,
     h: Horizon,
     settings: &SearchSettings,
     validation: &ValidationSettings,
+    selection: &[usize],
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<SearchReport> {
     let start = Instant::now();
+    ensure!(!selection.is_empty(), "the search needs at least one origin");
     let params = grid(settings, h)?;
-    let origins = backtest::origins(series, h.steps(), settings.validation_window)?;
+    let origins = selection;
     let lengths = dedup(&params.iter().map(|p| p.context_length).collect::<Vec<_>>());
     progress(Progress::Started {
         horizon: h,
@@ -311,15 +454,15 @@ pub fn search(
         .into_iter()
         .map(|n| (n, DrawPlan::new(n)))
         .collect();
-    let timing_context = *origins.last().expect("origins are never empty");
+    let last = *origins.last().expect("origins are never empty");
     let mut configs = Vec::with_capacity(params.len());
     for &length in &lengths {
-        let raw = cache.forward(model, series, &origins, length, h.steps(), progress)?;
+        let raw = cache.forward(model, series, origins, length, h.steps(), progress)?;
         progress(Progress::Timing {
             context_length: length,
             runs: settings.timing_runs,
         });
-        let context = backtest::context(&series.values, timing_context, length);
+        let context = backtest::context(&series.values, last, length);
         let forward_ms = backtest::time_forward_ms(model, context, h.steps(), settings.timing_runs)?;
         for p in params.iter().filter(|p| p.context_length == length) {
             let post_ms = backtest::time_postprocess_ms(
@@ -346,82 +489,66 @@ pub fn search(
             configs.push(ConfigResult {
                 evaluation,
                 meets_criteria,
+                mc_deviation_pct: 0.0,
             });
         }
     }
     // `lengths` follows the grid's outer loop, so `configs` is already in grid order.
-    let (best, best_meets_criteria) = select(&configs);
+    let (best, rules) = choose(&mut configs, settings.num_samples_tolerance_pct);
     Ok(SearchReport {
         horizon: h,
         origins: origins.len(),
         first_origin: series.dates[origins[0]],
-        last_origin: series.dates[*origins.last().expect("origins are never empty")],
+        last_origin: series.dates[last],
+        last_target: series.dates[last + h.steps()],
         configs,
         best,
-        best_meets_criteria,
+        rules,
         forward_batches: cache.batches_run - batches_before,
         naive_forward_batches: params.len(),
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-/// Backtests one config on the search's origins, timed the way the search times its
-/// configs (used for the current config in `validate`, and for `--candidate`). Through the
-/// cache, a context length the search already ran costs no forward. For a fair inference-time
-/// criterion, evaluate candidate and current with this function one after the other.
+/// Backtests one config on `origins` through the cache (a context length already forecast
+/// there costs no forward). `inference_ms` is left at 0: criterion 3 uses the deterministic
+/// cost model (see [`backtest::forecast_cost_mflop`]).
 pub fn evaluate_params(
     model: &dyn QuantileModel,
     series: &Series,
     h: Horizon,
-    settings: &SearchSettings,
     params: &InferenceParams,
+    origins: &[usize],
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<Evaluation> {
-    let origins = backtest::origins(series, h.steps(), settings.validation_window)?;
-    let raw = cache.forward(
-        model,
-        series,
-        &origins,
-        params.context_length,
-        h.steps(),
-        progress,
-    )?;
-    progress(Progress::Timing {
-        context_length: params.context_length,
-        runs: settings.timing_runs,
-    });
-    let last = *origins.last().expect("origins are never empty");
-    let context = backtest::context(&series.values, last, params.context_length);
-    let forward_ms = backtest::time_forward_ms(model, context, h.steps(), settings.timing_runs)?;
-    let post_ms = backtest::time_postprocess_ms(
-        &raw.forecasts[0],
-        params.num_samples,
-        params.temperature,
-        settings.timing_runs,
-    )?;
+    let raw = cache.forward(model, series, origins, params.context_length, h.steps(), progress)?;
     backtest::evaluate(
         series,
         &raw,
         h.steps(),
         params.num_samples,
         params.temperature,
-        forward_ms + post_ms,
+        0.0,
     )
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
     use crate::backtest::Metrics;
 
-    fn result(rmse: f64, meets: bool) -> ConfigResult {
+    /// A config at (context, samples, temperature) with the given RMSE and interval score,
+    /// and one point per `(mean, ci95)` of `points`.
+    fn config(p: (usize, usize, f64), rmse: f64, interval: f64, points: &[(f64, [f64; 2])]) -> ConfigResult {
+        let day = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
         ConfigResult {
             evaluation: Evaluation {
                 params: InferenceParams {
-                    context_length: 1,
-                    num_samples: 1,
-                    temperature: 1.0,
+                    context_length: p.0,
+                    num_samples: p.1,
+                    temperature: p.2,
                 },
                 metrics: Metrics {
                     rmse,
@@ -433,29 +560,132 @@ mod tests {
                     coverage_95: 0.0,
                     mean_ci95_width: 0.0,
                     wql: 0.0,
+                    interval_score_95: interval,
                     inference_ms: 0.0,
                     rw_rmse: 0.0,
                     rw_mape: 0.0,
                     origins: 1,
-                    errors: 1,
+                    errors: points.len(),
                 },
-                points: vec![],
+                points: points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (mean, ci95))| backtest::ErrorPoint {
+                        origin: i,
+                        target: i + 1,
+                        step: 1,
+                        origin_date: day,
+                        target_date: day,
+                        forecast: *mean,
+                        actual: 100.0,
+                        error: mean - 100.0,
+                        ci95: *ci95,
+                        random_walk: 100.0,
+                    })
+                    .collect(),
             },
-            meets_criteria: meets,
+            meets_criteria: true,
+            mc_deviation_pct: f64::NAN,
         }
     }
 
+    /// The num_samples rule on one (context, temperature): n = 200 forecasts 100 in
+    /// [90, 110] (width 20); n = 100 is off by (0.1, 0.4, 0.2) = 2 % of the width at the
+    /// first point and `second` % at the second; n = 50 by 1 / 20 = 5 %.
+    fn samples_grid(second: f64) -> Vec<ConfigResult> {
+        let reference = [(100.0, [90.0, 110.0]); 2];
+        let d = second / 100.0 * 20.0;
+        vec![
+            config((10, 50, 1.0), 1.0, 1.0, &[(100.0, [91.0, 109.0]); 2]),
+            config(
+                (10, 100, 1.0),
+                1.0,
+                1.0,
+                &[(100.1, [90.4, 109.8]), (100.0, [90.0 + d, 110.0])],
+            ),
+            config((10, 200, 1.0), 1.0, 1.0, &reference),
+        ]
+    }
+
     #[test]
-    fn selection_prefers_configs_meeting_the_criteria() {
-        let c = [
-            result(3.0, false),
-            result(5.0, true),
-            result(4.0, true),
-            result(4.0, true),
-        ];
-        assert_eq!(select(&c), (2, true));
-        let c = [result(3.0, false), result(f64::NAN, false), result(2.0, false)];
-        assert_eq!(select(&c), (2, false));
+    fn num_samples_is_the_smallest_within_the_tolerance_of_the_largest() {
+        let pick = |second: f64, tol: f64| {
+            let mut c = samples_grid(second);
+            let (best, rules) = choose(&mut c, tol);
+            assert_eq!(c[best].evaluation.params.num_samples, rules.num_samples.chosen);
+            (
+                rules.num_samples.chosen,
+                c.iter().map(|c| c.mc_deviation_pct).collect::<Vec<_>>(),
+            )
+        };
+        let (n, dev) = pick(1.0, 2.5);
+        assert_eq!(n, 100);
+        assert!(
+            (dev[0] - 5.0).abs() < 1e-9 && (dev[1] - 2.0).abs() < 1e-9 && dev[2] == 0.0,
+            "{dev:?}"
+        );
+        // The tolerance edge is inclusive; tighter takes the largest, looser the smallest.
+        assert_eq!(pick(1.0, 2.0).0, 100);
+        assert_eq!(pick(1.0, 1.99).0, 200);
+        assert_eq!(pick(1.0, 5.0).0, 50);
+        // The worst point counts: 3 % at the second point fails a 2.5 % tolerance.
+        let (n, dev) = pick(3.0, 2.5);
+        assert!((dev[1] - 3.0).abs() < 1e-9, "{dev:?}");
+        assert_eq!(n, 200);
+    }
+
+    #[test]
+    fn context_by_rmse_and_temperature_by_interval_score_at_the_reference_draws() {
+        let pts = [(100.0, [90.0, 110.0])];
+        let mut c = Vec::new();
+        for ctx in [10, 20] {
+            for n in [50, 200] {
+                for t in [0.8, 1.0, 1.2] {
+                    // Context 20 has the lower RMSE only at the reference (200, 1.0); its
+                    // interval score is lowest at T 1.2, context 10's at T 0.8.
+                    let rmse = match (ctx, n, t) {
+                        (20, 200, 1.0) => 4.0,
+                        (20, ..) => 9.0,
+                        _ => 5.0,
+                    };
+                    let interval = match (ctx, t) {
+                        (20, 1.2) => 30.0,
+                        (10, 0.8) => 20.0,
+                        _ => 40.0,
+                    };
+                    c.push(config((ctx, n, t), rmse, interval, &pts));
+                }
+            }
+        }
+        let (best, rules) = choose(&mut c, 2.5);
+        assert_eq!(rules.context_length.chosen, 20);
+        assert_eq!(rules.context_length.rmse, vec![(10, 5.0), (20, 4.0)]);
+        assert_eq!(
+            (
+                rules.context_length.at_num_samples,
+                rules.context_length.at_temperature
+            ),
+            (200, 1.0)
+        );
+        assert_eq!(rules.temperature.chosen, 1.2);
+        assert_eq!(rules.temperature.at_context_length, 20);
+        // Identical forecasts at every n: the smallest n is within any tolerance.
+        assert_eq!(rules.num_samples.chosen, 50);
+        assert_eq!(
+            c[best].evaluation.params,
+            InferenceParams {
+                context_length: 20,
+                num_samples: 50,
+                temperature: 1.2
+            }
+        );
+        // NaN scores never win.
+        for x in &mut c {
+            if x.evaluation.params.context_length == 20 {
+                x.evaluation.metrics.rmse = f64::NAN;
+            }
+        }
+        assert_eq!(choose(&mut c, 2.5).1.context_length.chosen, 10);
     }
 
     #[test]

@@ -210,6 +210,7 @@ pub fn run(ctx: &Context, req: &ReplayRequest) -> anyhow::Result<ExitCode> {
         series_name: &series_name,
         model: &model,
         model_id: &model_id,
+        dims: crate::backtest::ModelDims::of(model.config()),
         initial,
     };
     let spec = ReplaySpec {

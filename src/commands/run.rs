@@ -332,6 +332,7 @@ fn horizon(
         history: &shared.history,
         model: Some(&shared.model),
         model_id: &shared.model_id,
+        dims: Some(crate::backtest::ModelDims::of(shared.model.config())),
     };
     let bar = output::Progress::new(0, &format!("search {}", cfg.horizon));
     let mut progress = |p: crate::search::Progress| super::progress_event(&bar, &p);

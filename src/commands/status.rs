@@ -306,6 +306,7 @@ fn check(
         history: records,
         model: model.as_ref().map(|m| m as &dyn crate::forecast::QuantileModel),
         model_id: &ctx.settings.model.id,
+        dims: model.as_ref().map(|m| crate::backtest::ModelDims::of(m.config())),
     };
     let mut cache = crate::search::ForwardCache::new();
     configs

@@ -1,6 +1,6 @@
-//! `validate`: search a horizon (or take `--candidate`), backtest the current config on the
-//! same origins, and judge the candidate. Writes nothing (but the optional picture); exit 0
-//! approved, 3 rejected.
+//! `validate`: search a horizon on the selection origins (or take `--candidate`), then judge
+//! the candidate against the current config on the later confirmation origins. Writes
+//! nothing (but the optional picture); exit 0 approved, 3 rejected.
 
 use std::path::PathBuf;
 
@@ -74,6 +74,7 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
         history: &[],
         model: Some(&model),
         model_id: &ctx.settings.model.id,
+        dims: Some(crate::backtest::ModelDims::of(model.config())),
     };
     decide::check_series(&world, &current)?;
     let mut cache = ForwardCache::new();

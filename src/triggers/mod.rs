@@ -236,7 +236,12 @@ mod tests {
                 }
             })
             .collect();
-        tracked_errors(&preds, Horizon(7))
+        // The random walk errs by 10 at every forecast date: relative equals absolute.
+        let flat = Series {
+            dates: (0..100).map(|i| today - Duration::days(99 - i)).collect(),
+            values: vec![910.0; 100],
+        };
+        tracked_errors(&preds, Horizon(7), &flat)
     }
 
     fn input<'a>(

@@ -1,8 +1,14 @@
-//! The performance trigger: RMSE over the recent window against RMSE over the baseline window.
+//! The performance trigger: the recent window's errors against the baseline window's, in
+//! absolute terms and relative to the random walk.
 //!
-//! Degradation = RMSE(last `performance_recent_days` calendar days) / RMSE(last
+//! Absolute degradation = RMSE(last `performance_recent_days` calendar days) / RMSE(last
 //! `performance_baseline_days`) - 1, in percent, over forecast errors dated by their target
-//! date; it fires at >= `performance_threshold_pct`. Errors come from tracked production
+//! date. It also rises when the market gets more volatile, which raises every forecaster's
+//! errors, so the relative degradation compares the model with the random walk (the value at
+//! the forecast's origin) on the same forecasts: `ratio = RMSE(model) / RMSE(random walk)` per
+//! window and relative degradation = ratio(recent) / ratio(baseline) - 1. The trigger fires
+//! when the one `performance_mode` names (absolute, relative, or both) reaches
+//! `performance_threshold_pct`; the report shows both. Errors come from tracked production
 //! predictions when there are at least `min_tracked_recent` / `min_tracked_baseline` of them in
 //! the two windows; otherwise the caller replays the deployed config with the backtester (it is
 //! zero-shot and deterministic, so the replay reproduces what production forecast) and passes
@@ -13,15 +19,27 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::config::TriggerSettings;
+use crate::config::{PerformanceMode, TriggerSettings};
 use crate::domain::Horizon;
-use crate::series::Prediction;
+use crate::series::{Prediction, Series};
 
-/// One forecast error: forecast - actual, dated by the target date.
+/// One forecast error: forecast - actual, dated by the target date, with the random walk's
+/// error on the same target (its forecast being the last value known at the origin).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ErrorPoint {
     pub target_date: NaiveDate,
     pub error: f64,
+    pub random_walk_error: f64,
+}
+
+impl From<&crate::backtest::ErrorPoint> for ErrorPoint {
+    fn from(p: &crate::backtest::ErrorPoint) -> ErrorPoint {
+        ErrorPoint {
+            target_date: p.target_date,
+            error: p.error,
+            random_walk_error: p.random_walk - p.actual,
+        }
+    }
 }
 
 /// Where the errors came from.
@@ -45,21 +63,39 @@ impl ErrorSource {
 
 /// Errors of the tracked predictions of `horizon` whose actual is known, sorted by target date.
 /// A prediction re-issued for the same (forecast date, target date) counts once: the last one
-/// in `predictions` wins, so re-running the forecaster does not double-count a day.
-pub fn tracked_errors(predictions: &[Prediction], horizon: Horizon) -> Vec<ErrorPoint> {
+/// in `predictions` wins, so re-running the forecaster does not double-count a day. The random
+/// walk's forecast is the last observed value of `series` at or before the forecast date; a
+/// prediction made before the series starts has none and is left out.
+pub fn tracked_errors(predictions: &[Prediction], horizon: Horizon, series: &Series) -> Vec<ErrorPoint> {
     let label = horizon.label();
-    let mut latest: BTreeMap<(NaiveDate, NaiveDate), f64> = BTreeMap::new();
+    let mut latest: BTreeMap<(NaiveDate, NaiveDate), (f64, f64)> = BTreeMap::new();
     for p in predictions.iter().filter(|p| p.horizon == label) {
         if let Some(actual) = p.actual {
+            let Some(rw) = last_value_at(series, p.forecast_date) else {
+                continue;
+            };
             if actual.is_finite() && p.prediction.is_finite() {
-                latest.insert((p.target_date, p.forecast_date), p.prediction - actual);
+                latest.insert(
+                    (p.target_date, p.forecast_date),
+                    (p.prediction - actual, rw - actual),
+                );
             }
         }
     }
     latest
         .into_iter()
-        .map(|((target_date, _), error)| ErrorPoint { target_date, error })
+        .map(|((target_date, _), (error, random_walk_error))| ErrorPoint {
+            target_date,
+            error,
+            random_walk_error,
+        })
         .collect()
+}
+
+/// The last observed value of `series` dated at or before `date`.
+fn last_value_at(series: &Series, date: NaiveDate) -> Option<f64> {
+    let end = series.dates.partition_point(|d| *d <= date);
+    series.values[..end].iter().rev().copied().find(|v| !v.is_nan())
 }
 
 /// Points in the recent and baseline windows ending at `today` (inclusive).
@@ -119,6 +155,16 @@ pub struct PerformanceReport {
     pub baseline_rmse: Option<f64>,
     /// (recent_rmse / baseline_rmse - 1) * 100.
     pub degradation_pct: Option<f64>,
+    /// The random walk's RMSE on the same forecasts in each window.
+    pub recent_rw_rmse: Option<f64>,
+    pub baseline_rw_rmse: Option<f64>,
+    /// RMSE(model) / RMSE(random walk) per window.
+    pub recent_ratio: Option<f64>,
+    pub baseline_ratio: Option<f64>,
+    /// (recent_ratio / baseline_ratio - 1) * 100.
+    pub relative_degradation_pct: Option<f64>,
+    /// Which degradation fires the trigger.
+    pub mode: PerformanceMode,
     pub threshold_pct: f64,
     pub fired: bool,
     /// Set by `triggers::evaluate` when the cooldown holds this trigger back.
@@ -126,12 +172,19 @@ pub struct PerformanceReport {
     pub summary: String,
 }
 
-fn rmse_in_window(errors: &[ErrorPoint], today: NaiveDate, days: u32) -> Option<f64> {
-    let (n, ss) = errors
+/// RMSE of the model and of the random walk over the window's errors.
+fn rmse_in_window(errors: &[ErrorPoint], today: NaiveDate, days: u32) -> Option<(f64, f64)> {
+    let (n, ss, rw) = errors
         .iter()
         .filter(|e| in_window(e.target_date, today, days))
-        .fold((0usize, 0.0f64), |(n, ss), e| (n + 1, ss + e.error * e.error));
-    (n > 0).then(|| (ss / n as f64).sqrt())
+        .fold((0usize, 0.0f64, 0.0f64), |(n, ss, rw), e| {
+            (
+                n + 1,
+                ss + e.error * e.error,
+                rw + e.random_walk_error * e.random_walk_error,
+            )
+        });
+    (n > 0).then(|| ((ss / n as f64).sqrt(), (rw / n as f64).sqrt()))
 }
 
 /// Evaluates the performance trigger as of `today` from the tracked errors, falling back to
@@ -158,6 +211,12 @@ pub fn evaluate_performance(
         recent_rmse: None,
         baseline_rmse: None,
         degradation_pct: None,
+        recent_rw_rmse: None,
+        baseline_rw_rmse: None,
+        recent_ratio: None,
+        baseline_ratio: None,
+        relative_degradation_pct: None,
+        mode: settings.performance_mode,
         threshold_pct: settings.performance_threshold_pct,
         fired: false,
         suppressed_by_cooldown: false,
@@ -182,8 +241,12 @@ pub fn evaluate_performance(
     };
     report.source = Some(source);
     report.points = window_counts(errors, settings, today);
-    report.recent_rmse = rmse_in_window(errors, today, settings.performance_recent_days);
-    report.baseline_rmse = rmse_in_window(errors, today, settings.performance_baseline_days);
+    let recent_pair = rmse_in_window(errors, today, settings.performance_recent_days);
+    let baseline_pair = rmse_in_window(errors, today, settings.performance_baseline_days);
+    report.recent_rmse = recent_pair.map(|p| p.0);
+    report.baseline_rmse = baseline_pair.map(|p| p.0);
+    report.recent_rw_rmse = recent_pair.map(|p| p.1);
+    report.baseline_rw_rmse = baseline_pair.map(|p| p.1);
     let prefix = match source {
         ErrorSource::Tracked => String::new(),
         ErrorSource::Replay => format!("{insufficient_tracked}; replayed: "),
@@ -203,13 +266,36 @@ pub fn evaluate_performance(
     let pct = (recent / baseline - 1.0) * 100.0;
     report.status = PerformanceStatus::Evaluated;
     report.degradation_pct = Some(pct);
-    report.fired = pct >= settings.performance_threshold_pct;
+    let (rw_recent, rw_baseline) = (
+        report.recent_rw_rmse.unwrap_or(f64::NAN),
+        report.baseline_rw_rmse.unwrap_or(f64::NAN),
+    );
+    // A random walk without error in a window (a flat series) leaves the ratio undefined.
+    let relative = (rw_recent > 0.0 && rw_baseline > 0.0).then(|| {
+        let (r, b) = (recent / rw_recent, baseline / rw_baseline);
+        report.recent_ratio = Some(r);
+        report.baseline_ratio = Some(b);
+        (r / b - 1.0) * 100.0
+    });
+    report.relative_degradation_pct = relative;
+    let threshold = settings.performance_threshold_pct;
+    let absolute_fires = pct >= threshold;
+    let relative_fires = relative.is_some_and(|r| r >= threshold);
+    report.fired = match settings.performance_mode {
+        PerformanceMode::Absolute => absolute_fires,
+        PerformanceMode::Relative => relative_fires,
+        PerformanceMode::Both => absolute_fires && relative_fires,
+    };
+    let relative_text = match (relative, report.recent_ratio, report.baseline_ratio) {
+        (Some(rel), Some(r), Some(b)) => format!("relative to the random walk {r:.3} vs {b:.3}: {rel:+.1}%"),
+        _ => "relative to the random walk: undefined (the random walk has no error)".to_string(),
+    };
     report.summary = format!(
-        "{prefix}RMSE {recent:.3} over the last {} days vs {baseline:.3} over {} days: {pct:+.1}% ({} {}%; {} points, {} recent / {} baseline)",
+        "{prefix}RMSE {recent:.3} over the last {} days vs {baseline:.3} over {} days: {pct:+.1}%; {relative_text}; fires on {} >= {threshold}%: {} ({} points, {} recent / {} baseline)",
         settings.performance_recent_days,
         settings.performance_baseline_days,
-        if report.fired { ">=" } else { "<" },
-        settings.performance_threshold_pct,
+        settings.performance_mode.as_str(),
+        if report.fired { "yes" } else { "no" },
         source.as_str(),
         report.points.recent,
         report.points.baseline,
@@ -249,6 +335,33 @@ mod tests {
             .collect()
     }
 
+    /// Daily values over the 80 days ending at `today`, made so that the random walk's error
+    /// (value at the forecast date, `target - 9`, minus the actual 900) on the target `k` days
+    /// back is +-`older` before the recent window and +-`recent` inside it.
+    fn rw_series(today: NaiveDate, older: f64, recent: f64) -> Series {
+        let n: i64 = 80;
+        let dates: Vec<NaiveDate> = (0..n)
+            .map(|i| today - chrono::Duration::days(n - 1 - i))
+            .collect();
+        let values = (0..n)
+            .map(|i| {
+                let back = n - 1 - i;
+                if back < 9 {
+                    return 900.0;
+                }
+                let k = back - 9;
+                let size = if k < 14 { recent } else { older };
+                900.0 + if k % 2 == 0 { size } else { -size }
+            })
+            .collect();
+        Series { dates, values }
+    }
+
+    /// A random walk that errs by 10 everywhere: the relative degradation equals the absolute.
+    fn steady(today: NaiveDate) -> Series {
+        rw_series(today, 10.0, 10.0)
+    }
+
     /// The degradation computed by hand for the construction above.
     fn expected_pct(older: f64, recent: f64) -> f64 {
         let baseline = ((14.0 * recent * recent + 46.0 * older * older) / 60.0).sqrt();
@@ -259,7 +372,7 @@ mod tests {
     fn known_degradation_fires_above_threshold_only() {
         let today = date("2026-03-01");
         let settings = TriggerSettings::default();
-        let errors = tracked_errors(&predictions(today, 10.0, 13.0), Horizon(7));
+        let errors = tracked_errors(&predictions(today, 10.0, 13.0), Horizon(7), &steady(today));
         let r = evaluate_performance(&errors, None, &settings, today);
         assert_eq!(r.status, PerformanceStatus::Evaluated);
         assert_eq!(r.source, Some(ErrorSource::Tracked));
@@ -273,13 +386,63 @@ mod tests {
         let pct = r.degradation_pct.unwrap();
         assert!((pct - expected_pct(10.0, 13.0)).abs() < 1e-9, "{pct}");
         assert!(pct > 20.0 && r.fired, "{}", r.summary);
+        // The random walk errs by 10 in both windows: the relative figure is the same.
+        assert_eq!((r.recent_rw_rmse, r.baseline_rw_rmse), (Some(10.0), Some(10.0)));
+        assert!((r.relative_degradation_pct.unwrap() - pct).abs() < 1e-9);
+        assert_eq!(r.mode, PerformanceMode::Relative);
 
         // 12 vs 10 is +14.3%: just below the 15% threshold.
-        let errors = tracked_errors(&predictions(today, 10.0, 12.0), Horizon(7));
+        let errors = tracked_errors(&predictions(today, 10.0, 12.0), Horizon(7), &steady(today));
         let r = evaluate_performance(&errors, None, &settings, today);
         let pct = r.degradation_pct.unwrap();
         assert!((pct - expected_pct(10.0, 12.0)).abs() < 1e-9, "{pct}");
         assert!(pct < 15.0 && !r.fired, "{}", r.summary);
+    }
+
+    #[test]
+    fn a_volatility_rise_fires_the_absolute_figure_but_not_the_relative_one() {
+        let today = date("2026-03-01");
+        // Model and random walk both err 30 % more in the recent window: the market moved,
+        // the model did not decay.
+        let preds = predictions(today, 10.0, 13.0);
+        let errors = tracked_errors(&preds, Horizon(7), &rw_series(today, 10.0, 13.0));
+        assert!(errors
+            .iter()
+            .all(|e| (e.error - e.random_walk_error).abs() < 1e-12));
+        let with = |errors: &[ErrorPoint], mode| {
+            let s = TriggerSettings {
+                performance_mode: mode,
+                ..TriggerSettings::default()
+            };
+            evaluate_performance(errors, None, &s, today)
+        };
+        let r = with(&errors, PerformanceMode::Relative);
+        let abs = r.degradation_pct.unwrap();
+        assert!((abs - expected_pct(10.0, 13.0)).abs() < 1e-9);
+        assert!(r.relative_degradation_pct.unwrap().abs() < 1e-9);
+        assert_eq!((r.recent_ratio, r.baseline_ratio), (Some(1.0), Some(1.0)));
+        assert!(!r.fired, "{}", r.summary);
+        assert!(r.summary.contains("relative to the random walk"), "{}", r.summary);
+        assert!(with(&errors, PerformanceMode::Absolute).fired);
+        assert!(!with(&errors, PerformanceMode::Both).fired);
+
+        // The model decays (13 vs 10) while the random walk improves (8 vs 10): by hand,
+        // ratio recent 13 / 8, baseline RMSE(model) / RMSE(rw) over all 60 days.
+        let errors = tracked_errors(&preds, Horizon(7), &rw_series(today, 10.0, 8.0));
+        let r = with(&errors, PerformanceMode::Both);
+        let model_b = ((14.0 * 169.0 + 46.0 * 100.0) / 60.0_f64).sqrt();
+        let rw_b = ((14.0 * 64.0 + 46.0 * 100.0) / 60.0_f64).sqrt();
+        let want = (13.0 / 8.0) / (model_b / rw_b) - 1.0;
+        assert!((r.relative_degradation_pct.unwrap() - 100.0 * want).abs() < 1e-9);
+        assert!(r.fired);
+        // A prediction made before the series starts has no random walk and is left out.
+        let mut early = preds[0].clone();
+        early.forecast_date = today - chrono::Duration::days(200);
+        early.target_date = today - chrono::Duration::days(5);
+        let n = tracked_errors(&preds, Horizon(7), &steady(today)).len();
+        let mut more = preds.clone();
+        more.push(early);
+        assert_eq!(tracked_errors(&more, Horizon(7), &steady(today)).len(), n);
     }
 
     #[test]
@@ -296,7 +459,7 @@ mod tests {
         old.target_date = today - chrono::Duration::days(60);
         old.prediction = 10_000.0;
         preds.extend([future, old]);
-        let errors = tracked_errors(&preds, Horizon(7));
+        let errors = tracked_errors(&preds, Horizon(7), &steady(today));
         assert_eq!(
             window_counts(&errors, &settings, today),
             WindowCounts {
@@ -317,7 +480,7 @@ mod tests {
         let mut rerun = preds[3].clone();
         rerun.prediction = preds[3].actual.unwrap() + 1.0;
         preds.push(rerun);
-        let errors = tracked_errors(&preds, Horizon(7));
+        let errors = tracked_errors(&preds, Horizon(7), &steady(today));
         assert_eq!(errors.len(), 58);
         assert!(errors.windows(2).all(|w| w[0].target_date <= w[1].target_date));
         let e3 = errors
@@ -334,7 +497,7 @@ mod tests {
         let preds = predictions(today, 10.0, 13.0);
         // Only every 3rd day tracked: 5 recent, 20 baseline.
         let sparse: Vec<Prediction> = preds.iter().step_by(3).cloned().collect();
-        let tracked = tracked_errors(&sparse, Horizon(7));
+        let tracked = tracked_errors(&sparse, Horizon(7), &steady(today));
         assert!(needs_replay(&tracked, &settings, today));
         let r = evaluate_performance(&tracked, None, &settings, today);
         assert_eq!(r.status, PerformanceStatus::InsufficientData);
@@ -348,7 +511,7 @@ mod tests {
         );
         assert!(r.summary.contains("insufficient tracked data"), "{}", r.summary);
 
-        let replay = tracked_errors(&preds, Horizon(7));
+        let replay = tracked_errors(&preds, Horizon(7), &steady(today));
         let r = evaluate_performance(&tracked, Some(&replay), &settings, today);
         assert_eq!(r.source, Some(ErrorSource::Replay));
         assert_eq!(

@@ -100,6 +100,7 @@ fn main() {
         series_name: "usdclp_daily.csv",
         model: &model,
         model_id: "bench",
+        dims: model_optimizer::backtest::ModelDims::of(model.config()),
         initial,
     };
     println!("model: {name}");

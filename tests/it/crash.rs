@@ -24,6 +24,8 @@ const HORIZONS: [&str; 4] = ["7d", "15d", "30d", "90d"];
 const SETTINGS: &str = "\
 [search]
 validation_window = 6
+selection_origins = 8
+origin_spacing = 3
 num_samples = [20, 40]
 temperature = [1.0]
 timing_runs = 1
@@ -40,6 +42,7 @@ max_std_increase_pct = 10000.0
 max_inference_time_increase_pct = 10000.0
 min_coverage_95 = 0.0
 max_abs_bias = 100000.0
+require_dm_significance = false
 [deploy]
 backups_to_keep = 1000
 ";

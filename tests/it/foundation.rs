@@ -377,7 +377,9 @@ fn bad_inputs_exit_78_and_change_nothing() {
         |e| e.write_series(series, &business_day_series(500)),
         st,
         78,
-        &["usdclp.parquet", "500", "850"],
+        // 730 (90d's largest context) + the origins' span for 90d: (52 + 26 - 2) x 5 rows,
+        // a 90-row gap, 90 target rows and up to 4 rows to the lattice = 1294.
+        &["usdclp.parquet", "500", "1294"],
     );
     bad_input(
         "malformed JSON config",

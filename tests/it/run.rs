@@ -15,7 +15,8 @@ use crate::util::{demo_model, TestEnv};
 
 /// Validation settings that approve any candidate, so the deploy path runs.
 const LENIENT: &str = "[validation]\nmin_rmse_improvement_pct = -100.0\nmin_mape_improvement_pct = -100.0\n\
-max_std_increase_pct = 10000.0\nmax_inference_time_increase_pct = 10000.0\nmin_coverage_95 = 0.0\nmax_abs_bias = 1000.0\n";
+max_std_increase_pct = 10000.0\nmax_inference_time_increase_pct = 10000.0\nmin_coverage_95 = 0.0\nmax_abs_bias = 1000.0\n\
+require_dm_significance = false\n";
 /// Validation settings no candidate can meet.
 const STRICT: &str = "[validation]\nmin_rmse_improvement_pct = 1000.0\nmin_mape_improvement_pct = 1000.0\n";
 
@@ -373,7 +374,7 @@ fn validate_json_on_real_data_and_coverage_rises_with_temperature() {
     let v: Validate = out.json();
     assert_eq!(v.horizon, "7d");
     assert_eq!(v.validation.approved, out.code == 0);
-    assert_eq!(v.validation.criteria.len(), 5);
+    assert_eq!(v.validation.criteria.len(), 6, "five criteria and significance");
     let s = v.search.unwrap();
     assert_eq!((s.configs.len(), s.forward_batches), (27, 3));
     for ctx in [90, 180, 270] {
@@ -896,7 +897,9 @@ fn a_horizon_whose_grid_outgrows_the_series_fails_alone() {
     );
     let msg = rows[3]["message"].as_str().unwrap();
     assert!(
-        msg.contains("usdclp_daily.csv") && msg.contains("too short for 90d") && msg.contains("2120 needed"),
+        msg.contains("usdclp_daily.csv")
+            && msg.contains("too short for 90d")
+            && msg.contains("1098 rows found"),
         "{msg}"
     );
     let h = history(&env);
