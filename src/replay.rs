@@ -247,8 +247,8 @@ pub fn replay(
                 if t.should_optimize {
                     st.optimizations += 1;
                 }
-                for name in t.triggers() {
-                    *st.triggers.entry(name.to_string()).or_default() += 1;
+                for kind in t.triggers() {
+                    *st.triggers.entry(kind.as_str().to_string()).or_default() += 1;
                 }
             }
             let rc = RecordContext {

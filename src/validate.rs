@@ -20,7 +20,7 @@
 //! 6. when `require_dm_significance` (the default): the one-sided Diebold-Mariano p-value of
 //!    "the candidate's squared errors are lower" is `< dm_alpha`.
 //!
-//! Edges follow the wording: ">= 5%", "<= 10%", "<= 50%", ">= 90%" are inclusive (a
+//! Edges are inclusive where the criteria say so: ">= 5%", "<= 10%", "<= 50%", ">= 90%" are inclusive (a
 //! value exactly on the threshold passes) and "< 5 CLP" is exclusive (a bias of exactly 5
 //! fails). Inclusive comparisons allow [`EDGE_TOLERANCE`] so that a value on the edge is not
 //! failed by float rounding of the ratio (`100 * (2 - 1.94) / 2` is 2.9999999999999982);

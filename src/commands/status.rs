@@ -141,7 +141,7 @@ fn horizons_table(horizons: &[HorizonStatus]) -> String {
 fn triggers_table(reports: &[TriggerReport]) -> String {
     let rows = reports.iter().map(|t| {
         vec![
-            t.horizon.clone(),
+            t.horizon.label(),
             if t.should_optimize { "yes" } else { "no" }.to_string(),
             num(t.performance.degradation_pct, 1),
             t.performance

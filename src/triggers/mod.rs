@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::TriggerSettings;
-use crate::domain::Horizon;
+use crate::domain::{Horizon, TriggerKind};
 use crate::history::HistoryRecord;
 use crate::series::Series;
 
@@ -53,14 +53,13 @@ pub struct CooldownInfo {
     /// 0..cooldown_days-1), so `cooldown_days = 0` disables it.
     pub active: bool,
     /// Triggers that fired but were held back by the cooldown.
-    pub suppressed: Vec<String>,
+    pub suppressed: Vec<TriggerKind>,
 }
 
 /// The decision for one horizon and the figures behind it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TriggerReport {
-    /// Horizon label, e.g. `7d`.
-    pub horizon: String,
+    pub horizon: Horizon,
     pub evaluated_at: DateTime<Utc>,
     pub should_optimize: bool,
     pub forced: bool,
@@ -75,26 +74,26 @@ pub struct TriggerReport {
 impl TriggerReport {
     /// Names of the triggers that count for this decision, in the order performance, drift,
     /// time, force (suppressed ones excluded).
-    pub fn triggers(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
+    pub fn triggers(&self) -> Vec<TriggerKind> {
+        let mut kinds = Vec::new();
         if self.performance.fired && !self.performance.suppressed_by_cooldown {
-            names.push("performance");
+            kinds.push(TriggerKind::Performance);
         }
         if self.drift.fired && !self.drift.suppressed_by_cooldown {
-            names.push("drift");
+            kinds.push(TriggerKind::Drift);
         }
         if self.time.fired {
-            names.push("time");
+            kinds.push(TriggerKind::Time);
         }
         if self.forced {
-            names.push("force");
+            kinds.push(TriggerKind::Force);
         }
-        names
+        kinds
     }
 
     /// The history record's `triggered_by`: comma-joined trigger names, empty if none.
     pub fn triggered_by(&self) -> String {
-        self.triggers().join(",")
+        TriggerKind::join(&self.triggers())
     }
 
     /// The history record's `performance_degradation_pct` (None when not evaluated).
@@ -134,7 +133,7 @@ pub fn evaluate(
     if performance.fired {
         if active {
             performance.suppressed_by_cooldown = true;
-            suppressed.push("performance".to_string());
+            suppressed.push(TriggerKind::Performance);
         } else {
             reasons.push(format!("performance: {}", performance.summary));
         }
@@ -142,7 +141,7 @@ pub fn evaluate(
     if drift.fired {
         if active {
             drift.suppressed_by_cooldown = true;
-            suppressed.push("drift".to_string());
+            suppressed.push(TriggerKind::Drift);
         } else {
             reasons.push(format!("drift: {}", drift.summary));
         }
@@ -161,7 +160,7 @@ pub fn evaluate(
         reasons.push("forced (--force)".to_string());
     }
     let mut report = TriggerReport {
-        horizon: input.horizon.label(),
+        horizon: input.horizon,
         evaluated_at: now,
         should_optimize: false,
         forced: force,
@@ -307,7 +306,10 @@ mod tests {
             assert!(r.cooldown.active, "{days} days");
             assert!(!r.should_optimize, "{days} days: {:?}", r.reasons);
             assert_eq!(r.triggered_by(), "");
-            assert_eq!(r.cooldown.suppressed, ["performance", "drift"]);
+            assert_eq!(
+                r.cooldown.suppressed,
+                [TriggerKind::Performance, TriggerKind::Drift]
+            );
             assert!(r.performance.fired && r.performance.suppressed_by_cooldown);
             assert!(r.drift.fired && r.drift.suppressed_by_cooldown);
             assert!(
@@ -372,7 +374,7 @@ mod tests {
         let r = evaluate(&input(&series, &[], &history), &settings, now(), true);
         assert!(r.should_optimize);
         assert_eq!(r.triggered_by(), "force");
-        assert_eq!(r.cooldown.suppressed, ["drift"]);
+        assert_eq!(r.cooldown.suppressed, [TriggerKind::Drift]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use model_optimizer::triggers::stats::{
 };
 use serde_json::Value;
 
-/// 1e-6 relative, or 1e-9 absolute for p-values below 1e-3 (the tolerance).
+/// 1e-6 relative, or 1e-9 absolute for p-values below 1e-3.
 fn check(case: &str, what: &str, ours: f64, reference: f64, is_pvalue: bool, failures: &mut Vec<String>) {
     let ok = if is_pvalue && reference < 1e-3 {
         (ours - reference).abs() <= 1e-9
