@@ -159,7 +159,16 @@ mod tests {
         assert_eq!(first.holder().unwrap(), holder);
         drop(first);
         assert_eq!(std::fs::read(dir.path().join(LOCK_FILE)).unwrap(), b"");
-        let again = RunLock::acquire(dir.path()).unwrap();
+        // A child forked by a test running in parallel holds a copy of every descriptor until
+        // it execs (they are close-on-exec), so the released lock may take a moment to free.
+        let again = (0..100)
+            .find_map(|_| {
+                RunLock::acquire(dir.path()).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("the lock is free once its holder dropped it");
         assert_eq!(again.path(), dir.path().join(LOCK_FILE));
     }
 
