@@ -4,7 +4,6 @@
 
 use chrono::NaiveDate;
 
-use crate::backtest;
 use crate::domain::{Horizon, InferenceParams};
 use crate::forecast::QuantileModel;
 use crate::search::ForwardCache;
@@ -36,22 +35,7 @@ pub fn step_errors(
     if origins.is_empty() {
         return Ok(Vec::new());
     }
-    let raw = cache.forward(
-        model,
-        series,
-        origins,
-        params.context_length,
-        h.steps(),
-        &mut |_| {},
-    )?;
-    let eval = backtest::evaluate(
-        series,
-        &raw,
-        h.steps(),
-        params.num_samples,
-        params.temperature,
-        0.0,
-    )?;
+    let eval = crate::search::evaluate_params(model, series, h, params, origins, cache, &mut |_| {})?;
     Ok(eval
         .points
         .iter()

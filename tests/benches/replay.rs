@@ -16,7 +16,10 @@ use model_optimizer::domain::Horizon;
 use model_optimizer::forecaster_config::ForecasterConfig;
 use model_optimizer::model::ChronosBolt;
 use model_optimizer::replay::{self, ReplayInput, ReplayProgress, ReplaySpec};
-use model_optimizer::series::Series;
+
+#[path = "common.rs"]
+mod common;
+use common::{peak_rss_mb, pin_threads, read_series, shared_dir};
 
 #[path = "checkpoint.rs"]
 #[allow(dead_code)]
@@ -26,40 +29,8 @@ use checkpoint::{write_checkpoint, SMALL};
 const GOAL_S: f64 = 600.0;
 const GOAL_RSS_MB: f64 = 500.0;
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MODEL_OPTIMIZER_SHARED").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-        PathBuf::from,
-    )
-}
-
-/// `date,usdclp` rows; an empty value is missing.
-fn read_series(path: &std::path::Path) -> Series {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}; set MODEL_OPTIMIZER_SHARED", path.display()));
-    let mut series = Series::default();
-    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let (d, v) = line.split_once(',').expect("two columns");
-        series
-            .dates
-            .push(NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").expect("an ISO date"));
-        series.values.push(v.trim().parse().unwrap_or(f64::NAN));
-    }
-    series
-}
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn main() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    pin_threads();
     let series = read_series(&shared_dir().join("data/usdclp_daily.csv"));
     let scratch = tempfile::tempdir().expect("tempdir");
     let (model, name) = if let Some(dir) = std::env::var_os("REPLAY_BENCH_MODEL") {

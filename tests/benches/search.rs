@@ -15,14 +15,16 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use chrono::NaiveDate;
 use model_optimizer::backtest;
 use model_optimizer::config::{SearchSettings, ValidationSettings};
 use model_optimizer::domain::Horizon;
 use model_optimizer::forecast::QuantileModel;
 use model_optimizer::model::ChronosBolt;
 use model_optimizer::search::{self, ForwardCache};
-use model_optimizer::series::Series;
+
+#[path = "common.rs"]
+mod common;
+use common::{peak_rss_mb, pin_threads, read_series, shared_dir};
 
 #[path = "checkpoint.rs"]
 #[allow(dead_code)]
@@ -51,46 +53,8 @@ fn bench_model(scratch: &std::path::Path) -> (Box<dyn QuantileModel>, String) {
     (Box::new(model), name)
 }
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MODEL_OPTIMIZER_SHARED").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-        PathBuf::from,
-    )
-}
-
-/// `date,usdclp` rows; an empty value is missing.
-fn read_series(path: &std::path::Path) -> Series {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; set MODEL_OPTIMIZER_SHARED to the shared directory",
-            path.display()
-        )
-    });
-    let mut series = Series::default();
-    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let (d, v) = line.split_once(',').expect("two columns");
-        series
-            .dates
-            .push(NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").expect("an ISO date"));
-        series.values.push(v.trim().parse().unwrap_or(f64::NAN));
-    }
-    series
-}
-
-/// Peak resident set size of this process (Linux), in MB.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn main() {
-    // As main.rs does: candle re-reads /proc/cpuinfo per op without it.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    pin_threads();
     let path = shared_dir().join("data/usdclp_daily.csv");
     let series = read_series(&path);
     let scratch = tempfile::tempdir().expect("tempdir");
