@@ -70,72 +70,8 @@ impl Render for ReplayOutput {
             rows,
         ));
         s.push('\n');
-        let rows = r.horizons.iter().map(|h| {
-            let triggers = h
-                .trigger_firings
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            vec![
-                h.horizon.label(),
-                format!("{:+.2} %", h.improvement_vs_static_pct),
-                h.runs.to_string(),
-                h.optimizations.to_string(),
-                h.deploys.to_string(),
-                h.rejections.to_string(),
-                h.rollbacks.to_string(),
-                h.failures.to_string(),
-                if triggers.is_empty() { "-".into() } else { triggers },
-            ]
-        });
-        s.push_str(&output::table(
-            &[
-                "horizon",
-                "policy vs static",
-                "runs",
-                "optimized",
-                "deployed",
-                "rejected",
-                "rolled back",
-                "failed",
-                "triggers",
-            ],
-            rows,
-        ));
-        s.push('\n');
-        let deploys: Vec<Vec<String>> = r
-            .horizons
-            .iter()
-            .flat_map(|h| {
-                h.deploy_checks.iter().map(move |d| {
-                    vec![
-                        h.horizon.label(),
-                        d.date.to_string(),
-                        d.from.to_string(),
-                        d.to.to_string(),
-                        format!("{:+.1} %", d.promised_improvement_pct),
-                        output::num(d.realized_improvement_pct, 1),
-                        d.origins.to_string(),
-                    ]
-                })
-            })
-            .collect();
-        if !deploys.is_empty() {
-            s.push_str(&output::table(
-                &[
-                    "horizon",
-                    "deployed",
-                    "from",
-                    "to",
-                    "promised",
-                    "realized %",
-                    "origins",
-                ],
-                deploys,
-            ));
-            s.push('\n');
-        }
+        s.push_str(&decisions_table(r));
+        s.push_str(&deploys_table(r));
         let k = &r.kpis;
         s.push_str(&format!(
             "automation rate {} %, validation success rate {} %, mean realized improvement {} %, false-positive trigger rate {} %\n",
@@ -153,6 +89,83 @@ impl Render for ReplayOutput {
         }
         s
     }
+}
+
+/// Per horizon: the policy against the static configs, and what its runs decided.
+fn decisions_table(r: &ReplayReport) -> String {
+    let rows = r.horizons.iter().map(|h| {
+        let triggers = h
+            .trigger_firings
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        vec![
+            h.horizon.label(),
+            format!("{:+.2} %", h.improvement_vs_static_pct),
+            h.runs.to_string(),
+            h.optimizations.to_string(),
+            h.deploys.to_string(),
+            h.rejections.to_string(),
+            h.rollbacks.to_string(),
+            h.failures.to_string(),
+            if triggers.is_empty() { "-".into() } else { triggers },
+        ]
+    });
+    let mut s = output::table(
+        &[
+            "horizon",
+            "policy vs static",
+            "runs",
+            "optimized",
+            "deployed",
+            "rejected",
+            "rolled back",
+            "failed",
+            "triggers",
+        ],
+        rows,
+    );
+    s.push('\n');
+    s
+}
+
+/// Every deploy: what it promised and what it realized.
+fn deploys_table(r: &ReplayReport) -> String {
+    let deploys: Vec<Vec<String>> = r
+        .horizons
+        .iter()
+        .flat_map(|h| {
+            h.deploy_checks.iter().map(move |d| {
+                vec![
+                    h.horizon.label(),
+                    d.date.to_string(),
+                    d.from.to_string(),
+                    d.to.to_string(),
+                    format!("{:+.1} %", d.promised_improvement_pct),
+                    output::num(d.realized_improvement_pct, 1),
+                    d.origins.to_string(),
+                ]
+            })
+        })
+        .collect();
+    if deploys.is_empty() {
+        return String::new();
+    }
+    let mut s = output::table(
+        &[
+            "horizon",
+            "deployed",
+            "from",
+            "to",
+            "promised",
+            "realized %",
+            "origins",
+        ],
+        deploys,
+    );
+    s.push('\n');
+    s
 }
 
 /// The picture's panels: cumulative squared error per arm, deploys marked.
