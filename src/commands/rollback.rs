@@ -16,7 +16,7 @@ use crate::output::{self, Render};
 
 #[derive(Debug, Serialize)]
 struct RollbackReport {
-    horizon: String,
+    horizon: crate::domain::Horizon,
     dry_run: bool,
     restored_from: String,
     label: String,
@@ -77,71 +77,22 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
     }
     let current = ForecasterConfig::read(&h.config_path(&dir)).ok();
     if args.dry_run {
-        let (path, label) = deploy::rollback_target(&dir, h, args.to.as_deref())?;
-        let target = ForecasterConfig::read(&path)?;
-        output::emit(
-            ctx.json,
-            &RollbackReport {
-                horizon: h.label(),
-                dry_run: true,
-                restored_from: path.display().to_string(),
-                label,
-                from_params: current.as_ref().map(params_of),
-                to_params: params_of(&target),
-                safety_backup: None,
-                git: None,
-                warnings: Vec::new(),
-                mail_error: None,
-                history_error: None,
-            },
-        )?;
-        return Ok(ExitCode::Success);
+        return dry_run(ctx, args, current.as_ref());
     }
     // The record is built before the rollback: the journal keeps it until it is appended.
     let (target_path, label) = deploy::rollback_target(&dir, h, args.to.as_deref())?;
     let target = ForecasterConfig::read(&target_path)?;
-    let mut record = HistoryRecord {
-        run_id: super::run_id(ctx),
-        horizon: h.label(),
-        optimization_date: super::record_time(ctx),
-        action: Action::RolledBack,
-        triggered_by: "operator".into(),
-        performance_degradation_pct: None,
-        drift_severity: None,
-        days_since_last: None,
-        success: true,
-        old: current.as_ref().map(params_of).unwrap_or_default(),
-        new: params_of(&target),
-        candidate: crate::history::RecordMetrics::default(),
-        current: crate::history::RecordMetrics::default(),
-        duration_seconds: 0.0,
-        message: format!("restored {label}"),
-    };
+    let mut record = operator_record(ctx, current.as_ref(), &target, &label);
     let target_spec = target_path.display().to_string();
     let outcome = deploy::rollback(&dir, h, Some(&target_spec), &ctx.settings.git, ctx.now, &record)?;
     for w in &outcome.warnings {
         tracing::warn!("{h}: {w}");
     }
     let restored = ForecasterConfig::read(&outcome.config)?;
-    let subject = format!("[model-optimizer] {h} rolled back to {}", outcome.label);
-    let body = format!(
-        "{h} was rolled back by an operator.\nrestored: {} ({})\nnow: {}\nreplaced: {}\ngit: {}\n",
-        outcome.restored_from.display(),
-        outcome.label,
-        restored.params(),
-        current
-            .as_ref()
-            .map_or_else(|| "-".to_string(), |c| c.params().to_string()),
-        super::git_summary(&outcome.git),
-    );
     let mail_error = super::send_mail(
         ctx,
         MailEvent::RolledBack,
-        &Email {
-            subject,
-            body,
-            attachments: Vec::new(),
-        },
+        &mail(h, &outcome, &restored, current.as_ref()),
     );
     record.new = params_of(&restored);
     record.duration_seconds = started.elapsed().as_secs_f64();
@@ -165,7 +116,7 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
     output::emit(
         ctx.json,
         &RollbackReport {
-            horizon: h.label(),
+            horizon: h,
             dry_run: false,
             restored_from: outcome.restored_from.display().to_string(),
             label: outcome.label.clone(),
@@ -185,4 +136,79 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::Success)
+}
+
+/// What a dry run would restore; changes nothing.
+fn dry_run(
+    ctx: &Context,
+    args: &RollbackRequest,
+    current: Option<&ForecasterConfig>,
+) -> anyhow::Result<ExitCode> {
+    let (path, label) = deploy::rollback_target(&ctx.configs_dir(), args.horizon, args.to.as_deref())?;
+    let target = ForecasterConfig::read(&path)?;
+    output::emit(
+        ctx.json,
+        &RollbackReport {
+            horizon: args.horizon,
+            dry_run: true,
+            restored_from: path.display().to_string(),
+            label,
+            from_params: current.map(params_of),
+            to_params: params_of(&target),
+            safety_backup: None,
+            git: None,
+            warnings: Vec::new(),
+            mail_error: None,
+            history_error: None,
+        },
+    )?;
+    Ok(ExitCode::Success)
+}
+
+/// The history row of an operator's rollback, built before it starts: the journal keeps it
+/// until it is appended.
+fn operator_record(
+    ctx: &Context,
+    current: Option<&ForecasterConfig>,
+    target: &ForecasterConfig,
+    label: &str,
+) -> HistoryRecord {
+    HistoryRecord {
+        run_id: super::run_id(ctx),
+        horizon: target.horizon.label(),
+        optimization_date: super::record_time(ctx),
+        action: Action::RolledBack,
+        triggered_by: crate::domain::TriggerKind::Operator.as_str().into(),
+        performance_degradation_pct: None,
+        drift_severity: None,
+        days_since_last: None,
+        success: true,
+        old: current.map(params_of).unwrap_or_default(),
+        new: params_of(target),
+        candidate: crate::history::RecordMetrics::default(),
+        current: crate::history::RecordMetrics::default(),
+        duration_seconds: 0.0,
+        message: format!("restored {label}"),
+    }
+}
+
+/// The mail of an operator's rollback.
+fn mail(
+    h: crate::domain::Horizon,
+    outcome: &deploy::RollbackOutcome,
+    restored: &ForecasterConfig,
+    current: Option<&ForecasterConfig>,
+) -> Email {
+    Email {
+        subject: format!("[model-optimizer] {h} rolled back to {}", outcome.label),
+        body: format!(
+            "{h} was rolled back by an operator.\nrestored: {} ({})\nnow: {}\nreplaced: {}\ngit: {}\n",
+            outcome.restored_from.display(),
+            outcome.label,
+            restored.params(),
+            current.map_or_else(|| "-".to_string(), |c| c.params().to_string()),
+            super::git_summary(&outcome.git),
+        ),
+        attachments: Vec::new(),
+    }
 }
