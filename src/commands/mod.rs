@@ -11,8 +11,6 @@ mod run;
 mod status;
 mod validate;
 
-use anyhow::Context as _;
-
 use crate::cli::{Cli, Command};
 use crate::domain::Horizon;
 use crate::exit::ExitCode;
@@ -171,10 +169,16 @@ pub(crate) fn git_summary(g: &crate::deploy::GitRecord) -> String {
     crate::render::git_summary(g)
 }
 
+/// The directory of the history file (where its temp files go).
+fn history_dir(ctx: &Context) -> std::path::PathBuf {
+    let h = ctx.history_path();
+    h.parent()
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_path_buf)
+}
+
 /// Whether a crashed run left something for [`recover`] (read-only).
 pub(crate) fn needs_recovery(ctx: &Context) -> bool {
-    crate::deploy::needs_recovery(&ctx.configs_dir())
-        || crate::data::history::temp_path(&ctx.history_path()).exists()
+    crate::deploy::needs_recovery(&ctx.configs_dir()) || crate::atomic::has_temp_files(&history_dir(ctx))
 }
 
 /// Cleans up after a crashed run (stray temp files of configs, backups and the history) and
@@ -187,13 +191,10 @@ pub(crate) fn needs_recovery(ctx: &Context) -> bool {
 pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
     let mut messages = Vec::new();
     let history = ctx.history_path();
-    let history_tmp = crate::data::history::temp_path(&history);
-    if history_tmp.exists() {
-        std::fs::remove_file(&history_tmp)
-            .with_context(|| format!("{}: cannot remove the stray temp file", history_tmp.display()))?;
+    for tmp in crate::atomic::sweep_temp_files(&history_dir(ctx))? {
         messages.push(format!(
             "removed {} left by an interrupted history append (the history file itself is intact)",
-            history_tmp.display()
+            tmp.display()
         ));
     }
     let configs = ctx.configs_dir();

@@ -1,9 +1,8 @@
 //! Polars plumbing shared by the data files: reading a parquet file with one-line errors,
 //! typed column access that reports schema problems as exit-78 errors, and atomic writes.
 
-use std::fs::{self, File};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::Path;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
@@ -89,28 +88,18 @@ pub(crate) fn read_parquet(path: &Path, fix: &str) -> anyhow::Result<DataFrame> 
     })
 }
 
-/// Writes `df` to `path` atomically: the whole file goes to a temporary file in the same
-/// directory, which is fsynced, renamed over `path`, and the directory fsynced, so a crash
+/// Writes `df` to `path` through the one atomic replacement (`crate::atomic`), so a crash
 /// leaves either the old or the new file, never a torn one. `failpoint` names the crash point
-/// between the fsync and the rename (for the crash-safety tests).
+/// between the fsync and the rename (for the crash-safety tests). The file is encoded in
+/// memory first and written with plain I/O: a file error (a full disk, say) then reaches the
+/// operator as itself, where the encoder would report only that its transport failed.
 pub(crate) fn write_parquet_atomic(
     path: &Path,
     df: &mut DataFrame,
     failpoint: Option<&str>,
 ) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).with_context(|| format!("creating directory {}", dir.display()))?;
     path.file_name()
         .with_context(|| format!("{}: not a file path", path.display()))?;
-    // A fixed temporary name: a leftover from a crashed run is simply overwritten next time
-    // (runs are serialised by the run lock).
-    let tmp = temp_path(path);
-    // Encoded in memory first, then written with plain I/O: a file error (a full disk, say)
-    // then reaches the operator as itself, where the encoder would report only that its
-    // transport failed.
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes).finish(df).map_err(|e| {
         anyhow::anyhow!(
@@ -119,54 +108,8 @@ pub(crate) fn write_parquet_atomic(
             polars_message(&e)
         )
     })?;
-    let result = (|| -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()
-    })()
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{}: cannot write {} ({}): {}; {} was not modified",
-            path.display(),
-            tmp.display(),
-            one_line(&e.to_string()),
-            io_fix(&e),
-            path.display()
-        )
-    });
-    if let Err(e) = result {
-        // Best effort: the temporary file is ours and useless after a failed write.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    if let Some(name) = failpoint {
-        crate::failpoint::hit(name);
-    }
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    sync_dir(&dir)?;
-    Ok(())
-}
-
-/// What to do about a failed write, by its cause.
-fn io_fix(e: &std::io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(28) => "the disk is full: free space on it and run again",
-        Some(122) => "the disk quota is exceeded: free space and run again",
-        Some(1 | 13) => "check the permissions and attributes (`lsattr`) of the directory",
-        Some(30) => "the filesystem is mounted read-only",
-        _ => "check the directory is writable",
-    }
-}
-
-/// Makes the rename durable: on Unix a rename is only on disk once its directory is synced.
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::atomic::write_atomic_file(path, &bytes, failpoint)
+        .with_context(|| format!("{} was not modified", path.display()))
 }
 
 /// A data frame read from `path`, with typed column access whose errors name the file, the
@@ -401,11 +344,4 @@ pub(crate) fn utc_micros_column(
 ) -> anyhow::Result<Column> {
     let micros: Vec<i64> = times.into_iter().map(|t| t.timestamp_micros()).collect();
     Ok(Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?)
-}
-
-/// The temp file an atomic write of `path` goes through: `<name>.tmp` beside it.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
 }

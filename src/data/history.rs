@@ -1,7 +1,6 @@
 //! The optimization history file (`data/optimization_history/history.parquet`): reading it
 //! with a strict schema and appending rows atomically. A damaged file is never overwritten.
 
-pub use super::frame::temp_path;
 use std::path::Path;
 
 use polars::prelude::*;

@@ -17,7 +17,7 @@
 //! history row, `finish` (journal removed). After a crash, `recover` returns the records still
 //! owed; the caller appends those it does not have yet, then calls `finish`.
 
-pub mod atomic;
+pub use crate::atomic;
 pub mod backup;
 pub mod git;
 pub mod journal;

@@ -1,6 +1,8 @@
-//! Crash-safe file replacement: temp file in the same directory, write, fsync, rename over the
-//! target, fsync the directory. A reader (or a process that starts after a crash) sees either
-//! the complete old file or the complete new one, never a mix.
+//! Crash-safe file replacement, the one implementation for configs, backups, the journal and
+//! every parquet file: temp file in the same directory, write, fsync, rename over the target,
+//! fsync the directory. A reader (or a process that starts after a crash) sees either the
+//! complete old file or the complete new one, never a mix; recovery sweeps stray temp files
+//! by their one name pattern.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,16 +28,29 @@ pub fn temp_path(target: &Path) -> PathBuf {
 /// Replaces `path` with `bytes` atomically, with the crash-test failpoints `after_temp_write`
 /// and `after_rename`. Use it for the forecaster configs.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_atomic_hooked(path, bytes, true)
+    write_atomic_hooked(path, bytes, Some("after_temp_write"), Some("after_rename"))
+}
+
+/// The same replacement for data files (creating the directory), with an optional failpoint
+/// between the fsync of the temp file and the rename.
+pub fn write_atomic_file(path: &Path, bytes: &[u8], before_rename: Option<&str>) -> anyhow::Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    write_atomic_hooked(path, bytes, before_rename, None)
 }
 
 /// The same replacement without failpoints: for backups and the journal, so that a failpoint
 /// named after a config write fires at the config write and not at an earlier backup copy.
 pub(crate) fn write_atomic_quiet(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_atomic_hooked(path, bytes, false)
+    write_atomic_hooked(path, bytes, None, None)
 }
 
-fn write_atomic_hooked(path: &Path, bytes: &[u8], failpoints: bool) -> anyhow::Result<()> {
+fn write_atomic_hooked(
+    path: &Path,
+    bytes: &[u8],
+    before_rename: Option<&str>,
+    after_rename: Option<&str>,
+) -> anyhow::Result<()> {
     let dir = parent_dir(path);
     let tmp = temp_path(path);
     // The replacement keeps the permission bits of the file it replaces (a config a person made
@@ -54,8 +69,8 @@ fn write_atomic_hooked(path: &Path, bytes: &[u8], failpoints: bool) -> anyhow::R
         // otherwise a power cut can leave a renamed but empty file.
         f.sync_all()?;
         drop(f);
-        if failpoints {
-            failpoint::hit("after_temp_write");
+        if let Some(name) = before_rename {
+            failpoint::hit(name);
         }
         fs::rename(&tmp, path)?;
         Ok(())
@@ -72,8 +87,8 @@ fn write_atomic_hooked(path: &Path, bytes: &[u8], failpoints: bool) -> anyhow::R
             )
         });
     }
-    if failpoints {
-        failpoint::hit("after_rename");
+    if let Some(name) = after_rename {
+        failpoint::hit(name);
     }
     // The rename is a change to the directory: sync it so the new name survives a power cut.
     fsync_dir(&dir).with_context(|| {
@@ -143,6 +158,16 @@ pub fn is_temp_name(name: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// Whether `dir` holds a temp file [`sweep_temp_files`] would remove (read-only; a missing
+/// directory holds none).
+pub fn has_temp_files(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            is_temp_name(&e.file_name().to_string_lossy()) && e.file_type().is_ok_and(|t| t.is_file())
+        })
+    })
 }
 
 /// Removes temp files a crashed write left in `dir` and returns them (sorted). Call it while
