@@ -55,12 +55,9 @@ impl Render for RollbackReport {
     }
 }
 
-pub(crate) fn params_of(c: &ForecasterConfig) -> RecordParams {
-    RecordParams {
-        context_length: Some(c.context_length as i64),
-        num_samples: Some(c.num_samples as i64),
-        temperature: Some(c.temperature),
-    }
+/// A config's parameters as history records them.
+fn params_of(c: &ForecasterConfig) -> RecordParams {
+    crate::outcome::params(&c.params())
 }
 
 pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
