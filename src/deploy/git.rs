@@ -169,6 +169,42 @@ pub(crate) fn discover_quiet(dir: &Path) -> Option<PathBuf> {
         .and_then(|r| r.workdir().map(Path::to_path_buf))
 }
 
+/// Removes the lock files a git write killed mid-way leaves behind (`index.lock`, and the
+/// `.lock` of HEAD and of the branch HEAD names), when they were created at or after `since`:
+/// the start of an interrupted operation of ours whose process is gone (recovery holds the
+/// run lock). A lock older than that belongs to someone else and is left for a person (the
+/// commit then fails with the `rm` command to run). Returns the files removed.
+pub fn clear_stale_locks(repo_root: &Path, since: DateTime<Utc>) -> anyhow::Result<Vec<PathBuf>> {
+    let repo = open(repo_root)?;
+    let git_dir = repo.path().to_path_buf();
+    let mut candidates = vec![git_dir.join("index.lock"), git_dir.join("HEAD.lock")];
+    let branch = repo
+        .find_reference("HEAD")
+        .ok()
+        .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string));
+    if let Some(target) = branch {
+        candidates.push(git_dir.join(format!("{target}.lock")));
+    }
+    // File times can trail the clock by a timestamp tick: one second of slack.
+    let since = std::time::SystemTime::from(since) - std::time::Duration::from_secs(1);
+    let mut removed = Vec::new();
+    for lock in candidates {
+        let Ok(modified) = fs::metadata(&lock).and_then(|m| m.modified()) else {
+            continue;
+        };
+        if modified >= since {
+            fs::remove_file(&lock).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot remove the stale git lock: {e}; remove it by hand",
+                    lock.display()
+                )
+            })?;
+            removed.push(lock);
+        }
+    }
+    Ok(removed)
+}
+
 fn open(repo_root: &Path) -> anyhow::Result<Repository> {
     Repository::open(repo_root).map_err(|e| git_error(None, repo_root, "cannot open the git repository", &e))
 }

@@ -289,6 +289,18 @@ fn settle(configs_dir: &Path, j: &Journal) -> (Interrupted, Option<HistoryRecord
         settled: Settled::NeedsAttention,
         actions: Vec::new(),
     };
+    if let Some(root) = &repo {
+        match git::clear_stale_locks(root, j.started) {
+            Ok(removed) => found.actions.extend(removed.iter().map(|p| {
+                format!(
+                    "removed {}, which the interrupted git write (pid {}) left behind",
+                    p.display(),
+                    j.pid
+                )
+            })),
+            Err(e) => found.actions.push(format!("{e:#}")),
+        }
+    }
     let keep = state == ConfigState::New && !(j.operation == Operation::Deploy && failed);
     if keep {
         found.settled = Settled::Completed;

@@ -866,3 +866,46 @@ fn a_symlinked_config_is_refused_and_a_mode_is_kept() {
         Some("100644")
     );
 }
+
+#[test]
+fn recover_removes_the_git_locks_a_killed_commit_left_and_commits() {
+    let (_d, root, _old) = repo_with_config();
+    let configs = root.join("configs");
+    let cfg = configs.join("chronos_7d.json");
+    let b = backup::create(&configs, Horizon(7), at("2026-01-11T05:00:00Z")).unwrap();
+    let new = cfg_bytes(Horizon(7), 90, "2026-01-11T05:00:00Z");
+    fs::write(&cfg, &new).unwrap();
+    // Killed inside libgit2's index write: the lock is all that is left of it.
+    fs::write(root.join(".git/index.lock"), b"partial").unwrap();
+    let mut j = journal_at(Operation::Deploy, Step::Written, Some(&b), &new, None);
+    // A lock from before the operation started is someone else's: it stays, and the commit
+    // reports the `rm` to run.
+    j.started = Utc::now() + chrono::Duration::hours(1);
+    j.save(&configs).unwrap();
+    let found = recover(&configs).unwrap().interrupted.unwrap();
+    assert!(root.join(".git/index.lock").exists());
+    assert!(
+        found
+            .actions
+            .iter()
+            .any(|a| a.contains("rm ") && a.contains("index.lock")),
+        "{:?}",
+        found.actions
+    );
+    // One created during the operation is removed, said so, and the deploy is committed.
+    j.started = at("2026-01-11T05:00:00Z");
+    j.save(&configs).unwrap();
+    let found = recover(&configs).unwrap().interrupted.unwrap();
+    assert!(!root.join(".git/index.lock").exists());
+    assert!(
+        found.actions[0].contains("index.lock") && found.actions[0].contains("pid 4242"),
+        "{:?}",
+        found.actions
+    );
+    assert_eq!(
+        git(&root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
+        new.as_slice()
+    );
+    finish(&configs).unwrap();
+    git(&root, &["fsck", "--strict", "--no-progress"]);
+}
