@@ -1,5 +1,11 @@
-//! Engine benchmark (`cargo bench --bench engine`): forward time per series, achieved GFLOP/s
-//! and its ratio to candle's own f32 gemm rate on the same matrix shapes, and peak RSS.
+//! Engine benchmark (`cargo bench --bench engine`): forward time per series beside the official
+//! PyTorch pipeline's on the same checkpoint, threads and machine (measured alternately in one
+//! run), achieved GFLOP/s and its ratio to candle's own f32 gemm rate on the same matrix
+//! shapes, and peak RSS.
+//!
+//! The PyTorch figure comes from `tests/benches/torch_forward.py`, run with
+//! `ENGINE_BENCH_PYTHON` (default `python3`); without torch and chronos-forecasting there it is
+//! skipped with a note. `ENGINE_BENCH_TORCH=0` skips it on purpose.
 //!
 //! Random weights with the exact tensor shapes of chronos-bolt-tiny and chronos-bolt-small are
 //! written as a real checkpoint (config.json + model.safetensors) to a temp dir and loaded
@@ -7,6 +13,8 @@
 //! candle directly (the one place outside `src/model/` that does): it is what the engine is
 //! measured against.
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
@@ -104,25 +112,118 @@ fn forward_gemms(cfg: &Config, batch: usize, context: usize) -> Vec<Gemm> {
     ]
 }
 
-/// Median wall times of `a` and `b`, run alternately (after one warm-up each) for about
-/// `budget`, at least 3 rounds: both see the same machine load, which on a shared machine
-/// matters more than the number of repetitions.
-fn time_pair(budget: Duration, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    a();
-    b();
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    let start = Instant::now();
-    while ta.len() < 3 || (start.elapsed() < budget && ta.len() < 50) {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed());
+/// Median times of each task, run in turn (after one warm-up each) for about `budget`, at
+/// least 3 rounds: all see the same machine load, which on a shared machine matters more than
+/// the number of repetitions. A task returns the time it measured itself.
+fn time_rounds(budget: Duration, tasks: &mut [&mut dyn FnMut() -> Duration]) -> Vec<Duration> {
+    for t in tasks.iter_mut() {
+        t();
     }
-    ta.sort();
-    tb.sort();
-    (ta[ta.len() / 2], tb[tb.len() / 2])
+    let mut times = vec![Vec::new(); tasks.len()];
+    let start = Instant::now();
+    while times[0].len() < 3 || (start.elapsed() < budget && times[0].len() < 50) {
+        for (t, out) in tasks.iter_mut().zip(&mut times) {
+            out.push(t());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut v| {
+            v.sort();
+            v[v.len() / 2]
+        })
+        .collect()
+}
+
+/// Median wall times of `a` and `b`, run alternately.
+fn time_pair(budget: Duration, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    let mut ta = || timed(&mut a);
+    let mut tb = || timed(&mut b);
+    let t = time_rounds(budget, &mut [&mut ta, &mut tb]);
+    (t[0], t[1])
+}
+
+fn timed(f: &mut impl FnMut()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+/// The official PyTorch pipeline in a child process (`tests/benches/torch_forward.py`).
+struct Torch {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    version: String,
+}
+
+impl Torch {
+    /// Starts the helper; Err says why there is no PyTorch figure.
+    fn start() -> Result<Torch, String> {
+        if std::env::var("ENGINE_BENCH_TORCH").is_ok_and(|v| v == "0") {
+            return Err("ENGINE_BENCH_TORCH=0".into());
+        }
+        let python = std::env::var("ENGINE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/benches/torch_forward.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {python}: {e}"))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut t = Torch {
+            child,
+            stdin,
+            stdout,
+            version: String::new(),
+        };
+        let hello = t.read_line();
+        match hello.split_whitespace().collect::<Vec<_>>()[..] {
+            ["ready", _, version] => {
+                t.version = version.to_string();
+                Ok(t)
+            }
+            _ => Err(format!("{python} {script}: {hello}")),
+        }
+    }
+
+    fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("the torch helper answers");
+        line.trim().to_string()
+    }
+
+    fn ask(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").expect("the torch helper reads its commands");
+        self.stdin.flush().expect("flush to the torch helper");
+        self.read_line()
+    }
+
+    fn load(&mut self, dir: &std::path::Path) {
+        let answer = self.ask(&format!("load {}", dir.display()));
+        assert_eq!(answer, "ok", "torch helper could not load {}", dir.display());
+    }
+
+    /// One predict call (64 steps) on `batch` series of `context` points, as the helper timed it.
+    fn run(&mut self, batch: usize, context: usize) -> Duration {
+        let answer = self.ask(&format!("run {batch} {context}"));
+        let ms: f64 = answer
+            .parse()
+            .unwrap_or_else(|_| panic!("torch helper answered {answer:?}"));
+        Duration::from_secs_f64(ms / 1e3)
+    }
+}
+
+impl Drop for Torch {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
 }
 
 /// Operands for candle's f32 gemm on exactly these products, laid out as the engine lays them
@@ -187,6 +288,16 @@ fn main() {
         "engine benchmark: RAYON_NUM_THREADS={}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_default()
     );
+    let mut torch = match Torch::start() {
+        Ok(t) => {
+            println!("PyTorch {} (chronos-forecasting ChronosBoltPipeline), same threads, timed alternately with the engine", t.version);
+            Some(t)
+        }
+        Err(why) => {
+            println!("PyTorch figures skipped: {why}");
+            None
+        }
+    };
     let mut goal = None;
     let mut small_dir = None;
     for dims in [TINY, SMALL] {
@@ -206,9 +317,12 @@ fn main() {
             model.num_params() as f64 / 1e6,
             load_start.elapsed().as_secs_f64()
         );
+        if let Some(t) = torch.as_mut() {
+            t.load(dir.path());
+        }
         println!(
-            "{:>6} {:>8} {:>14} {:>10} {:>12} {:>8}",
-            "batch", "context", "ms/series", "GFLOP/s", "gemm GFLOP/s", "ratio"
+            "{:>6} {:>8} {:>14} {:>14} {:>10} {:>10} {:>12} {:>8}",
+            "batch", "context", "ms/series", "torch ms/ser", "vs torch", "GFLOP/s", "gemm GFLOP/s", "ratio"
         );
         let mut cases: Vec<(usize, usize)> = BATCHES
             .iter()
@@ -226,19 +340,33 @@ fn main() {
             let gemms = forward_gemms(&cfg, batch, context);
             let flops: f64 = gemms.iter().map(Gemm::flops).sum();
             let operands = gemm_operands(&gemms);
-            let (forward, gemm) = time_pair(
-                Duration::from_secs(5),
-                || {
+            let mut engine = || {
+                timed(&mut || {
                     std::hint::black_box(model.predict(&refs, 64).unwrap());
-                },
-                || run_gemms(&operands),
+                })
+            };
+            let mut reference = || timed(&mut || run_gemms(&operands));
+            let mut pytorch = || torch.as_mut().map_or(Duration::ZERO, |t| t.run(batch, context));
+            let times = time_rounds(
+                Duration::from_secs(5),
+                &mut [&mut engine, &mut reference, &mut pytorch],
             );
+            let (forward, gemm, py) = (times[0], times[1], times[2]);
             let rate = flops / forward.as_secs_f64() / 1e9;
             let gemm_rate = flops / gemm.as_secs_f64() / 1e9;
             let ratio = rate / gemm_rate;
+            let per_series = |d: Duration| d.as_secs_f64() * 1e3 / batch as f64;
+            let (py_ms, vs) = if py.is_zero() {
+                ("-".to_string(), "-".to_string())
+            } else {
+                (
+                    format!("{:.3}", per_series(py)),
+                    format!("{:.2}x", py.as_secs_f64() / forward.as_secs_f64()),
+                )
+            };
             println!(
-                "{batch:>6} {context:>8} {:>14.3} {rate:>10.1} {gemm_rate:>12.1} {:>7.0}%",
-                forward.as_secs_f64() * 1e3 / batch as f64,
+                "{batch:>6} {context:>8} {:>14.3} {py_ms:>14} {vs:>10} {rate:>10.1} {gemm_rate:>12.1} {:>7.0}%",
+                per_series(forward),
                 ratio * 100.0
             );
             if dims.name == "small" && batch == 32 && context == 512 {
