@@ -211,6 +211,9 @@ pub struct ValidationSettings {
     pub require_dm_significance: bool,
     /// ... at this level.
     pub dm_alpha: f64,
+    /// Criterion 7: the CI95 interval score may grow at most this much (percent): a deploy
+    /// must not make the forecast distribution worse.
+    pub max_interval_score_increase_pct: f64,
 }
 
 impl Default for ValidationSettings {
@@ -225,6 +228,7 @@ impl Default for ValidationSettings {
             max_abs_bias_per_horizon: BTreeMap::new(),
             require_dm_significance: true,
             dm_alpha: 0.05,
+            max_interval_score_increase_pct: 0.0,
         }
     }
 }
@@ -444,6 +448,10 @@ impl Settings {
             (
                 "validation.max_inference_time_increase_pct",
                 v.max_inference_time_increase_pct,
+            ),
+            (
+                "validation.max_interval_score_increase_pct",
+                v.max_interval_score_increase_pct,
             ),
         ] {
             if !x.is_finite() || !(-100.0..=10_000.0).contains(&x) {

@@ -91,6 +91,16 @@ pub struct DeployCheck {
     pub origins: usize,
 }
 
+/// One config of the search grid held fixed over the whole replay, scored on the same origins:
+/// what a hindsight choice of one config would have achieved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FixedConfig {
+    pub params: InferenceParams,
+    pub scores: Scores,
+    /// `100 (1 - its RMSE / static RMSE)`.
+    pub improvement_vs_static_pct: f64,
+}
+
 /// One horizon's replay.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HorizonReplay {
@@ -102,6 +112,12 @@ pub struct HorizonReplay {
     pub random_walk: Scores,
     /// `100 (1 - policy RMSE / static RMSE)`.
     pub improvement_vs_static_pct: f64,
+    /// Every config of the search grid, fixed over the period, best RMSE first.
+    pub fixed_configs: Vec<FixedConfig>,
+    /// The share of the hindsight-best fixed config's gain over the static configs that the
+    /// policy realized, `100 (static - policy) / (static - best)` in RMSE; None when no fixed
+    /// config beats the static configs.
+    pub capture_pct: Option<f64>,
     pub runs: usize,
     pub optimizations: usize,
     pub deploys: usize,
@@ -531,6 +547,23 @@ fn score(
             origins: window.len(),
         });
     }
+    let mut fixed_configs = Vec::new();
+    for p in crate::search::grid(&input.settings.search, h)? {
+        let f = step_forecasts(input, cache, &p, h.steps(), &origins)?;
+        let scores = arm(&f)?;
+        fixed_configs.push(FixedConfig {
+            params: p,
+            improvement_vs_static_pct: 100.0 * (1.0 - scores.rmse / static_scores.rmse),
+            scores,
+        });
+    }
+    fixed_configs.sort_by(|a, b| a.scores.rmse.total_cmp(&b.scores.rmse));
+    let capture_pct = fixed_configs
+        .first()
+        .filter(|best| best.scores.rmse < static_scores.rmse)
+        .map(|best| {
+            100.0 * (static_scores.rmse - policy_scores.rmse) / (static_scores.rmse - best.scores.rmse)
+        });
     let count = |a: Action| st.counts.get(&a).copied().unwrap_or(0);
     Ok(HorizonReplay {
         horizon: h,
@@ -546,6 +579,8 @@ fn score(
         improvement_vs_static_pct: 100.0 * (1.0 - policy_scores.rmse / static_scores.rmse),
         policy: policy_scores,
         static_configs: static_scores,
+        fixed_configs,
+        capture_pct,
         random_walk: scores(&rw_points, None)?,
         runs: st.runs,
         optimizations: st.optimizations,

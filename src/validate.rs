@@ -18,7 +18,11 @@
 //! 4. CI95 coverage `>= min_coverage_95`;
 //! 5. `|bias| < max_abs_bias_for(h)` (CLP);
 //! 6. when `require_dm_significance` (the default): the one-sided Diebold-Mariano p-value of
-//!    "the candidate's squared errors are lower" is `< dm_alpha`.
+//!    "the candidate's squared errors are lower" is `< dm_alpha`;
+//! 7. the CI95 interval (Winkler) score grows by at most `max_interval_score_increase_pct`
+//!    (0 by default): the score temperature is chosen by must not get worse on the
+//!    confirmation origins, so a deploy won on point accuracy cannot widen or narrow the
+//!    intervals for the worse.
 //!
 //! Edges are inclusive where the criteria say so: ">= 5%", "<= 10%", "<= 50%", ">= 90%" are inclusive (a
 //! value exactly on the threshold passes) and "< 5 CLP" is exclusive (a bias of exactly 5
@@ -356,6 +360,18 @@ pub fn validate(
         );
         criteria.push(criterion(6, "the improvement is significant", vec![m]));
     }
+    criteria.push(criterion(
+        7,
+        "the intervals do not get worse",
+        vec![relative(
+            "CI95 interval score increase",
+            c.interval_score_95,
+            k.interval_score_95,
+            false,
+            Comparison::AtMost,
+            s.max_interval_score_increase_pct,
+        )],
+    ));
     let approved = criteria.iter().all(|c| c.passed);
     Ok(ValidationReport {
         horizon: h,
@@ -515,7 +531,7 @@ mod tests {
     fn a_good_candidate_is_approved_with_both_values_reported() {
         let r = run(good());
         assert!(r.approved);
-        assert_eq!(r.criteria.len(), 5);
+        assert_eq!(r.criteria.len(), 6);
         let m = &r.criteria[0].measures[0];
         assert_eq!((m.candidate, m.current, m.threshold), (90.0, Some(100.0), 5.0));
         assert!((m.value - 10.0).abs() < 1e-12);
@@ -608,6 +624,31 @@ mod tests {
     }
 
     #[test]
+    fn criterion_7_interval_score_may_not_grow() {
+        let with = |is| {
+            let mut m = good();
+            m.interval_score_95 = is;
+            m
+        };
+        // Current scores 30: equal passes, any increase fails, a decrease passes.
+        assert!(only(7, with(30.0)));
+        assert!(only(7, with(25.0)));
+        assert!(!only(7, with(30.001)));
+        let mut s = five();
+        s.max_interval_score_increase_pct = 10.0;
+        let r = validate(
+            Horizon(2),
+            &evaluation(with(33.0), 0.9),
+            &current(),
+            used(),
+            timing(110.0),
+            &s,
+        )
+        .unwrap();
+        assert!(r.approved, "10 % more allowed: 33 vs 30 is on the edge");
+    }
+
+    #[test]
     fn dm_is_a_sixth_criterion_by_default_and_one_sided() {
         let mut s = ValidationSettings::default();
         assert!(s.require_dm_significance);
@@ -620,7 +661,7 @@ mod tests {
             &s,
         )
         .unwrap();
-        assert_eq!(r.criteria.len(), 6);
+        assert_eq!(r.criteria.len(), 7);
         assert_eq!(passed(&r, 6), r.diebold_mariano.p_value_lower < 0.05);
         assert_eq!(r.criteria[5].measures[0].value, r.diebold_mariano.p_value_lower);
         // Errors 0.9 x current at every point: the differential is -0.19 e^2 per point, by
@@ -667,8 +708,8 @@ mod tests {
         )
         .unwrap();
         assert!(r.diebold_mariano.statistic > 0.0 && !passed(&r, 6));
-        // Off: five criteria.
-        assert_eq!(run(good()).criteria.len(), 5);
+        // Off: the other six criteria.
+        assert_eq!(run(good()).criteria.len(), 6);
     }
 
     #[test]

@@ -71,6 +71,7 @@ impl Render for ReplayOutput {
         ));
         s.push('\n');
         s.push_str(&decisions_table(r));
+        s.push_str(&fixed_table(r));
         s.push_str(&deploys_table(r));
         let k = &r.kpis;
         s.push_str(&format!(
@@ -123,6 +124,42 @@ fn decisions_table(r: &ReplayReport) -> String {
             "rolled back",
             "failed",
             "triggers",
+        ],
+        rows,
+    );
+    s.push('\n');
+    s
+}
+
+/// Per horizon: the hindsight-best config of the grid held fixed over the period (the ceiling a
+/// policy could reach with one config), and how much of its gain the policy captured.
+fn fixed_table(r: &ReplayReport) -> String {
+    let rows = r.horizons.iter().filter_map(|h| {
+        let best = h.fixed_configs.first()?;
+        let worst = h.fixed_configs.last()?;
+        Some(vec![
+            h.horizon.label(),
+            best.params.to_string(),
+            format!("{:.3}", best.scores.rmse),
+            output::num(best.scores.wql, 4),
+            output::num(best.scores.coverage_95, 3),
+            format!("{:+.2} %", best.improvement_vs_static_pct),
+            format!("{:+.2} %", h.improvement_vs_static_pct),
+            output::num(h.capture_pct, 0),
+            format!("{:.3}", worst.scores.rmse),
+        ])
+    });
+    let mut s = output::table(
+        &[
+            "horizon",
+            "best fixed config",
+            "RMSE",
+            "WQL",
+            "cov95",
+            "best vs static",
+            "policy vs static",
+            "captured %",
+            "worst fixed RMSE",
         ],
         rows,
     );

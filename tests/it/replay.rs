@@ -35,6 +35,8 @@ struct HorizonReplay {
     policy: Scores,
     static_configs: Scores,
     random_walk: Scores,
+    fixed_configs: Vec<FixedConfig>,
+    capture_pct: Option<f64>,
     runs: usize,
     first_origin: NaiveDate,
     last_origin: NaiveDate,
@@ -51,6 +53,12 @@ struct Params {
     context_length: usize,
     num_samples: usize,
     temperature: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct FixedConfig {
+    params: Params,
+    scores: Scores,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +103,39 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
     let h = &r.horizons[0];
     assert_eq!((h.horizon.as_str(), h.runs), ("7d", 10));
     assert!(h.random_walk.rmse > 0.0 && h.static_configs.forecasts == h.policy.forecasts);
+    // The whole 2 x 2 x 2 grid, each held fixed over the same origins, best RMSE first; the
+    // capture is the policy's share of the best one's gain over the static configs.
+    assert_eq!(h.fixed_configs.len(), 8);
+    assert!(h
+        .fixed_configs
+        .windows(2)
+        .all(|w| w[0].scores.rmse <= w[1].scores.rmse));
+    assert!(h
+        .fixed_configs
+        .iter()
+        .all(|f| f.scores.forecasts == h.policy.forecasts));
+    let best = &h.fixed_configs[0].scores;
+    match h.capture_pct {
+        Some(c) => {
+            let expected =
+                100.0 * (h.static_configs.rmse - h.policy.rmse) / (h.static_configs.rmse - best.rmse);
+            assert!((c - expected).abs() < 1e-9, "capture {c} vs {expected}");
+        }
+        None => assert!(best.rmse >= h.static_configs.rmse),
+    }
+    for e in &h.timeline {
+        if e.after.is_some() {
+            let p = &e.params;
+            assert!(
+                h.fixed_configs
+                    .iter()
+                    .any(|f| f.params.context_length == p.context_length
+                        && f.params.num_samples == p.num_samples
+                        && (f.params.temperature - p.temperature).abs() < 1e-12),
+                "a deployed config comes from the grid"
+            );
+        }
+    }
 
     // Independent recomputation of the policy's step-7 errors.
     let series = model_optimizer::data::load_series(&real_series_csv()).unwrap();

@@ -374,7 +374,11 @@ fn validate_json_on_real_data_and_coverage_rises_with_temperature() {
     let v: Validate = out.json();
     assert_eq!(v.horizon, "7d");
     assert_eq!(v.validation.approved, out.code == 0);
-    assert_eq!(v.validation.criteria.len(), 6, "five criteria and significance");
+    assert_eq!(
+        v.validation.criteria.len(),
+        7,
+        "five criteria, significance and the interval score"
+    );
     let s = v.search.unwrap();
     assert_eq!((s.configs.len(), s.forward_batches), (27, 3));
     for ctx in [90, 180, 270] {

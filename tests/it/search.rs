@@ -563,7 +563,7 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
     let dims = backtest::ModelDims::of(micro.config());
     let cost = backtest::InferenceCost::of(&dims, &report.best().params, &current_params, h.steps());
     let result = validate::validate(h, &candidate, &current, used, cost.clone(), &v).unwrap();
-    assert_eq!(result.criteria.len(), 6);
+    assert_eq!(result.criteria.len(), 7);
     assert_eq!(result.approved, result.criteria.iter().all(|c| c.passed));
     assert_eq!((result.diebold_mariano.n, result.diebold_mariano.lags), (26, 1));
     assert_eq!(result.random_walk.clark_west.n, 26);
