@@ -63,9 +63,12 @@ pub struct InEffect {
     pub action: Action,
 }
 
-/// One arm's scores over the business-day forecasts (step h of each).
+/// One arm's scores over the business-day forecasts: every step 1..=h of each path, as the
+/// validation scores the confirmation origins (so a deploy's promise and what it realized are
+/// the same measure).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scores {
+    /// (origin, step) pairs scored.
     pub forecasts: usize,
     pub rmse: f64,
     pub mae: f64,
@@ -130,7 +133,8 @@ pub struct HorizonReplay {
     /// First and last origin scored.
     pub first_origin: Option<NaiveDate>,
     pub last_origin: Option<NaiveDate>,
-    /// Per origin date: squared error of policy, static and random walk (for the picture).
+    /// Per origin date: mean squared error over the path's steps of policy, static and random
+    /// walk (for the picture).
     #[serde(skip)]
     pub squared_errors: Vec<(NaiveDate, f64, f64, f64)>,
 }
@@ -359,16 +363,17 @@ fn scored_origins(series: &Series, h: usize, from: NaiveDate, to: NaiveDate) -> 
         .collect()
 }
 
-/// One step-`h` forecast of `params` at each origin: (mean, CI80, CI95, the 9 adjusted levels).
+/// One step's forecast: (mean, CI80, CI95, the 9 adjusted levels).
 type StepForecast = (f64, [f64; 2], [f64; 2], [f64; 9]);
 
-fn step_forecasts(
+/// The forecast path of `params` at each origin: steps 1..=h.
+fn path_forecasts(
     input: &ReplayInput<'_>,
     cache: &mut ForwardCache,
     params: &InferenceParams,
     h: usize,
     origins: &[usize],
-) -> anyhow::Result<Vec<StepForecast>> {
+) -> anyhow::Result<Vec<Vec<StepForecast>>> {
     if origins.is_empty() {
         return Ok(Vec::new());
     }
@@ -383,18 +388,66 @@ fn step_forecasts(
     raw.forecasts
         .iter()
         .map(|f| {
-            let step = QuantileForecast {
-                values: f.values.iter().map(|row| vec![row[h - 1]]).collect(),
+            let path = QuantileForecast {
+                values: f.values.iter().map(|row| row[..h].to_vec()).collect(),
             };
-            let s = forecast::summarize(&step, params.num_samples, params.temperature)?;
-            Ok((
-                s.mean[0],
-                s.ci80[0],
-                s.ci95[0],
-                std::array::from_fn(|k| s.adjusted[k][0]),
-            ))
+            let s = forecast::summarize(&path, params.num_samples, params.temperature)?;
+            Ok((0..h)
+                .map(|t| {
+                    (
+                        s.mean[t],
+                        s.ci80[t],
+                        s.ci95[t],
+                        std::array::from_fn(|k| s.adjusted[k][t]),
+                    )
+                })
+                .collect())
         })
         .collect()
+}
+
+/// The step-`h` forecast of `params` at each origin (what production tracks).
+fn step_forecasts(
+    input: &ReplayInput<'_>,
+    cache: &mut ForwardCache,
+    params: &InferenceParams,
+    h: usize,
+    origins: &[usize],
+) -> anyhow::Result<Vec<StepForecast>> {
+    Ok(path_forecasts(input, cache, params, h, origins)?
+        .into_iter()
+        .map(|mut path| path.pop().expect("h >= 1 steps"))
+        .collect())
+}
+
+/// Every (forecast, actual) pair of the paths at `origins`, steps 1..=h, with the step's
+/// forecast; pairs whose target is missing are left out.
+fn path_pairs(
+    series: &Series,
+    origins: &[usize],
+    paths: &[Vec<StepForecast>],
+) -> (Vec<(f64, f64)>, Vec<StepForecast>) {
+    let mut points = Vec::new();
+    let mut dists = Vec::new();
+    for (&i, path) in origins.iter().zip(paths) {
+        for (k, f) in path.iter().enumerate() {
+            let a = series.values[i + k + 1];
+            if !a.is_nan() {
+                points.push((f.0, a));
+                dists.push(*f);
+            }
+        }
+    }
+    (points, dists)
+}
+
+/// Mean squared error over one path's observed steps.
+fn path_mse(series: &Series, i: usize, forecast: impl Fn(usize) -> f64, h: usize) -> f64 {
+    let errors: Vec<f64> = (1..=h)
+        .filter(|k| !series.values[i + k].is_nan())
+        .map(|k| (forecast(k) - series.values[i + k]).powi(2))
+        .collect();
+    errors.iter().sum::<f64>() / errors.len().max(1) as f64
 }
 
 /// The forecasts `cfg` makes on the business days after `after` up to `until`, as tracked
@@ -478,7 +531,8 @@ fn score(
         spec.to
     );
     // Policy: each origin with its config in effect, grouped by config for batched forwards.
-    let mut policy: Vec<Option<StepForecast>> = vec![None; origins.len()];
+    let hs = h.steps();
+    let mut policy: Vec<Vec<StepForecast>> = vec![Vec::new(); origins.len()];
     let mut groups: BTreeMap<String, (InferenceParams, Vec<usize>)> = BTreeMap::new();
     for (k, &i) in origins.iter().enumerate() {
         let p = in_effect(&st.timeline, s.dates[i]).params();
@@ -486,35 +540,32 @@ fn score(
     }
     for (p, ks) in groups.values() {
         let os: Vec<usize> = ks.iter().map(|&k| origins[k]).collect();
-        for (&k, f) in ks.iter().zip(step_forecasts(input, cache, p, h.steps(), &os)?) {
-            policy[k] = Some(f);
+        for (&k, f) in ks.iter().zip(path_forecasts(input, cache, p, hs, &os)?) {
+            policy[k] = f;
         }
     }
-    let policy: Vec<StepForecast> = policy
-        .into_iter()
-        .map(|f| f.expect("every origin forecast"))
-        .collect();
     let initial = st.timeline[0].1.params();
-    let fixed = step_forecasts(input, cache, &initial, h.steps(), &origins)?;
-    let actual = |i: usize| s.values[i + h.steps()];
-    let rw_at = |i: usize| s.values[i];
-    let arm = |f: &[StepForecast]| -> anyhow::Result<Scores> {
-        let points: Vec<(f64, f64)> = f.iter().zip(&origins).map(|(x, &i)| (x.0, actual(i))).collect();
-        scores(&points, Some(f))
+    let fixed = path_forecasts(input, cache, &initial, hs, &origins)?;
+    let arm = |paths: &[Vec<StepForecast>], origins: &[usize]| -> anyhow::Result<Scores> {
+        let (points, dists) = path_pairs(s, origins, paths);
+        scores(&points, Some(&dists))
     };
-    let rw_points: Vec<(f64, f64)> = origins.iter().map(|&i| (rw_at(i), actual(i))).collect();
-    let policy_scores = arm(&policy)?;
-    let static_scores = arm(&fixed)?;
+    let rw_points: Vec<(f64, f64)> = origins
+        .iter()
+        .flat_map(|&i| (1..=hs).map(move |k| (s.values[i], s.values[i + k])))
+        .filter(|p| !p.1.is_nan())
+        .collect();
+    let policy_scores = arm(&policy, &origins)?;
+    let static_scores = arm(&fixed, &origins)?;
     let squared_errors = origins
         .iter()
         .enumerate()
         .map(|(k, &i)| {
-            let a = actual(i);
             (
                 s.dates[i],
-                (policy[k].0 - a).powi(2),
-                (fixed[k].0 - a).powi(2),
-                (rw_at(i) - a).powi(2),
+                path_mse(s, i, |t| policy[k][t - 1].0, hs),
+                path_mse(s, i, |t| fixed[k][t - 1].0, hs),
+                path_mse(s, i, |_| s.values[i], hs),
             )
         })
         .collect();
@@ -526,17 +577,19 @@ fn score(
             .filter_map(|(after, _, _)| *after)
             .find(|a| a > date)
             .unwrap_or(spec.to);
-        let window = scored_origins(s, h.steps(), *date + Duration::days(1), end);
+        let window = scored_origins(s, hs, *date + Duration::days(1), end);
         let realized = if window.is_empty() {
             None
         } else {
-            let e = |p: &InferenceParams, cache: &mut ForwardCache| -> anyhow::Result<f64> {
-                let f = step_forecasts(input, cache, p, h.steps(), &window)?;
-                let err: Vec<f64> = f.iter().zip(&window).map(|(x, &i)| x.0 - actual(i)).collect();
-                Ok(metrics::rmse(&err))
-            };
-            let (new_rmse, old_rmse) = (e(&new.params(), cache)?, e(&old.params(), cache)?);
-            Some(100.0 * (1.0 - new_rmse / old_rmse))
+            let new_scores = arm(
+                &path_forecasts(input, cache, &new.params(), hs, &window)?,
+                &window,
+            )?;
+            let old_scores = arm(
+                &path_forecasts(input, cache, &old.params(), hs, &window)?,
+                &window,
+            )?;
+            Some(100.0 * (1.0 - new_scores.rmse / old_scores.rmse))
         };
         deploy_checks.push(DeployCheck {
             date: *date,
@@ -549,8 +602,7 @@ fn score(
     }
     let mut fixed_configs = Vec::new();
     for p in crate::search::grid(&input.settings.search, h)? {
-        let f = step_forecasts(input, cache, &p, h.steps(), &origins)?;
-        let scores = arm(&f)?;
+        let scores = arm(&path_forecasts(input, cache, &p, hs, &origins)?, &origins)?;
         fixed_configs.push(FixedConfig {
             params: p,
             improvement_vs_static_pct: 100.0 * (1.0 - scores.rmse / static_scores.rmse),

@@ -137,7 +137,7 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
         }
     }
 
-    // Independent recomputation of the policy's step-7 errors.
+    // Independent recomputation of the policy's errors: every step 1..7 of every origin's path.
     let series = model_optimizer::data::load_series(&real_series_csv()).unwrap();
     let bolt = ChronosBolt::load(&model).unwrap();
     let mut errors = Vec::new();
@@ -158,11 +158,13 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
             .predict(&[&series.values[i + 1 - ctx..=i]], 7)
             .unwrap()
             .remove(0);
-        let step7 = QuantileForecast {
-            values: raw.values.iter().map(|row| vec![row[6]]).collect(),
+        let path = QuantileForecast {
+            values: raw.values.iter().map(|row| row[..7].to_vec()).collect(),
         };
-        let s = forecast::summarize(&step7, cfg.num_samples, cfg.temperature).unwrap();
-        errors.push(s.mean[0] - series.values[i + 7]);
+        let s = forecast::summarize(&path, cfg.num_samples, cfg.temperature).unwrap();
+        for k in 0..7 {
+            errors.push(s.mean[k] - series.values[i + 1 + k]);
+        }
     }
     assert_eq!(errors.len(), h.policy.forecasts);
     let rmse = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
