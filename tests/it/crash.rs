@@ -4,9 +4,11 @@
 //! `git fsck --strict` clean, nothing of ours left staged or uncommitted after `status`, and
 //! every commit that touches a config matched by exactly one history row (and vice versa).
 //!
-//! `MODEL_OPTIMIZER_CRASH_KILLS` sets the number of random kills (default 40);
-//! `MODEL_OPTIMIZER_CRASH_BIN` runs another build of the binary (e.g. `cargo build --release
-//! --features failpoints`), `MODEL_OPTIMIZER_CRASH_SEED` another random sequence.
+//! The knobs are not named `MODEL_OPTIMIZER_*`, which the binary reads as settings (and
+//! rejects when unknown), so they can be exported for a whole `cargo test`.
+//! `CRASH_TEST_KILLS` sets the number of random kills (default 40);
+//! `CRASH_TEST_BIN` runs another build of the binary (e.g. `cargo build --release
+//! --features failpoints`), `CRASH_TEST_SEED` another random sequence.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,9 +98,6 @@ impl Root {
             .args(args)
             .env_remove("MODEL_OPTIMIZER_ROOT")
             .env_remove("MODEL_OPTIMIZER_FAILPOINT")
-            .env_remove("MODEL_OPTIMIZER_CRASH_KILLS")
-            .env_remove("MODEL_OPTIMIZER_CRASH_BIN")
-            .env_remove("MODEL_OPTIMIZER_CRASH_SEED")
             .env("HF_HUB_OFFLINE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -421,18 +420,16 @@ fn recover_and_check(r: &Root, what: &str, violations: &mut Vec<String>) {
 
 #[test]
 fn sigkill_at_random_moments_and_at_every_deploy_step_loses_nothing() {
-    let bin = std::env::var_os("MODEL_OPTIMIZER_CRASH_BIN").map_or_else(
+    let bin = std::env::var_os("CRASH_TEST_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_model-optimizer")),
         PathBuf::from,
     );
-    let kills: usize = std::env::var("MODEL_OPTIMIZER_CRASH_KILLS").ok().map_or(40, |v| {
-        v.parse().expect("MODEL_OPTIMIZER_CRASH_KILLS is a number")
-    });
-    let seed: u64 = std::env::var("MODEL_OPTIMIZER_CRASH_SEED")
+    let kills: usize = std::env::var("CRASH_TEST_KILLS")
         .ok()
-        .map_or(20_240_628, |v| {
-            v.parse().expect("MODEL_OPTIMIZER_CRASH_SEED is a number")
-        });
+        .map_or(40, |v| v.parse().expect("CRASH_TEST_KILLS is a number"));
+    let seed: u64 = std::env::var("CRASH_TEST_SEED")
+        .ok()
+        .map_or(20_240_628, |v| v.parse().expect("CRASH_TEST_SEED is a number"));
     let mut rng = Rng(seed);
     let r = Root::new(bin);
     let mut violations = Vec::new();
