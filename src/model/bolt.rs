@@ -204,7 +204,7 @@ impl Network {
             let reg = reg.reshape((1, 1, d))?.broadcast_as((b, 1, d))?;
             embeds = Tensor::cat(&[&embeds, &reg], 1)?;
         }
-        let mask = additive_mask(&attend, b, tokens, &self.device)?;
+        let mask = additive_mask(&attend);
         let encoded = self.encoder.forward(&embeds, &mask)?;
         let decoded = self.decoder.forward(&self.start_embedding, &encoded, &mask)?;
         let preds = self.output_block.forward(&decoded)?.to_vec2::<f32>()?;

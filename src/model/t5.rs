@@ -15,7 +15,7 @@
 //! Everything is batched: one matmul per projection over all `batch x tokens` rows, one
 //! batched matmul per attention product over all `batch x heads`.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
 use super::config::Config;
@@ -95,11 +95,94 @@ fn split_heads(x: &Tensor, parts: usize, heads: usize, d_kv: usize) -> Result<Ve
     (0..parts).map(|i| x.get(i)).collect()
 }
 
-/// `softmax(q @ k^T + bias) @ v` over `(b, heads, ., d_kv)` tensors; T5 does not scale the
-/// scores by `1/sqrt(d_kv)`. `bias` broadcasts to the score shape.
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-    candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)
+/// `softmax(scores + (bias + mask))` over the last dimension of contiguous `(b, heads,
+/// queries, keys)` scores, in place. The `(heads, queries, keys)` position bias and the
+/// `(b, keys)` additive key mask are read where they are instead of being broadcast into a
+/// score-sized tensor per layer; `bias + mask` is summed first, as HF adds the mask to the
+/// position bias once and that sum to the scores.
+struct MaskedSoftmax<'a> {
+    /// `(heads, queries, keys)`, or empty for no position bias (cross-attention).
+    bias: &'a [f32],
+    /// `(b, keys)`: 0 where attended, `f32::MIN` where not.
+    mask: &'a [f32],
+    heads: usize,
+    queries: usize,
+    keys: usize,
+}
+
+/// Below this many scores the softmax runs on the calling thread: spawning costs more.
+const PARALLEL_SCORES: usize = 1 << 15;
+
+impl MaskedSoftmax<'_> {
+    /// Softmax of the consecutive rows `scores` (whole rows), the first being row `first`.
+    fn rows(&self, scores: &mut [f32], first: usize) {
+        let (h, q, n) = (self.heads, self.queries, self.keys);
+        for (i, row) in scores.chunks_exact_mut(n).enumerate() {
+            let r = first + i;
+            let (batch, head, query) = (r / (h * q), (r / q) % h, r % q);
+            let mask = &self.mask[batch * n..][..n];
+            if self.bias.is_empty() {
+                for (v, &m) in row.iter_mut().zip(mask) {
+                    *v += m;
+                }
+            } else {
+                let bias = &self.bias[(head * q + query) * n..][..n];
+                for ((v, &b), &m) in row.iter_mut().zip(bias).zip(mask) {
+                    *v += b + m;
+                }
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
+        }
+    }
+}
+
+impl InplaceOp1 for MaskedSoftmax<'_> {
+    fn name(&self) -> &'static str {
+        "masked-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("masked-softmax: f32 scores expected");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("masked-softmax: contiguous scores expected");
+        };
+        let scores = &mut data[start..end];
+        let n = self.keys;
+        let rows = scores.len() / n;
+        if rows * n != scores.len() || self.mask.len() * self.heads * self.queries != rows * n {
+            candle_core::bail!("masked-softmax: scores do not match the mask");
+        }
+        let threads = candle_core::utils::get_num_threads().min(rows);
+        if threads <= 1 || scores.len() < PARALLEL_SCORES {
+            self.rows(scores, 0);
+            return Ok(());
+        }
+        let per_thread = rows.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (t, part) in scores.chunks_mut(per_thread * n).enumerate() {
+                scope.spawn(move || self.rows(part, t * per_thread));
+            }
+        });
+        Ok(())
+    }
+}
+
+/// `softmax(q @ k^T + bias + mask) @ v` over `(b, heads, ., d_kv)` tensors; T5 does not scale
+/// the scores by `1/sqrt(d_kv)`.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, softmax: &MaskedSoftmax) -> Result<Tensor> {
+    let scores = q.matmul(&k.t()?)?;
+    scores.inplace_op1(softmax)?;
+    scores.matmul(v)
 }
 
 /// Encoder self-attention (`layer.0` of an encoder block).
@@ -124,14 +207,22 @@ impl SelfAttention {
         })
     }
 
-    /// `x + o(attention(norm(x)))`; `bias` is `(b, heads, s, s)`: relative bias plus mask.
-    fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    /// `x + o(attention(norm(x)))`; `bias` is the `(heads, s, s)` relative bias, `mask` the
+    /// `(b, s)` additive key mask.
+    fn forward(&self, x: &Tensor, bias: &[f32], mask: &[f32]) -> Result<Tensor> {
         let (b, s, _) = x.dims3()?;
+        let softmax = MaskedSoftmax {
+            bias,
+            mask,
+            heads: self.heads,
+            queries: s,
+            keys: s,
+        };
         let qkv = self.qkv.forward(&self.norm.forward(x)?)?;
         let [q, k, v]: [Tensor; 3] = split_heads(&qkv, 3, self.heads, self.d_kv)?
             .try_into()
             .map_err(|_| candle_core::Error::Msg("split_heads returned the wrong count".into()))?;
-        let ctx = attend(&q, &k, &v, bias)?;
+        let ctx = attend(&q, &k, &v, &softmax)?;
         // (b, h, s, d_kv) -> (b, s, h * d_kv): the head-major concatenation of HF's `unshape`.
         let ctx = ctx.transpose(1, 2)?.reshape((b, s, self.heads * self.d_kv))?;
         x + self.o.forward(&ctx)?
@@ -210,9 +301,9 @@ impl Encoder {
         })
     }
 
-    /// The bidirectional relative position bias `(1, heads, s, s)` for `s` tokens
+    /// The bidirectional relative position bias `(heads, s, s)` for `s` tokens
     /// (`compute_bias` with `bidirectional=True`).
-    fn position_bias(&self, s: usize, device: &Device) -> Result<Tensor> {
+    fn position_bias(&self, s: usize) -> Vec<f32> {
         let h = self.heads;
         let mut bias = vec![0f32; h * s * s];
         for q in 0..s {
@@ -224,23 +315,85 @@ impl Encoder {
                 }
             }
         }
-        Tensor::from_vec(bias, (1, h, s, s), device)
+        bias
     }
 
-    /// `x`: `(b, s, d_model)` embeddings; `mask`: `(b, 1, 1, s)` additive key mask (0 or f32::MIN).
+    /// `x`: `(b, s, d_model)` embeddings; `mask`: `(b, s)` additive key mask (0 or f32::MIN).
     /// Returns the final-normed hidden states `(b, s, d_model)`.
-    pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, mask: &[f32]) -> Result<Tensor> {
         let _enter = self.span.enter();
         let (_, s, _) = x.dims3()?;
         // HF adds the extended mask to the block-0 position bias and reuses the sum in every
-        // block; we do the same, once per forward, broadcast over the batch.
-        let bias = self.position_bias(s, x.device())?.broadcast_add(mask)?;
+        // block; the softmax adds the same sum, read from the two parts.
+        let bias = self.position_bias(s);
         let mut x = x.clone();
         for (attention, feed_forward) in &self.blocks {
-            x = attention.forward(&x, &bias)?;
+            x = attention.forward(&x, &bias, mask)?;
             x = feed_forward.forward(&x)?;
         }
         self.final_norm.forward(&x)
+    }
+}
+
+/// Cross-attention of one decoder position (`T5LayerCrossAttention`: no position bias, only
+/// the encoder mask), without projecting the encoder states. With one query per head the
+/// products reassociate: `q_h . (K_h e_t) = (K_h^T q_h) . e_t` and
+/// `sum_t p_t (V_h e_t) = V_h (sum_t p_t e_t)`, so each head scores and mixes the `d_model`
+/// encoder states directly. That replaces the `(b * s) x d_model x 2 inner` k/v projection
+/// by `b x heads x s x d_model` products per layer, the same sums in another order.
+#[derive(Clone, Debug)]
+struct CrossAttention {
+    norm: RmsNorm,
+    q: Linear,
+    /// `k.weight` as `(heads, d_kv, d_model)`.
+    k: Tensor,
+    /// `v.weight` as `(heads, d_kv, d_model)`.
+    v: Tensor,
+    o: Linear,
+    heads: usize,
+    d_kv: usize,
+}
+
+impl CrossAttention {
+    fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self> {
+        let (d, inner, h, dk) = (cfg.d_model, cfg.inner_dim(), cfg.num_heads, cfg.d_kv);
+        let ca = vb.pp("EncDecAttention");
+        let per_head = |name: &str| ca.pp(name).get((inner, d), "weight")?.reshape((h, dk, d));
+        Ok(Self {
+            norm: RmsNorm::load(&vb.pp("layer_norm"), d, cfg.layer_norm_epsilon)?,
+            q: linear_no_bias(&ca.pp("q"), d, inner)?,
+            k: per_head("k")?,
+            v: per_head("v")?,
+            o: linear_no_bias(&ca.pp("o"), inner, d)?,
+            heads: h,
+            d_kv: dk,
+        })
+    }
+
+    /// `x + o(attention(norm(x), encoded))`: `x` is `(b, d_model)`, `encoded` `(b, s, d_model)`,
+    /// `mask` the `(b, s)` additive key mask.
+    fn forward(&self, x: &Tensor, encoded: &Tensor, mask: &[f32]) -> Result<Tensor> {
+        let (b, s, _) = encoded.dims3()?;
+        let (h, dk) = (self.heads, self.d_kv);
+        let q = self.q.forward(&self.norm.forward(x)?)?;
+        // (b, h * dk) -> (h, b, dk) @ (h, dk, d) -> (h, b, d): each head's query in model space.
+        let q = q.reshape((b, h, dk))?.transpose(0, 1)?.matmul(&self.k)?;
+        // (b, h, d) @ (b, d, s) -> (b, h, s) scores.
+        let scores = q.transpose(0, 1)?.matmul(&encoded.t()?)?;
+        scores.inplace_op1(&MaskedSoftmax {
+            bias: &[],
+            mask,
+            heads: h,
+            queries: 1,
+            keys: s,
+        })?;
+        // (b, h, s) @ (b, s, d) -> (b, h, d): the attention-weighted encoder states per head,
+        // then (h, b, d) @ (h, d, dk) -> (h, b, dk), the head outputs.
+        let mixed = scores.matmul(encoded)?;
+        let ctx = mixed.transpose(0, 1)?.matmul(&self.v.t()?)?;
+        // (h, b, dk) -> (b, h * dk): the head-major concatenation of HF's `unshape`.
+        let ctx = ctx.transpose(0, 1)?.reshape((b, h * dk))?;
+        x + self.o.forward(&ctx)?
     }
 }
 
@@ -253,52 +406,29 @@ struct DecoderBlock {
     /// single score) cannot change it and are only shape-checked at load.
     self_v: Linear,
     self_o: Linear,
-    cross_norm: RmsNorm,
-    cross_q: Linear,
-    cross_kv: Linear,
-    cross_o: Linear,
+    cross: CrossAttention,
     feed_forward: FeedForward,
-    heads: usize,
-    d_kv: usize,
 }
 
 impl DecoderBlock {
     fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self> {
         let (d, inner) = (cfg.d_model, cfg.inner_dim());
         let sa = vb.pp("0.SelfAttention");
-        let ca = vb.pp("1.EncDecAttention");
         Ok(Self {
             self_norm: RmsNorm::load(&vb.pp("0.layer_norm"), d, cfg.layer_norm_epsilon)?,
             self_v: linear_no_bias(&sa.pp("v"), d, inner)?,
             self_o: linear_no_bias(&sa.pp("o"), inner, d)?,
-            cross_norm: RmsNorm::load(&vb.pp("1.layer_norm"), d, cfg.layer_norm_epsilon)?,
-            cross_q: linear_no_bias(&ca.pp("q"), d, inner)?,
-            cross_kv: fused_linear(&ca, &["k", "v"], d, inner)?,
-            cross_o: linear_no_bias(&ca.pp("o"), inner, d)?,
+            cross: CrossAttention::load(&vb.pp("1"), cfg)?,
             feed_forward: FeedForward::load(&vb.pp("2"), cfg)?,
-            heads: cfg.num_heads,
-            d_kv: cfg.d_kv,
         })
     }
 
-    /// `x`: `(b, d_model)` decoder state; `encoded`: `(b, s, d_model)`; `mask`: `(b, 1, 1, s)`.
-    fn forward(&self, x: &Tensor, encoded: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let b = x.dim(0)?;
+    /// `x`: `(b, d_model)` decoder state; `encoded`: `(b, s, d_model)`; `mask`: `(b, s)`.
+    fn forward(&self, x: &Tensor, encoded: &Tensor, mask: &[f32]) -> Result<Tensor> {
         let x = (x + self
             .self_o
             .forward(&self.self_v.forward(&self.self_norm.forward(x)?)?)?)?;
-        // Cross-attention (`T5LayerCrossAttention`): no position bias, only the encoder mask.
-        let q = self
-            .cross_q
-            .forward(&self.cross_norm.forward(&x)?)?
-            .reshape((b, self.heads, 1, self.d_kv))?;
-        let kv = self.cross_kv.forward(encoded)?;
-        let [k, v]: [Tensor; 2] = split_heads(&kv, 2, self.heads, self.d_kv)?
-            .try_into()
-            .map_err(|_| candle_core::Error::Msg("split_heads returned the wrong count".into()))?;
-        // (b, h, 1, d_kv) is already laid out as the head-major (b, h * d_kv) concatenation.
-        let ctx = attend(&q, &k, &v, mask)?.reshape((b, self.heads * self.d_kv))?;
-        let x = (x + self.cross_o.forward(&ctx)?)?;
+        let x = self.cross.forward(&x, encoded, mask)?;
         self.feed_forward.forward(&x)
     }
 }
@@ -325,7 +455,7 @@ impl Decoder {
 
     /// `start`: `(d_model,)` embedding of the decoder start token; returns `(b, d_model)`,
     /// the final-normed `last_hidden_state` of that single position.
-    pub fn forward(&self, start: &Tensor, encoded: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, start: &Tensor, encoded: &Tensor, mask: &[f32]) -> Result<Tensor> {
         let _enter = self.span.enter();
         let (b, _, d) = encoded.dims3()?;
         let mut x = start.reshape((1, d))?.broadcast_as((b, d))?.contiguous()?;
@@ -336,13 +466,13 @@ impl Decoder {
     }
 }
 
-/// Additive key mask `(b, 1, 1, s)` from per-token attendance: 0 where attended, the f32
-/// minimum where not, as HF's extended attention mask. A masked key then gets an exact 0 after
-/// the softmax whenever one key is attended (the REG token guarantees it), and a row with no
-/// attended key degrades to uniform weights as in the reference instead of NaN.
-pub fn additive_mask(attend: &[bool], b: usize, s: usize, device: &Device) -> Result<Tensor> {
-    let values: Vec<f32> = attend.iter().map(|&a| if a { 0.0 } else { f32::MIN }).collect();
-    Tensor::from_vec(values, (b, 1, 1, s), device)
+/// Additive key mask `(b, s)` (row-major, from per-token attendance in the same order): 0 where
+/// attended, the f32 minimum where not, as HF's extended attention mask. A masked key then
+/// gets an exact 0 after the softmax whenever one key is attended (the REG token guarantees
+/// it), and a row with no attended key degrades to uniform weights as in the reference
+/// instead of NaN.
+pub fn additive_mask(attend: &[bool]) -> Vec<f32> {
+    attend.iter().map(|&a| if a { 0.0 } else { f32::MIN }).collect()
 }
 
 #[cfg(test)]

@@ -94,14 +94,16 @@ fn forward_gemms(cfg: &Config, batch: usize, context: usize) -> Vec<Gemm> {
         g(1, rows, inner, d, enc),
         g(1, rows, d, ff, enc),
         g(1, rows, ff, d, enc),
-        // Decoder, one position: self v and o, cross q, cross kv on the encoder output,
-        // scores, attention x values, cross o, feed-forward.
+        // Decoder, one position: self v and o, cross q, each head's query taken to model
+        // space through k, scores and the weighted mix on the encoder output itself, the
+        // head outputs through v, cross o, feed-forward.
         g(1, batch, d, inner, dec),
         g(1, batch, inner, d, dec),
         g(1, batch, d, inner, dec),
-        g(1, rows, d, 2 * inner, dec),
-        g(batch * h, 1, dk, s, dec),
-        g(batch * h, 1, s, dk, dec),
+        g(h, batch, dk, d, dec),
+        g(batch, h, d, s, dec),
+        g(batch, h, s, d, dec),
+        g(h, batch, d, dk, dec),
         g(1, batch, inner, d, dec),
         g(1, batch, d, ff, dec),
         g(1, batch, ff, d, dec),
