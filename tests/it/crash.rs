@@ -45,6 +45,7 @@ max_inference_time_increase_pct = 10000.0
 min_coverage_95 = 0.0
 max_abs_bias = 100000.0
 require_dm_significance = false
+max_interval_score_increase_pct = 10000.0
 [deploy]
 backups_to_keep = 1000
 ";

@@ -16,7 +16,7 @@ use crate::util::{demo_model, TestEnv};
 /// Validation settings that approve any candidate, so the deploy path runs.
 const LENIENT: &str = "[validation]\nmin_rmse_improvement_pct = -100.0\nmin_mape_improvement_pct = -100.0\n\
 max_std_increase_pct = 10000.0\nmax_inference_time_increase_pct = 10000.0\nmin_coverage_95 = 0.0\nmax_abs_bias = 1000.0\n\
-require_dm_significance = false\n";
+require_dm_significance = false\nmax_interval_score_increase_pct = 10000.0\n";
 /// Validation settings no candidate can meet.
 const STRICT: &str = "[validation]\nmin_rmse_improvement_pct = 1000.0\nmin_mape_improvement_pct = 1000.0\n";
 
