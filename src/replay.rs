@@ -366,13 +366,15 @@ fn scored_origins(series: &Series, h: usize, from: NaiveDate, to: NaiveDate) -> 
 /// One step's forecast: (mean, CI80, CI95, the 9 adjusted levels).
 type StepForecast = (f64, [f64; 2], [f64; 2], [f64; 9]);
 
-/// The forecast path of `params` at each origin: steps 1..=h.
-fn path_forecasts(
+/// The forecasts of `params` at each origin for the 0-based steps in `steps` (of a forward
+/// for `h` steps); only those steps are summarized.
+fn forecasts_at(
     input: &ReplayInput<'_>,
     cache: &mut ForwardCache,
     params: &InferenceParams,
     h: usize,
     origins: &[usize],
+    steps: std::ops::Range<usize>,
 ) -> anyhow::Result<Vec<Vec<StepForecast>>> {
     if origins.is_empty() {
         return Ok(Vec::new());
@@ -388,11 +390,11 @@ fn path_forecasts(
     raw.forecasts
         .iter()
         .map(|f| {
-            let path = QuantileForecast {
-                values: f.values.iter().map(|row| row[..h].to_vec()).collect(),
+            let part = QuantileForecast {
+                values: f.values.iter().map(|row| row[steps.clone()].to_vec()).collect(),
             };
-            let s = forecast::summarize(&path, params.num_samples, params.temperature)?;
-            Ok((0..h)
+            let s = forecast::summarize(&part, params.num_samples, params.temperature)?;
+            Ok((0..steps.len())
                 .map(|t| {
                     (
                         s.mean[t],
@@ -406,6 +408,17 @@ fn path_forecasts(
         .collect()
 }
 
+/// The forecast path of `params` at each origin: steps 1..=h.
+fn path_forecasts(
+    input: &ReplayInput<'_>,
+    cache: &mut ForwardCache,
+    params: &InferenceParams,
+    h: usize,
+    origins: &[usize],
+) -> anyhow::Result<Vec<Vec<StepForecast>>> {
+    forecasts_at(input, cache, params, h, origins, 0..h)
+}
+
 /// The step-`h` forecast of `params` at each origin (what production tracks).
 fn step_forecasts(
     input: &ReplayInput<'_>,
@@ -414,9 +427,9 @@ fn step_forecasts(
     h: usize,
     origins: &[usize],
 ) -> anyhow::Result<Vec<StepForecast>> {
-    Ok(path_forecasts(input, cache, params, h, origins)?
+    Ok(forecasts_at(input, cache, params, h, origins, h - 1..h)?
         .into_iter()
-        .map(|mut path| path.pop().expect("h >= 1 steps"))
+        .map(|mut step| step.pop().expect("one step"))
         .collect())
 }
 
