@@ -150,6 +150,10 @@ pub struct SearchSettings {
     /// num_samples rule: the smallest value whose mean and CI95 bounds stay within this
     /// percentage of the CI95 width of the largest value's forecasts.
     pub num_samples_tolerance_pct: f64,
+    /// temperature rule: the current temperature stays unless the lowest-scoring one beats
+    /// it at this one-sided Diebold-Mariano level on the selection origins (1 lets the
+    /// lowest score win outright).
+    pub temperature_change_alpha: f64,
     /// Context lengths per horizon label.
     pub context_lengths: BTreeMap<Horizon, Vec<usize>>,
     /// Context lengths for horizons not listed above.
@@ -172,6 +176,7 @@ impl Default for SearchSettings {
             selection_origins: 52,
             origin_spacing: 5,
             num_samples_tolerance_pct: 2.5,
+            temperature_change_alpha: 0.05,
             context_lengths,
             default_context_lengths: vec![90, 180, 365],
             num_samples: vec![50, 100, 200],
@@ -427,6 +432,12 @@ impl Settings {
             return Err("search.origin_spacing must be >= 1".into());
         }
         positive("search.num_samples_tolerance_pct", s.num_samples_tolerance_pct)?;
+        let a = s.temperature_change_alpha;
+        if !(a > 0.0 && a <= 1.0) {
+            return Err(format!(
+                "search.temperature_change_alpha = {a} must be in (0, 1] (1 lets the lowest interval score win outright)"
+            ));
+        }
         for (k, v) in &s.context_lengths {
             context_list(&format!("search.context_lengths.{k}"), v)?;
         }

@@ -292,6 +292,7 @@ pub fn search_and_validate(
             &s.search,
             &s.validation,
             &split.selection,
+            Some(current.temperature),
             cache,
             progress,
         )?;

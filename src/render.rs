@@ -3,7 +3,7 @@
 
 use crate::deploy::GitRecord;
 use crate::output;
-use crate::search::SearchReport;
+use crate::search::{SearchReport, TemperatureChoice};
 use crate::validate::{Criterion, Measure, ValidationReport};
 
 /// The search's configs as a table with every score, the chosen one marked, and the rule
@@ -74,8 +74,28 @@ pub fn render_search(r: &SearchReport) -> String {
         list(c.rmse.iter().map(|(l, v)| format!("{l} {v:.3}")).collect())
     ));
     let t = &rules.temperature;
+    let why = match t.choice {
+        TemperatureChoice::Lowest => "by the lowest CI95 interval score".to_string(),
+        TemperatureChoice::CurrentIsLowest => {
+            "the current one, by the lowest CI95 interval score".to_string()
+        }
+        TemperatureChoice::Significant {
+            current,
+            p_value,
+            alpha,
+        } => format!(
+            "by the lowest CI95 interval score, significantly below current {current:.2}'s (DM p {p_value:.3} < {alpha})"
+        ),
+        TemperatureChoice::KeptCurrent {
+            lowest,
+            p_value,
+            alpha,
+        } => format!(
+            "kept: {lowest:.2} scores lower but not significantly (DM p {p_value:.3} >= {alpha})"
+        ),
+    };
     s.push_str(&format!(
-        "temperature {:.2} by the lowest CI95 interval score (at context {}, samples {}): {}\n",
+        "temperature {:.2} {why} (at context {}, samples {}): {}\n",
         t.chosen,
         t.at_context_length,
         t.at_num_samples,

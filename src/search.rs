@@ -264,7 +264,8 @@ pub struct ContextRule {
 }
 
 /// temperature: the lowest mean interval score of the CI95 at the chosen context length and
-/// the largest num_samples.
+/// the largest num_samples, if it beats the current config's temperature significantly
+/// there (see [`TemperatureChoice`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TemperatureRule {
     pub chosen: f64,
@@ -272,6 +273,34 @@ pub struct TemperatureRule {
     pub at_num_samples: usize,
     /// (temperature, interval score) in grid order.
     pub interval_score_95: Vec<(f64, f64)>,
+    pub choice: TemperatureChoice,
+}
+
+/// How the temperature rule settled. A temperature that only scores lower by chance would
+/// move every interval for nothing (the three temperatures' scores differ little on a year
+/// of origins), so the current temperature stays unless the lowest-scoring one beats it by
+/// a one-sided Diebold-Mariano test of the per-origin interval scores at
+/// `search.temperature_change_alpha`, on the selection origins.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum TemperatureChoice {
+    /// No current temperature in the grid (or none given): the lowest score.
+    Lowest,
+    /// The current temperature scores lowest.
+    CurrentIsLowest,
+    /// The lowest-scoring temperature beats the current one significantly.
+    Significant { current: f64, p_value: f64, alpha: f64 },
+    /// The lowest-scoring temperature is not significantly better: the current one stays.
+    KeptCurrent { lowest: f64, p_value: f64, alpha: f64 },
+}
+
+/// What the temperature rule weighs its choice against: the current config's temperature,
+/// the test level and the test's horizon in origins (`ceil(h / spacing)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Incumbent {
+    pub temperature: Option<f64>,
+    pub alpha: f64,
+    pub test_horizon: usize,
 }
 
 /// num_samples: the smallest value whose forecasts are within `tolerance_pct` of the
@@ -356,9 +385,18 @@ fn mc_deviation_pct(e: &Evaluation, reference: &Evaluation) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The one-sided Diebold-Mariano p-value of "`a`'s CI95 interval scores are lower than
+/// `b`'s", per origin (1 when it cannot be computed: too few origins).
+fn interval_score_p_value(a: &Evaluation, b: &Evaluation, test_horizon: usize) -> f64 {
+    let winkler = |p: &backtest::ErrorPoint| crate::metrics::interval_score(&[p.actual], &[p.ci95], 0.05);
+    validate::per_origin_differential(a, b, winkler)
+        .and_then(|d| crate::metrics::diebold_mariano(&d, test_horizon))
+        .map_or(1.0, |dm| dm.p_value_lower)
+}
+
 /// Applies the three rules (see [`Rules`]) to evaluated configs in grid order; fills in
 /// `mc_deviation_pct` and returns the chosen index with the rules.
-fn choose(configs: &mut [ConfigResult], tolerance_pct: f64) -> (usize, Rules) {
+fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent) -> (usize, Rules) {
     let params: Vec<InferenceParams> = configs.iter().map(|c| c.evaluation.params).collect();
     let find = |c: usize, n: usize, t: f64| {
         params
@@ -386,7 +424,45 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64) -> (usize, Rules) {
     let at_ref: Vec<usize> = lengths.iter().map(|&c| find(c, n_max, t_ref)).collect();
     let ctx = params[lowest(&at_ref, |i| metrics(i).rmse)].context_length;
     let at_ctx: Vec<usize> = temps.iter().map(|&t| find(ctx, n_max, t)).collect();
-    let temp = params[lowest(&at_ctx, |i| metrics(i).interval_score_95)].temperature;
+    let lowest_t = lowest(&at_ctx, |i| metrics(i).interval_score_95);
+    let current_t = incumbent.temperature.and_then(|t| {
+        at_ctx
+            .iter()
+            .copied()
+            .find(|&i| params[i].temperature.to_bits() == t.to_bits())
+    });
+    let (temp, choice) = match current_t {
+        None => (params[lowest_t].temperature, TemperatureChoice::Lowest),
+        Some(i) if i == lowest_t => (params[i].temperature, TemperatureChoice::CurrentIsLowest),
+        Some(i) => {
+            let (low, current) = (params[lowest_t].temperature, params[i].temperature);
+            let alpha = incumbent.alpha;
+            let p_value = interval_score_p_value(
+                &configs[lowest_t].evaluation,
+                &configs[i].evaluation,
+                incumbent.test_horizon,
+            );
+            if p_value < alpha {
+                (
+                    low,
+                    TemperatureChoice::Significant {
+                        current,
+                        p_value,
+                        alpha,
+                    },
+                )
+            } else {
+                (
+                    current,
+                    TemperatureChoice::KeptCurrent {
+                        lowest: low,
+                        p_value,
+                        alpha,
+                    },
+                )
+            }
+        }
+    };
     let at_both: Vec<usize> = samples.iter().map(|&n| find(ctx, n, temp)).collect();
     let within = at_both
         .iter()
@@ -411,6 +487,7 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64) -> (usize, Rules) {
                 .iter()
                 .map(|&i| (params[i].temperature, metrics(i).interval_score_95))
                 .collect(),
+            choice,
         },
         num_samples: SamplesRule {
             chosen: params[within].num_samples,
@@ -426,7 +503,8 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64) -> (usize, Rules) {
 }
 
 /// The grid search of horizon `h` on the selection origins `selection` (ascending; see
-/// [`backtest::split_origins`]). Nothing at a later origin is looked at: every forecast comes
+/// [`backtest::split_origins`]); `current_temperature` is the deployed config's, which the
+/// temperature rule keeps unless beaten significantly (see [`TemperatureChoice`]). Nothing at a later origin is looked at: every forecast comes
 /// from a context ending at one of `selection`, every actual is at most `h` rows after one.
 #[allow(clippy::too_many_arguments)]
 pub fn search(
@@ -436,6 +514,7 @@ pub fn search(
     settings: &SearchSettings,
     validation: &ValidationSettings,
     selection: &[usize],
+    current_temperature: Option<f64>,
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<SearchReport> {
@@ -494,7 +573,12 @@ pub fn search(
         }
     }
     // `lengths` follows the grid's outer loop, so `configs` is already in grid order.
-    let (best, rules) = choose(&mut configs, settings.num_samples_tolerance_pct);
+    let incumbent = Incumbent {
+        temperature: current_temperature,
+        alpha: settings.temperature_change_alpha,
+        test_horizon: h.steps().div_ceil(settings.origin_spacing),
+    };
+    let (best, rules) = choose(&mut configs, settings.num_samples_tolerance_pct, incumbent);
     Ok(SearchReport {
         horizon: h,
         origins: origins.len(),
@@ -589,6 +673,76 @@ mod tests {
         }
     }
 
+    const NO_INCUMBENT: Incumbent = Incumbent {
+        temperature: None,
+        alpha: 0.05,
+        test_horizon: 1,
+    };
+
+    /// One context and one num_samples; the current temperature 1.0 forecasts [80, 120] at
+    /// ten origins (interval score 40 each, actual 100); T 1.2 scores lowest on average with
+    /// `widths`, T 0.8 worst.
+    fn temperature_grid(widths: &[f64]) -> Vec<ConfigResult> {
+        let at = |w: &[f64]| -> Vec<(f64, [f64; 2])> {
+            w.iter()
+                .map(|w| (100.0, [100.0 - w / 2.0, 100.0 + w / 2.0]))
+                .collect()
+        };
+        let mean = widths.iter().sum::<f64>() / widths.len() as f64;
+        vec![
+            config((10, 50, 0.8), 1.0, 50.0, &at(&[50.0; 10])),
+            config((10, 50, 1.0), 1.0, 40.0, &at(&[40.0; 10])),
+            config((10, 50, 1.2), 1.0, mean, &at(widths)),
+        ]
+    }
+
+    #[test]
+    fn the_current_temperature_stays_unless_beaten_significantly() {
+        let pick = |widths: &[f64], current: Option<f64>, alpha: f64| {
+            let mut c = temperature_grid(widths);
+            let incumbent = Incumbent {
+                temperature: current,
+                alpha,
+                test_horizon: 1,
+            };
+            let (best, rules) = choose(&mut c, 2.5, incumbent);
+            assert_eq!(c[best].evaluation.params.temperature, rules.temperature.chosen);
+            (rules.temperature.chosen, rules.temperature.choice)
+        };
+        // Narrower by 10 at every origin: a constant differential, p 0.
+        let steady = [30.0; 10];
+        let (t, choice) = pick(&steady, Some(1.0), 0.05);
+        assert_eq!(t, 1.2);
+        assert!(
+            matches!(choice, TemperatureChoice::Significant { current, p_value, .. } if current == 1.0 && p_value == 0.0),
+            "{choice:?}"
+        );
+        // Lower on average (39.1 vs 40) but back and forth: not significant, 1.0 stays.
+        let noisy = [30.0, 48.0, 31.0, 49.0, 30.0, 48.0, 31.0, 49.0, 30.0, 45.0];
+        let (t, choice) = pick(&noisy, Some(1.0), 0.05);
+        assert_eq!(t, 1.0);
+        match choice {
+            TemperatureChoice::KeptCurrent {
+                lowest,
+                p_value,
+                alpha,
+            } => {
+                assert_eq!((lowest, alpha), (1.2, 0.05));
+                assert!(p_value > 0.05 && p_value < 0.5, "{p_value}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Alpha 1 lets the lowest score win outright; no current temperature, or one outside
+        // the grid, gives the lowest score; the current one scoring lowest is kept as such.
+        assert_eq!(pick(&noisy, Some(1.0), 1.0).0, 1.2);
+        assert_eq!(pick(&noisy, None, 0.05), (1.2, TemperatureChoice::Lowest));
+        assert_eq!(pick(&noisy, Some(0.9), 0.05), (1.2, TemperatureChoice::Lowest));
+        assert_eq!(
+            pick(&noisy, Some(1.2), 0.05),
+            (1.2, TemperatureChoice::CurrentIsLowest)
+        );
+    }
+
     /// The num_samples rule on one (context, temperature): n = 200 forecasts 100 in
     /// [90, 110] (width 20); n = 100 is off by (0.1, 0.4, 0.2) = 2 % of the width at the
     /// first point and `second` % at the second; n = 50 by 1 / 20 = 5 %.
@@ -611,7 +765,7 @@ mod tests {
     fn num_samples_is_the_smallest_within_the_tolerance_of_the_largest() {
         let pick = |second: f64, tol: f64| {
             let mut c = samples_grid(second);
-            let (best, rules) = choose(&mut c, tol);
+            let (best, rules) = choose(&mut c, tol, NO_INCUMBENT);
             assert_eq!(c[best].evaluation.params.num_samples, rules.num_samples.chosen);
             (
                 rules.num_samples.chosen,
@@ -657,7 +811,7 @@ mod tests {
                 }
             }
         }
-        let (best, rules) = choose(&mut c, 2.5);
+        let (best, rules) = choose(&mut c, 2.5, NO_INCUMBENT);
         assert_eq!(rules.context_length.chosen, 20);
         assert_eq!(rules.context_length.rmse, vec![(10, 5.0), (20, 4.0)]);
         assert_eq!(
@@ -685,7 +839,7 @@ mod tests {
                 x.evaluation.metrics.rmse = f64::NAN;
             }
         }
-        assert_eq!(choose(&mut c, 2.5).1.context_length.chosen, 10);
+        assert_eq!(choose(&mut c, 2.5, NO_INCUMBENT).1.context_length.chosen, 10);
     }
 
     #[test]

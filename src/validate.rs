@@ -42,7 +42,7 @@
 use anyhow::ensure;
 use serde::Serialize;
 
-use crate::backtest::{Evaluation, InferenceCost, Metrics, OriginSpan};
+use crate::backtest::{ErrorPoint, Evaluation, InferenceCost, Metrics, OriginSpan};
 use crate::config::ValidationSettings;
 use crate::domain::Horizon;
 use crate::metrics::{clark_west, diebold_mariano, ClarkWest, DieboldMariano};
@@ -223,6 +223,16 @@ fn criterion(id: u8, name: &'static str, measures: Vec<Measure>) -> Criterion {
 /// The per-origin squared-error loss differential, candidate minus current. Both
 /// evaluations must cover the same (origin, step) pairs in the same order.
 pub fn loss_differential(candidate: &Evaluation, current: &Evaluation) -> anyhow::Result<Vec<f64>> {
+    per_origin_differential(candidate, current, |p| p.error * p.error)
+}
+
+/// Per origin, the mean over its steps of `loss(a) - loss(b)`. Both evaluations must cover
+/// the same (origin, step) pairs in the same order.
+pub fn per_origin_differential(
+    candidate: &Evaluation,
+    current: &Evaluation,
+    loss: impl Fn(&ErrorPoint) -> f64,
+) -> anyhow::Result<Vec<f64>> {
     ensure!(
         candidate.points.len() == current.points.len()
             && candidate
@@ -242,7 +252,7 @@ pub fn loss_differential(candidate: &Evaluation, current: &Evaluation) -> anyhow
             out.push(sum / count as f64);
             (origin, sum, count) = (a.origin, 0.0, 0);
         }
-        sum += a.error * a.error - b.error * b.error;
+        sum += loss(a) - loss(b);
         count += 1;
     }
     out.push(sum / count as f64);

@@ -99,6 +99,7 @@ fn main() {
             &settings,
             &validation,
             &split.selection,
+            None,
             &mut cache,
             &mut |_| {},
         )

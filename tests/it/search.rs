@@ -215,6 +215,7 @@ fn twenty_seven_configs_cost_three_forward_batches() {
         &settings,
         &ValidationSettings::default(),
         &parts.selection,
+        None,
         &mut cache,
         &mut |p| events.push(p),
     )
@@ -258,6 +259,7 @@ fn twenty_seven_configs_cost_three_forward_batches() {
         &settings,
         &ValidationSettings::default(),
         &parts.selection,
+        None,
         &mut cache,
         &mut |_| {},
     )
@@ -310,6 +312,7 @@ fn search_result_equals_brute_force_evaluation_and_the_rules_by_hand() {
                 &s,
                 &ValidationSettings::default(),
                 &origins,
+                None,
                 &mut ForwardCache::new(),
                 &mut |_| {},
             )
@@ -367,6 +370,7 @@ fn no_confirmation_origin_is_ever_seen_by_the_search() {
             &settings,
             &ValidationSettings::default(),
             &parts.selection,
+            None,
             &mut ForwardCache::new(),
             &mut |_| {},
         )
@@ -401,6 +405,7 @@ fn no_confirmation_origin_is_ever_seen_by_the_search() {
             &settings,
             &ValidationSettings::default(),
             &parts.selection,
+            None,
             &mut ForwardCache::new(),
             &mut |_| {},
         )
@@ -447,6 +452,7 @@ fn horizons_share_forwards_where_origins_coincide() {
         &settings,
         &v,
         &o15,
+        None,
         &mut cache,
         &mut |_| {},
     )
@@ -459,6 +465,7 @@ fn horizons_share_forwards_where_origins_coincide() {
         &settings,
         &v,
         &o7,
+        None,
         &mut cache,
         &mut |_| {},
     )
@@ -478,6 +485,7 @@ fn horizons_share_forwards_where_origins_coincide() {
         &settings,
         &v,
         &o7,
+        None,
         &mut ForwardCache::new(),
         &mut |_| {},
     )
@@ -528,6 +536,7 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
         &settings,
         &v,
         &parts.selection,
+        None,
         &mut cache,
         &mut |_| {},
     )
