@@ -88,6 +88,12 @@ pub fn rows_spanned(settings: &SearchSettings, h: usize) -> usize {
     (settings.selection_origins + settings.validation_window - 2) * k + gap + h + (k - 1)
 }
 
+/// The significance tests' horizon in origins for `h`-step forecasts at origins `spacing`
+/// rows apart: origins up to `ceil(h / spacing) - 1` apart forecast overlapping targets.
+pub fn test_horizon(h: usize, spacing: usize) -> usize {
+    h.div_ceil(spacing)
+}
+
 /// Splits the lattice origins of horizon `h` into selection and confirmation origins (see the
 /// module docs), with `settings.selection_origins` and `settings.validation_window` of them.
 pub fn split_origins(series: &Series, h: usize, settings: &SearchSettings) -> anyhow::Result<OriginSplit> {

@@ -333,7 +333,7 @@ pub fn search_and_validate(
         selection: split.selection_span(series, h.steps()),
         selection_used: candidate.is_none(),
         confirmation: split.confirmation_span(series, h.steps()),
-        test_horizon: h.steps().div_ceil(split.spacing),
+        test_horizon: backtest::test_horizon(h.steps(), split.spacing),
     };
     let validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
     Ok(Validated { search, validation })

@@ -504,8 +504,9 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
 
 /// The grid search of horizon `h` on the selection origins `selection` (ascending; see
 /// [`backtest::split_origins`]); `current_temperature` is the deployed config's, which the
-/// temperature rule keeps unless beaten significantly (see [`TemperatureChoice`]). Nothing at a later origin is looked at: every forecast comes
-/// from a context ending at one of `selection`, every actual is at most `h` rows after one.
+/// temperature rule keeps unless beaten significantly (see [`TemperatureChoice`]). Nothing
+/// at a later origin is looked at: every forecast comes from a context ending at one of
+/// `selection`, every actual is at most `h` rows after one.
 #[allow(clippy::too_many_arguments)]
 pub fn search(
     model: &dyn QuantileModel,
@@ -576,7 +577,7 @@ pub fn search(
     let incumbent = Incumbent {
         temperature: current_temperature,
         alpha: settings.temperature_change_alpha,
-        test_horizon: h.steps().div_ceil(settings.origin_spacing),
+        test_horizon: backtest::test_horizon(h.steps(), settings.origin_spacing),
     };
     let (best, rules) = choose(&mut configs, settings.num_samples_tolerance_pct, incumbent);
     Ok(SearchReport {
