@@ -154,13 +154,18 @@ pub struct SearchSettings {
     /// it at this one-sided Diebold-Mariano level on the selection origins (1 lets the
     /// lowest score win outright).
     pub temperature_change_alpha: f64,
+    /// context_length rule: the current context length stays unless the lowest-RMSE one beats
+    /// it at this one-sided Diebold-Mariano level on the selection origins (1 lets the lowest
+    /// RMSE win outright).
+    pub context_change_alpha: f64,
     /// Context lengths per horizon label.
     pub context_lengths: BTreeMap<Horizon, Vec<usize>>,
     /// Context lengths for horizons not listed above.
     pub default_context_lengths: Vec<usize>,
     pub num_samples: Vec<usize>,
     pub temperature: Vec<f64>,
-    /// Runs whose median gives a config's inference time.
+    /// Runs whose median gives a config's inference time in the search table (shown only;
+    /// 0: not timed, as a replay runs its searches).
     pub timing_runs: usize,
 }
 
@@ -177,6 +182,7 @@ impl Default for SearchSettings {
             origin_spacing: 5,
             num_samples_tolerance_pct: 2.5,
             temperature_change_alpha: 0.05,
+            context_change_alpha: 0.05,
             context_lengths,
             default_context_lengths: vec![90, 180, 365],
             num_samples: vec![50, 100, 200],
@@ -256,6 +262,9 @@ pub struct DeploySettings {
     pub probation_days: i64,
     /// Roll back when live RMSE exceeds the promised validation RMSE by more than this (percent).
     pub probation_max_degradation_pct: f64,
+    /// Roll back when live RMSE exceeds that of the config the deploy replaced, on the same
+    /// origins, by more than this (percent; 0: any excess).
+    pub probation_max_relative_degradation_pct: f64,
     /// Minimum origins since the deploy before probation judges.
     pub probation_min_origins: usize,
 }
@@ -266,6 +275,7 @@ impl Default for DeploySettings {
             backups_to_keep: 10,
             probation_days: 28,
             probation_max_degradation_pct: 30.0,
+            probation_max_relative_degradation_pct: 0.0,
             probation_min_origins: 5,
         }
     }
@@ -432,11 +442,19 @@ impl Settings {
             return Err("search.origin_spacing must be >= 1".into());
         }
         positive("search.num_samples_tolerance_pct", s.num_samples_tolerance_pct)?;
-        let a = s.temperature_change_alpha;
-        if !(a > 0.0 && a <= 1.0) {
-            return Err(format!(
-                "search.temperature_change_alpha = {a} must be in (0, 1] (1 lets the lowest interval score win outright)"
-            ));
+        for (key, a, score) in [
+            (
+                "temperature_change_alpha",
+                s.temperature_change_alpha,
+                "interval score",
+            ),
+            ("context_change_alpha", s.context_change_alpha, "RMSE"),
+        ] {
+            if !(a > 0.0 && a <= 1.0) {
+                return Err(format!(
+                    "search.{key} = {a} must be in (0, 1] (1 lets the lowest {score} win outright)"
+                ));
+            }
         }
         for (k, v) in &s.context_lengths {
             context_list(&format!("search.context_lengths.{k}"), v)?;
@@ -448,9 +466,6 @@ impl Settings {
         list("search.temperature", &s.temperature, |t| {
             domain::check_temperature(*t)
         })?;
-        if s.timing_runs == 0 {
-            return Err("search.timing_runs must be >= 1".into());
-        }
         let v = &self.validation;
         for (key, x) in [
             ("validation.min_rmse_improvement_pct", v.min_rmse_improvement_pct),
@@ -491,6 +506,12 @@ impl Settings {
             "deploy.probation_max_degradation_pct",
             d.probation_max_degradation_pct,
         )?;
+        let r = d.probation_max_relative_degradation_pct;
+        if !(r.is_finite() && r >= 0.0) {
+            return Err(format!(
+                "deploy.probation_max_relative_degradation_pct = {r} must be a number >= 0"
+            ));
+        }
         if d.probation_min_origins == 0 {
             return Err("deploy.probation_min_origins must be >= 1".into());
         }

@@ -5,17 +5,17 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::backtest::{self, ModelDims};
 use crate::config::Settings;
-use crate::domain::{Horizon, InferenceParams};
+use crate::domain::{Horizon, InferenceParams, TriggerKind};
 use crate::exit::invalid;
 use crate::forecast::QuantileModel;
 use crate::forecaster_config::{ForecasterConfig, SCHEMA_VERSION};
 use crate::hindcast;
-use crate::history::HistoryRecord;
+use crate::history::{Action, HistoryRecord};
 use crate::probation::{self, ProbationCheck};
 use crate::search::{self, ForwardCache, Progress, SearchReport};
 use crate::series::{Prediction, Series};
@@ -191,13 +191,23 @@ fn probation_check(
         return Ok(None);
     };
     let origins = probation::origins(world.series, cfg.horizon, due.deployed_at);
-    let errors = if origins.len() < d.probation_min_origins {
-        Vec::new()
-    } else {
-        hindcast::step_errors(model, world.series, cfg.horizon, &cfg.params(), &origins, cache)?
+    if origins.len() < d.probation_min_origins {
+        return Ok(Some(probation::judge(&due, origins.len(), None, None, d)));
+    }
+    // Scored as validation scored the promise: RMSE over steps 1..h of the mean forecast.
+    let mut live = |p: &InferenceParams| -> anyhow::Result<f64> {
+        let e = search::evaluate_params(model, world.series, cfg.horizon, p, &origins, cache, &mut |_| {})?;
+        Ok(e.metrics.rmse)
     };
-    let e: Vec<f64> = errors.iter().map(|p| p.error).collect();
-    Ok(Some(probation::judge(&due, origins.len(), &e, d)))
+    let deployed = live(&cfg.params())?;
+    let replaced = due.replaced.as_ref().map(&mut live).transpose()?;
+    Ok(Some(probation::judge(
+        &due,
+        origins.len(),
+        Some(deployed),
+        replaced,
+        d,
+    )))
 }
 
 /// The trigger report of one horizon, hindcasting the deployed config when tracked
@@ -292,7 +302,7 @@ pub fn search_and_validate(
             &s.search,
             &s.validation,
             &split.selection,
-            Some(current.temperature),
+            Some(current.params()),
             cache,
             progress,
         )?;
@@ -335,6 +345,159 @@ pub fn search_and_validate(
         confirmation: split.confirmation_span(series, h.steps()),
         test_horizon: backtest::test_horizon(h.steps(), split.spacing),
     };
-    let validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
+    let since = origins.confirmation.first_origin;
+    let mut validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
+    let rollbacks = probation_rollbacks(world.history, h, &cand_params, since, world.now);
+    validation.push_criterion(validate::probation_criterion(rollbacks));
     Ok(Validated { search, validation })
+}
+
+/// Probation rollbacks of `params` at `h` recorded from `since` (a date) up to `now`: the
+/// rows of `RolledBack` by the probation trigger whose replaced (`old`) parameters are these.
+pub fn probation_rollbacks(
+    history: &[HistoryRecord],
+    h: Horizon,
+    params: &InferenceParams,
+    since: NaiveDate,
+    now: DateTime<Utc>,
+) -> usize {
+    let label = h.label();
+    let same = |o: &crate::history::RecordParams| {
+        o.context_length == i64::try_from(params.context_length).ok()
+            && o.num_samples == i64::try_from(params.num_samples).ok()
+            && o.temperature.map(f64::to_bits) == Some(params.temperature.to_bits())
+    };
+    history
+        .iter()
+        .filter(|r| {
+            r.horizon == label
+                && r.action == Action::RolledBack
+                && r.triggered_by
+                    .split(',')
+                    .any(|t| t == TriggerKind::Probation.as_str())
+                && same(&r.old)
+                && r.optimization_date.date_naive() >= since
+                && r.optimization_date <= now
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{RecordMetrics, RecordParams};
+
+    fn row(h: &str, day: &str, action: Action, by: &str, old: (i64, i64, f64)) -> HistoryRecord {
+        HistoryRecord {
+            run_id: "r".into(),
+            horizon: h.into(),
+            optimization_date: format!("{day}T02:00:00Z").parse().unwrap(),
+            action,
+            triggered_by: by.into(),
+            performance_degradation_pct: None,
+            drift_severity: None,
+            days_since_last: None,
+            success: true,
+            old: RecordParams {
+                context_length: Some(old.0),
+                num_samples: Some(old.1),
+                temperature: Some(old.2),
+            },
+            new: RecordParams::default(),
+            candidate: RecordMetrics::default(),
+            current: RecordMetrics::default(),
+            duration_seconds: 0.0,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_probation_rollbacks_of_the_same_parameters_since_the_confirmation_start_count() {
+        let p = InferenceParams {
+            context_length: 90,
+            num_samples: 100,
+            temperature: 1.0,
+        };
+        let since = NaiveDate::from_ymd_opt(2019, 1, 7).unwrap();
+        let now: DateTime<Utc> = "2019-08-01T02:00:00Z".parse().unwrap();
+        let count = |rows: &[HistoryRecord]| probation_rollbacks(rows, Horizon(15), &p, since, now);
+        let rolled = row(
+            "15d",
+            "2019-07-14",
+            Action::RolledBack,
+            "probation",
+            (90, 100, 1.0),
+        );
+        assert_eq!(count(&[rolled.clone()]), 1);
+        // The first confirmation origin's day counts; the day before does not.
+        assert_eq!(
+            count(&[row(
+                "15d",
+                "2019-01-07",
+                Action::RolledBack,
+                "probation",
+                (90, 100, 1.0)
+            )]),
+            1
+        );
+        assert_eq!(
+            count(&[row(
+                "15d",
+                "2019-01-06",
+                Action::RolledBack,
+                "probation",
+                (90, 100, 1.0)
+            )]),
+            0
+        );
+        // Another horizon, other parameters, a person's rollback, a deploy, a later record: none.
+        assert_eq!(
+            count(&[row(
+                "7d",
+                "2019-07-14",
+                Action::RolledBack,
+                "probation",
+                (90, 100, 1.0)
+            )]),
+            0
+        );
+        assert_eq!(
+            count(&[row(
+                "15d",
+                "2019-07-14",
+                Action::RolledBack,
+                "probation",
+                (90, 100, 1.2)
+            )]),
+            0
+        );
+        assert_eq!(
+            count(&[row("15d", "2019-07-14", Action::RolledBack, "", (90, 100, 1.0))]),
+            0
+        );
+        assert_eq!(
+            count(&[row(
+                "15d",
+                "2019-07-14",
+                Action::Deployed,
+                "probation",
+                (90, 100, 1.0)
+            )]),
+            0
+        );
+        assert_eq!(
+            count(&[row(
+                "15d",
+                "2019-09-01",
+                Action::RolledBack,
+                "probation",
+                (90, 100, 1.0)
+            )]),
+            0
+        );
+        // Criterion 8 passes at none and fails at one, and a failed criterion withdraws approval.
+        assert!(validate::probation_criterion(0).passed);
+        let c = validate::probation_criterion(count(&[rolled]));
+        assert!(!c.passed && c.id == 8);
+    }
 }

@@ -742,6 +742,9 @@ mod tests {
             promised_rmse: 10.0,
             limit_pct: 30.0,
             degradation_pct: Some(100.0),
+            replaced_rmse: None,
+            relative_degradation_pct: None,
+            relative_limit_pct: 0.0,
             rolled_back: true,
             note: "probation: live RMSE 20.000 vs promised 10.000 (+100.0 %, limit +30 %)".into(),
         };

@@ -3,8 +3,32 @@
 
 use crate::deploy::GitRecord;
 use crate::output;
-use crate::search::{SearchReport, TemperatureChoice};
+use crate::search::{IncumbentChoice, SearchReport};
 use crate::validate::{Criterion, Measure, ValidationReport};
+
+/// Why a parameter rule chose what it chose, for the search table's rule lines.
+fn incumbent_why<T: Copy>(choice: &IncumbentChoice<T>, score: &str, show: impl Fn(T) -> String) -> String {
+    match *choice {
+        IncumbentChoice::Lowest => format!("by the lowest {score}"),
+        IncumbentChoice::CurrentIsLowest => format!("the current one, by the lowest {score}"),
+        IncumbentChoice::Significant {
+            current,
+            p_value,
+            alpha,
+        } => format!(
+            "by the lowest {score}, significantly below current {}'s (DM p {p_value:.3} < {alpha})",
+            show(current)
+        ),
+        IncumbentChoice::KeptCurrent {
+            lowest,
+            p_value,
+            alpha,
+        } => format!(
+            "kept: {} scores lower but not significantly (DM p {p_value:.3} >= {alpha})",
+            show(lowest)
+        ),
+    }
+}
 
 /// The search's configs as a table with every score, the chosen one marked, and the rule
 /// that picked each parameter.
@@ -28,7 +52,11 @@ pub fn render_search(r: &SearchReport) -> String {
             format!("{:.3}", m.coverage_95),
             format!("{:+.3}", m.bias),
             format!("{:.3}", m.mape),
-            format!("{:.2}", m.inference_ms),
+            if m.inference_ms.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", m.inference_ms)
+            },
             if c.meets_criteria { "yes" } else { "no" }.to_string(),
         ]
     });
@@ -67,33 +95,15 @@ pub fn render_search(r: &SearchReport) -> String {
     let c = &rules.context_length;
     let list = |xs: Vec<String>| xs.join(", ");
     s.push_str(&format!(
-        "context_length {} by the lowest RMSE of the point forecast (at samples {}, temp {:.2}): {}\n",
+        "context_length {} {} (at samples {}, temp {:.2}): {}\n",
         c.chosen,
+        incumbent_why(&c.choice, "RMSE of the point forecast", |l| l.to_string()),
         c.at_num_samples,
         c.at_temperature,
         list(c.rmse.iter().map(|(l, v)| format!("{l} {v:.3}")).collect())
     ));
     let t = &rules.temperature;
-    let why = match t.choice {
-        TemperatureChoice::Lowest => "by the lowest CI95 interval score".to_string(),
-        TemperatureChoice::CurrentIsLowest => {
-            "the current one, by the lowest CI95 interval score".to_string()
-        }
-        TemperatureChoice::Significant {
-            current,
-            p_value,
-            alpha,
-        } => format!(
-            "by the lowest CI95 interval score, significantly below current {current:.2}'s (DM p {p_value:.3} < {alpha})"
-        ),
-        TemperatureChoice::KeptCurrent {
-            lowest,
-            p_value,
-            alpha,
-        } => format!(
-            "kept: {lowest:.2} scores lower but not significantly (DM p {p_value:.3} >= {alpha})"
-        ),
-    };
+    let why = incumbent_why(&t.choice, "CI95 interval score", |t| format!("{t:.2}"));
     s.push_str(&format!(
         "temperature {:.2} {why} (at context {}, samples {}): {}\n",
         t.chosen,

@@ -50,8 +50,17 @@ pub struct ReplayInput<'a> {
 /// Progress of a replay, for a progress bar.
 #[derive(Clone, Copy, Debug)]
 pub enum ReplayProgress {
-    Started { runs: usize },
-    RunFinished { date: NaiveDate },
+    Started {
+        runs: usize,
+    },
+    /// Forward passes computed up front, before the first run (see [`prefetch`]).
+    Forwards {
+        done: usize,
+        total: usize,
+    },
+    RunFinished {
+        date: NaiveDate,
+    },
 }
 
 /// One config taking effect for the origins after `after`.
@@ -207,6 +216,11 @@ pub fn replay(
     ensure!(!input.initial.is_empty(), "replay needs at least one horizon");
     let dates = run_dates(spec);
     progress(ReplayProgress::Started { runs: dates.len() });
+    // The search table's timing column is shown only, and a replay prints no search table:
+    // its searches time nothing (decisions never read a timing).
+    let mut settings = input.settings.clone();
+    settings.search.timing_runs = 0;
+    let settings = &settings;
     let mut cache = ForwardCache::new();
     let mut states: Vec<State> = input
         .initial
@@ -225,6 +239,7 @@ pub fn replay(
         .collect();
     // Longest horizon first: shorter ones reuse its forwards.
     states.sort_by_key(|s| std::cmp::Reverse(s.cfg.horizon));
+    let prefetched = prefetch(input, settings, spec, &states, &mut cache, progress)?;
     let mut history: Vec<HistoryRecord> = Vec::new();
     let mut predictions: Vec<Prediction> = Vec::new();
     for (k, &d) in dates.iter().enumerate() {
@@ -242,7 +257,7 @@ pub fn replay(
         let mut records = Vec::new();
         for st in &mut states {
             let world = World {
-                settings: input.settings,
+                settings,
                 now,
                 series: &known,
                 series_name: input.series_name,
@@ -302,7 +317,7 @@ pub fn replay(
         horizons,
         kpis,
         forwards_computed: cache.series_run,
-        forwards_requested: cache.series_run + cache.series_reused,
+        forwards_requested: cache.series_run + cache.series_reused - prefetched,
     })
 }
 
@@ -351,6 +366,66 @@ fn apply(st: &mut State, decision: Decision, d: NaiveDate) -> Outcome {
         },
         other => Outcome::from(other),
     }
+}
+
+/// Contexts sent to the model at once by [`prefetch`].
+const PREFETCH_BATCH: usize = 32;
+
+/// Computes up front, in full batches, the forwards the replay will ask for: per horizon
+/// (longest first, whose longer forecasts serve the shorter horizons) and per context length
+/// of its grid and initial config, the lattice origins of the first run's search, and every
+/// business day from the first run's trigger hindcast to `to` (the daily forecasts, the
+/// fixed-config scores, probation and the later searches' origins). A forecast at an origin
+/// reads only the values up to it, so computing it early changes nothing but the batch
+/// sizes; a week's handful of new origins would otherwise each cost a small, slow batch.
+/// Returns the contexts requested here (not requests a replay without the cache would make).
+fn prefetch(
+    input: &ReplayInput<'_>,
+    settings: &Settings,
+    spec: &ReplaySpec,
+    states: &[State],
+    cache: &mut ForwardCache,
+    progress: &mut dyn FnMut(ReplayProgress),
+) -> anyhow::Result<usize> {
+    let series = input.series;
+    let first = series.truncated_at(spec.from);
+    let since = spec.from - Duration::days(i64::from(settings.triggers.performance_baseline_days));
+    let end = series.dates.partition_point(|x| *x <= spec.to);
+    let k = settings.search.origin_spacing;
+    let mut plan: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+    for st in states {
+        let h = st.cfg.horizon.steps();
+        let daily_start = crate::hindcast::origins_with_targets_after(&first, h, since)
+            .first()
+            .copied()
+            .unwrap_or(first.len())
+            .min(first.len());
+        let lattice_start = crate::backtest::split_origins(&first, h, &settings.search)
+            .ok()
+            .and_then(|split| split.all().first().copied())
+            .unwrap_or(daily_start);
+        let origins: Vec<usize> = (lattice_start.min(daily_start)..end.min(series.len().saturating_sub(h)))
+            .filter(|&i| (i >= daily_start || i % k == 0) && !series.values[i].is_nan())
+            .collect();
+        let mut lengths: Vec<usize> = settings.search.context_lengths_for(st.cfg.horizon).to_vec();
+        lengths.push(st.cfg.context_length);
+        lengths.sort_unstable();
+        lengths.dedup();
+        for length in lengths {
+            plan.push((length, h, origins.clone()));
+        }
+    }
+    let total: usize = plan.iter().map(|(_, _, o)| o.len()).sum();
+    let mut done = 0;
+    progress(ReplayProgress::Forwards { done, total });
+    for (length, h, origins) in &plan {
+        for chunk in origins.chunks(PREFETCH_BATCH) {
+            cache.forward(input.model, series, chunk, *length, *h, &mut |_| {})?;
+            done += chunk.len();
+            progress(ReplayProgress::Forwards { done, total });
+        }
+    }
+    Ok(total)
 }
 
 /// Business-day origins of the full series with dates in `[from, to]` whose step-`h` target

@@ -48,7 +48,8 @@
 //! length, since the forward does not depend on the other two parameters) plus the
 //! post-processing at its `num_samples` and `temperature` (median of `timing_runs`, per
 //! config). It is shown, not used to choose or to validate: criterion 3 compares the
-//! deterministic cost model of [`backtest::forecast_cost_mflop`].
+//! deterministic cost model of [`backtest::forecast_cost_mflop`]. With `timing_runs` 0 nothing
+//! is timed (NaN, shown as "-"): a replay's searches print no table, so it skips the timing.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -253,7 +254,8 @@ pub struct ConfigResult {
 }
 
 /// context_length: the lowest RMSE of the point forecast, each context length scored at
-/// the reference draws (the largest num_samples, the grid temperature nearest 1).
+/// the reference draws (the largest num_samples, the grid temperature nearest 1), if it beats
+/// the current config's context length significantly there (see [`IncumbentChoice`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ContextRule {
     pub chosen: usize,
@@ -261,11 +263,12 @@ pub struct ContextRule {
     pub at_temperature: f64,
     /// (context length, RMSE) in grid order.
     pub rmse: Vec<(usize, f64)>,
+    pub choice: IncumbentChoice<usize>,
 }
 
 /// temperature: the lowest mean interval score of the CI95 at the chosen context length and
 /// the largest num_samples, if it beats the current config's temperature significantly
-/// there (see [`TemperatureChoice`]).
+/// there (see [`IncumbentChoice`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TemperatureRule {
     pub chosen: f64,
@@ -273,33 +276,37 @@ pub struct TemperatureRule {
     pub at_num_samples: usize,
     /// (temperature, interval score) in grid order.
     pub interval_score_95: Vec<(f64, f64)>,
-    pub choice: TemperatureChoice,
+    pub choice: IncumbentChoice<f64>,
 }
 
-/// How the temperature rule settled. A temperature that only scores lower by chance would
-/// move every interval for nothing (the three temperatures' scores differ little on a year
-/// of origins), so the current temperature stays unless the lowest-scoring one beats it by
-/// a one-sided Diebold-Mariano test of the per-origin interval scores at
-/// `search.temperature_change_alpha`, on the selection origins.
+/// How the rule of one parameter settled against the current config's value. A value that
+/// only scores lower by chance would change the forecasts for nothing (on a year of origins
+/// the grid's scores often differ by less than their noise), so the current value stays
+/// unless the lowest-scoring one beats it by a one-sided Diebold-Mariano test (HAC, HLN) of
+/// the per-origin scores on the selection origins: squared errors of the point forecast for
+/// the context length (`search.context_change_alpha`), CI95 interval scores for the
+/// temperature (`search.temperature_change_alpha`). The confirmation origins then judge the
+/// deploy on their own, disjoint data.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
-pub enum TemperatureChoice {
-    /// No current temperature in the grid (or none given): the lowest score.
+pub enum IncumbentChoice<T> {
+    /// No current value in the grid (or none given): the lowest score.
     Lowest,
-    /// The current temperature scores lowest.
+    /// The current value scores lowest.
     CurrentIsLowest,
-    /// The lowest-scoring temperature beats the current one significantly.
-    Significant { current: f64, p_value: f64, alpha: f64 },
-    /// The lowest-scoring temperature is not significantly better: the current one stays.
-    KeptCurrent { lowest: f64, p_value: f64, alpha: f64 },
+    /// The lowest-scoring value beats the current one significantly.
+    Significant { current: T, p_value: f64, alpha: f64 },
+    /// The lowest-scoring value is not significantly better: the current one stays.
+    KeptCurrent { lowest: T, p_value: f64, alpha: f64 },
 }
 
-/// What the temperature rule weighs its choice against: the current config's temperature,
-/// the test level and the test's horizon in origins (`ceil(h / spacing)`).
+/// What the rules weigh their choices against: the current config's parameters, the test
+/// levels and the tests' horizon in origins (`ceil(h / spacing)`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Incumbent {
-    pub temperature: Option<f64>,
-    pub alpha: f64,
+    pub params: Option<InferenceParams>,
+    pub context_alpha: f64,
+    pub temperature_alpha: f64,
     pub test_horizon: usize,
 }
 
@@ -385,13 +392,63 @@ fn mc_deviation_pct(e: &Evaluation, reference: &Evaluation) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The one-sided Diebold-Mariano p-value of "`a`'s CI95 interval scores are lower than
-/// `b`'s", per origin (1 when it cannot be computed: too few origins).
-fn interval_score_p_value(a: &Evaluation, b: &Evaluation, test_horizon: usize) -> f64 {
-    let winkler = |p: &backtest::ErrorPoint| crate::metrics::interval_score(&[p.actual], &[p.ci95], 0.05);
-    validate::per_origin_differential(a, b, winkler)
+/// The one-sided Diebold-Mariano p-value of "`a`'s per-origin `loss` is lower than `b`'s"
+/// (1 when it cannot be computed: too few origins).
+fn dm_p_value(
+    a: &Evaluation,
+    b: &Evaluation,
+    test_horizon: usize,
+    loss: impl Fn(&backtest::ErrorPoint) -> f64,
+) -> f64 {
+    validate::per_origin_differential(a, b, loss)
         .and_then(|d| crate::metrics::diebold_mariano(&d, test_horizon))
         .map_or(1.0, |dm| dm.p_value_lower)
+}
+
+/// The CI95 interval (Winkler) score of one point.
+fn winkler(p: &backtest::ErrorPoint) -> f64 {
+    crate::metrics::interval_score(&[p.actual], &[p.ci95], 0.05)
+}
+
+/// The incumbent rule (see [`IncumbentChoice`]) over `candidates` (indices into the configs,
+/// one per value of the parameter): `lowest` is the lowest-scoring one, `current` the one
+/// holding the current value if any, `value` reads the parameter, and `p_value(lowest,
+/// current)` tests the lowest against the current. Returns the chosen index.
+fn keep_unless_beaten<T: Copy>(
+    lowest: usize,
+    current: Option<usize>,
+    alpha: f64,
+    value: impl Fn(usize) -> T,
+    p_value: impl Fn(usize, usize) -> f64,
+) -> (usize, IncumbentChoice<T>) {
+    match current {
+        None => (lowest, IncumbentChoice::Lowest),
+        Some(i) if i == lowest => (i, IncumbentChoice::CurrentIsLowest),
+        Some(i) => {
+            let p_value = p_value(lowest, i);
+            if p_value < alpha {
+                let current = value(i);
+                (
+                    lowest,
+                    IncumbentChoice::Significant {
+                        current,
+                        p_value,
+                        alpha,
+                    },
+                )
+            } else {
+                let low = value(lowest);
+                (
+                    i,
+                    IncumbentChoice::KeptCurrent {
+                        lowest: low,
+                        p_value,
+                        alpha,
+                    },
+                )
+            }
+        }
+    }
 }
 
 /// Applies the three rules (see [`Rules`]) to evaluated configs in grid order; fills in
@@ -422,47 +479,39 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
         .expect("the grid is not empty");
     let metrics = |i: usize| &configs[i].evaluation.metrics;
     let at_ref: Vec<usize> = lengths.iter().map(|&c| find(c, n_max, t_ref)).collect();
-    let ctx = params[lowest(&at_ref, |i| metrics(i).rmse)].context_length;
+    let evaluation = |i: usize| &configs[i].evaluation;
+    let current = incumbent.params;
+    let (ctx_i, ctx_choice) = keep_unless_beaten(
+        lowest(&at_ref, |i| metrics(i).rmse),
+        current.and_then(|c| {
+            at_ref
+                .iter()
+                .copied()
+                .find(|&i| params[i].context_length == c.context_length)
+        }),
+        incumbent.context_alpha,
+        |i| params[i].context_length,
+        |a, b| {
+            dm_p_value(evaluation(a), evaluation(b), incumbent.test_horizon, |p| {
+                p.error * p.error
+            })
+        },
+    );
+    let ctx = params[ctx_i].context_length;
     let at_ctx: Vec<usize> = temps.iter().map(|&t| find(ctx, n_max, t)).collect();
-    let lowest_t = lowest(&at_ctx, |i| metrics(i).interval_score_95);
-    let current_t = incumbent.temperature.and_then(|t| {
-        at_ctx
-            .iter()
-            .copied()
-            .find(|&i| params[i].temperature.to_bits() == t.to_bits())
-    });
-    let (temp, choice) = match current_t {
-        None => (params[lowest_t].temperature, TemperatureChoice::Lowest),
-        Some(i) if i == lowest_t => (params[i].temperature, TemperatureChoice::CurrentIsLowest),
-        Some(i) => {
-            let (low, current) = (params[lowest_t].temperature, params[i].temperature);
-            let alpha = incumbent.alpha;
-            let p_value = interval_score_p_value(
-                &configs[lowest_t].evaluation,
-                &configs[i].evaluation,
-                incumbent.test_horizon,
-            );
-            if p_value < alpha {
-                (
-                    low,
-                    TemperatureChoice::Significant {
-                        current,
-                        p_value,
-                        alpha,
-                    },
-                )
-            } else {
-                (
-                    current,
-                    TemperatureChoice::KeptCurrent {
-                        lowest: low,
-                        p_value,
-                        alpha,
-                    },
-                )
-            }
-        }
-    };
+    let (temp_i, temp_choice) = keep_unless_beaten(
+        lowest(&at_ctx, |i| metrics(i).interval_score_95),
+        current.and_then(|c| {
+            at_ctx
+                .iter()
+                .copied()
+                .find(|&i| params[i].temperature.to_bits() == c.temperature.to_bits())
+        }),
+        incumbent.temperature_alpha,
+        |i| params[i].temperature,
+        |a, b| dm_p_value(evaluation(a), evaluation(b), incumbent.test_horizon, winkler),
+    );
+    let temp = params[temp_i].temperature;
     let at_both: Vec<usize> = samples.iter().map(|&n| find(ctx, n, temp)).collect();
     let within = at_both
         .iter()
@@ -478,6 +527,7 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
                 .iter()
                 .map(|&i| (params[i].context_length, metrics(i).rmse))
                 .collect(),
+            choice: ctx_choice,
         },
         temperature: TemperatureRule {
             chosen: temp,
@@ -487,7 +537,7 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
                 .iter()
                 .map(|&i| (params[i].temperature, metrics(i).interval_score_95))
                 .collect(),
-            choice,
+            choice: temp_choice,
         },
         num_samples: SamplesRule {
             chosen: params[within].num_samples,
@@ -503,8 +553,9 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
 }
 
 /// The grid search of horizon `h` on the selection origins `selection` (ascending; see
-/// [`backtest::split_origins`]); `current_temperature` is the deployed config's, which the
-/// temperature rule keeps unless beaten significantly (see [`TemperatureChoice`]). Nothing
+/// [`backtest::split_origins`]); `current` is the deployed config's parameters, whose context
+/// length and temperature the rules keep unless beaten significantly (see
+/// [`IncumbentChoice`]). Nothing
 /// at a later origin is looked at: every forecast comes from a context ending at one of
 /// `selection`, every actual is at most `h` rows after one.
 #[allow(clippy::too_many_arguments)]
@@ -515,7 +566,7 @@ pub fn search(
     settings: &SearchSettings,
     validation: &ValidationSettings,
     selection: &[usize],
-    current_temperature: Option<f64>,
+    current: Option<InferenceParams>,
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<SearchReport> {
@@ -538,19 +589,28 @@ pub fn search(
     let mut configs = Vec::with_capacity(params.len());
     for &length in &lengths {
         let raw = cache.forward(model, series, origins, length, h.steps(), progress)?;
-        progress(Progress::Timing {
-            context_length: length,
-            runs: settings.timing_runs,
-        });
-        let context = backtest::context(&series.values, last, length);
-        let forward_ms = backtest::time_forward_ms(model, context, h.steps(), settings.timing_runs)?;
+        let timed = settings.timing_runs > 0;
+        let forward_ms = if timed {
+            progress(Progress::Timing {
+                context_length: length,
+                runs: settings.timing_runs,
+            });
+            let context = backtest::context(&series.values, last, length);
+            backtest::time_forward_ms(model, context, h.steps(), settings.timing_runs)?
+        } else {
+            f64::NAN
+        };
         for p in params.iter().filter(|p| p.context_length == length) {
-            let post_ms = backtest::time_postprocess_ms(
-                &raw.forecasts[0],
-                p.num_samples,
-                p.temperature,
-                settings.timing_runs,
-            )?;
+            let post_ms = if timed {
+                backtest::time_postprocess_ms(
+                    &raw.forecasts[0],
+                    p.num_samples,
+                    p.temperature,
+                    settings.timing_runs,
+                )?
+            } else {
+                f64::NAN
+            };
             let evaluation = backtest::evaluate_with(
                 series,
                 &raw,
@@ -575,8 +635,9 @@ pub fn search(
     }
     // `lengths` follows the grid's outer loop, so `configs` is already in grid order.
     let incumbent = Incumbent {
-        temperature: current_temperature,
-        alpha: settings.temperature_change_alpha,
+        params: current,
+        context_alpha: settings.context_change_alpha,
+        temperature_alpha: settings.temperature_change_alpha,
         test_horizon: backtest::test_horizon(h.steps(), settings.origin_spacing),
     };
     let (best, rules) = choose(&mut configs, settings.num_samples_tolerance_pct, incumbent);
@@ -675,10 +736,25 @@ mod tests {
     }
 
     const NO_INCUMBENT: Incumbent = Incumbent {
-        temperature: None,
-        alpha: 0.05,
+        params: None,
+        context_alpha: 0.05,
+        temperature_alpha: 0.05,
         test_horizon: 1,
     };
+
+    /// The current config (context, samples, temperature) against alpha for both rules.
+    fn incumbent(current: Option<(usize, usize, f64)>, alpha: f64) -> Incumbent {
+        Incumbent {
+            params: current.map(|(c, n, t)| InferenceParams {
+                context_length: c,
+                num_samples: n,
+                temperature: t,
+            }),
+            context_alpha: alpha,
+            temperature_alpha: alpha,
+            test_horizon: 1,
+        }
+    }
 
     /// One context and one num_samples; the current temperature 1.0 forecasts [80, 120] at
     /// ten origins (interval score 40 each, actual 100); T 1.2 scores lowest on average with
@@ -701,12 +777,7 @@ mod tests {
     fn the_current_temperature_stays_unless_beaten_significantly() {
         let pick = |widths: &[f64], current: Option<f64>, alpha: f64| {
             let mut c = temperature_grid(widths);
-            let incumbent = Incumbent {
-                temperature: current,
-                alpha,
-                test_horizon: 1,
-            };
-            let (best, rules) = choose(&mut c, 2.5, incumbent);
+            let (best, rules) = choose(&mut c, 2.5, incumbent(current.map(|t| (10, 50, t)), alpha));
             assert_eq!(c[best].evaluation.params.temperature, rules.temperature.chosen);
             (rules.temperature.chosen, rules.temperature.choice)
         };
@@ -715,7 +786,7 @@ mod tests {
         let (t, choice) = pick(&steady, Some(1.0), 0.05);
         assert_eq!(t, 1.2);
         assert!(
-            matches!(choice, TemperatureChoice::Significant { current, p_value, .. } if current == 1.0 && p_value == 0.0),
+            matches!(choice, IncumbentChoice::Significant { current, p_value, .. } if current == 1.0 && p_value == 0.0),
             "{choice:?}"
         );
         // Lower on average (39.1 vs 40) but back and forth: not significant, 1.0 stays.
@@ -723,7 +794,7 @@ mod tests {
         let (t, choice) = pick(&noisy, Some(1.0), 0.05);
         assert_eq!(t, 1.0);
         match choice {
-            TemperatureChoice::KeptCurrent {
+            IncumbentChoice::KeptCurrent {
                 lowest,
                 p_value,
                 alpha,
@@ -736,11 +807,69 @@ mod tests {
         // Alpha 1 lets the lowest score win outright; no current temperature, or one outside
         // the grid, gives the lowest score; the current one scoring lowest is kept as such.
         assert_eq!(pick(&noisy, Some(1.0), 1.0).0, 1.2);
-        assert_eq!(pick(&noisy, None, 0.05), (1.2, TemperatureChoice::Lowest));
-        assert_eq!(pick(&noisy, Some(0.9), 0.05), (1.2, TemperatureChoice::Lowest));
+        assert_eq!(pick(&noisy, None, 0.05), (1.2, IncumbentChoice::Lowest));
+        assert_eq!(pick(&noisy, Some(0.9), 0.05), (1.2, IncumbentChoice::Lowest));
         assert_eq!(
             pick(&noisy, Some(1.2), 0.05),
-            (1.2, TemperatureChoice::CurrentIsLowest)
+            (1.2, IncumbentChoice::CurrentIsLowest)
+        );
+    }
+
+    /// Contexts 10 and 20 at one (samples, temperature) over ten origins (actual 100): the
+    /// current context 20 forecasts 104 everywhere; context 10 forecasts `means`, lower RMSE.
+    fn context_grid(means: &[f64]) -> Vec<ConfigResult> {
+        let at =
+            |m: &[f64]| -> Vec<(f64, [f64; 2])> { m.iter().map(|m| (*m, [m - 10.0, m + 10.0])).collect() };
+        let rmse = |m: &[f64]| (m.iter().map(|m| (m - 100.0).powi(2)).sum::<f64>() / m.len() as f64).sqrt();
+        vec![
+            config((10, 50, 1.0), rmse(means), 1.0, &at(means)),
+            config((20, 50, 1.0), 4.0, 1.0, &at(&[104.0; 10])),
+        ]
+    }
+
+    #[test]
+    fn the_current_context_length_stays_unless_beaten_significantly() {
+        let pick = |means: &[f64], current: Option<usize>, alpha: f64| {
+            let mut c = context_grid(means);
+            let (best, rules) = choose(&mut c, 2.5, incumbent(current.map(|l| (l, 50, 1.0)), alpha));
+            assert_eq!(
+                c[best].evaluation.params.context_length,
+                rules.context_length.chosen
+            );
+            (rules.context_length.chosen, rules.context_length.choice)
+        };
+        // Squared error 4 against 16 at every origin: a constant differential, p 0.
+        let steady = [102.0; 10];
+        let (l, choice) = pick(&steady, Some(20), 0.05);
+        assert_eq!(l, 10);
+        assert!(
+            matches!(choice, IncumbentChoice::Significant { current: 20, p_value, .. } if p_value == 0.0),
+            "{choice:?}"
+        );
+        // Mean squared error 15.6 against 16, back and forth: not significant, 20 stays.
+        let noisy = [
+            101.0, 105.5, 101.0, 105.5, 101.0, 105.5, 101.0, 105.5, 101.0, 105.5,
+        ];
+        let (l, choice) = pick(&noisy, Some(20), 0.05);
+        assert_eq!(l, 20);
+        match choice {
+            IncumbentChoice::KeptCurrent {
+                lowest,
+                p_value,
+                alpha,
+            } => {
+                assert_eq!((lowest, alpha), (10, 0.05));
+                assert!(p_value > 0.05 && p_value < 0.7, "{p_value}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Alpha 1, no current config, or a current context outside the grid: the lowest RMSE.
+        assert_eq!(pick(&noisy, Some(20), 1.0).0, 10);
+        assert_eq!(pick(&noisy, None, 0.05), (10, IncumbentChoice::Lowest));
+        assert_eq!(pick(&noisy, Some(30), 0.05), (10, IncumbentChoice::Lowest));
+        assert_eq!(
+            pick(&noisy, Some(10), 0.05),
+            (10, IncumbentChoice::CurrentIsLowest)
         );
     }
 

@@ -210,6 +210,34 @@ fn absolute(
     }
 }
 
+/// Criterion 8: the candidate's parameters were rolled back in probation `rollbacks` times
+/// since the first confirmation origin; it passes at 0. Live data contradicted the evidence of
+/// those origins once, so they cannot approve the same parameters again: a redeploy must win
+/// on a confirmation span that begins after the rollback.
+pub fn probation_criterion(rollbacks: usize) -> Criterion {
+    let n = rollbacks as f64;
+    criterion(
+        8,
+        "not rolled back in probation on these origins",
+        vec![absolute(
+            "probation rollbacks of these parameters since the first confirmation origin",
+            n,
+            n,
+            "",
+            Comparison::AtMost,
+            0.0,
+        )],
+    )
+}
+
+impl ValidationReport {
+    /// Adds a criterion judged outside [`validate`]; approval needs it too.
+    pub fn push_criterion(&mut self, c: Criterion) {
+        self.approved &= c.passed;
+        self.criteria.push(c);
+    }
+}
+
 fn criterion(id: u8, name: &'static str, measures: Vec<Measure>) -> Criterion {
     let passed = measures.iter().any(|m| m.passed);
     Criterion {

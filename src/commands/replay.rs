@@ -271,6 +271,9 @@ pub fn run(ctx: &Context, req: &ReplayRequest) -> anyhow::Result<ExitCode> {
     let bar = output::Progress::new(0, "replay");
     let report = replay::replay(&input, &spec, &mut |p| match p {
         ReplayProgress::Started { runs } => bar.set_length(runs as u64),
+        ReplayProgress::Forwards { done, total } => {
+            bar.set_message(format!("forward passes {done}/{total}"));
+        }
         ReplayProgress::RunFinished { date } => {
             bar.set_message(date.to_string());
             bar.inc();

@@ -376,8 +376,8 @@ fn validate_json_on_real_data_and_coverage_rises_with_temperature() {
     assert_eq!(v.validation.approved, out.code == 0);
     assert_eq!(
         v.validation.criteria.len(),
-        7,
-        "five criteria, significance and the interval score"
+        8,
+        "five criteria, significance, the interval score and no probation rollback"
     );
     let s = v.search.unwrap();
     assert_eq!((s.configs.len(), s.forward_batches), (27, 3));
