@@ -267,6 +267,15 @@ pub struct DeploySettings {
     pub probation_max_relative_degradation_pct: f64,
     /// Minimum origins since the deploy before probation judges.
     pub probation_min_origins: usize,
+    /// Live trial of an approved candidate before it is deployed: the origins since the
+    /// approval (step-h targets observed) on which it must beat the current config (0: no
+    /// trial, an approved candidate is deployed at once).
+    pub trial_min_origins: usize,
+    /// A trial not judged within this many days of its start ends as failed.
+    pub trial_days: i64,
+    /// The candidate's live RMSE must be below the current config's by at least this much
+    /// (percent; 0: any improvement).
+    pub trial_min_improvement_pct: f64,
 }
 
 impl Default for DeploySettings {
@@ -277,6 +286,9 @@ impl Default for DeploySettings {
             probation_max_degradation_pct: 30.0,
             probation_max_relative_degradation_pct: 0.0,
             probation_min_origins: 5,
+            trial_min_origins: 5,
+            trial_days: 42,
+            trial_min_improvement_pct: 0.0,
         }
     }
 }
@@ -514,6 +526,15 @@ impl Settings {
         }
         if d.probation_min_origins == 0 {
             return Err("deploy.probation_min_origins must be >= 1".into());
+        }
+        if d.trial_days < 1 {
+            return Err(format!("deploy.trial_days = {} must be >= 1", d.trial_days));
+        }
+        let t = d.trial_min_improvement_pct;
+        if !(t.is_finite() && (0.0..100.0).contains(&t)) {
+            return Err(format!(
+                "deploy.trial_min_improvement_pct = {t} must be a number in [0, 100)"
+            ));
         }
         if self.git.author_name.trim().is_empty() || !self.git.author_email.contains('@') {
             return Err("git.author_name must be set and git.author_email must be an address".into());

@@ -19,6 +19,7 @@ use crate::history::{Action, HistoryRecord};
 use crate::probation::{self, ProbationCheck};
 use crate::search::{self, ForwardCache, Progress, SearchReport};
 use crate::series::{Prediction, Series};
+use crate::trial::{self, TrialCheck, TrialVerdict};
 use crate::triggers::{self, TriggerInput, TriggerReport};
 use crate::validate::{self, ValidationReport};
 
@@ -49,6 +50,8 @@ pub struct Evidence {
     /// None when a given candidate was validated without a search.
     pub search: Option<SearchReport>,
     pub validation: ValidationReport,
+    /// The live trial that led to this validation, when it is the one at a trial's end.
+    pub trial: Option<TrialCheck>,
 }
 
 /// An approved candidate and the config that would replace the current one.
@@ -74,9 +77,16 @@ pub enum Decision {
     },
     /// A recent deploy broke its promise: roll it back.
     ProbationRollback { check: ProbationCheck },
-    /// Optimized; the candidate failed validation.
+    /// Optimized; the candidate failed validation (or, at a trial's end, its second one).
     Rejected(Box<Evidence>),
-    /// Optimized; the candidate passed validation.
+    /// Optimized; the candidate passed validation and begins its live trial (see
+    /// [`crate::trial`]); the config stays.
+    TrialStarted(Box<Evidence>),
+    /// A trial too young to judge; the config stays.
+    OnTrial { check: TrialCheck },
+    /// The candidate lost its trial; the config stays.
+    TrialFailed { check: TrialCheck },
+    /// The candidate passed validation (and its trial, when trials are on): deploy it.
     Approved(Box<Approved>),
 }
 
@@ -127,6 +137,27 @@ pub fn decide(
             return Ok(Decision::ProbationRollback { check: check.clone() });
         }
     }
+    if let Some(pending) = trial::pending(world.history, cfg.horizon, cfg, world.now) {
+        let check = trial_check(world, model, cfg, &pending, cache)?;
+        match check.verdict {
+            TrialVerdict::Waiting => return Ok(Decision::OnTrial { check }),
+            TrialVerdict::Failed => return Ok(Decision::TrialFailed { check }),
+            TrialVerdict::Passed => {
+                // Validated again on today's confirmation origins: the deploy promises what
+                // they show, and probation holds it to that.
+                let triggers = trigger_report(world, cfg, cache, force)?;
+                let v = search_and_validate(world, model, cfg, Some(&pending.candidate), cache, progress)?;
+                let evidence = Evidence {
+                    triggers,
+                    probation,
+                    search: None,
+                    validation: v.validation,
+                    trial: Some(check),
+                };
+                return Ok(verdict(world, cfg.horizon, evidence, started, false));
+            }
+        }
+    }
     let triggers = trigger_report(world, cfg, cache, force)?;
     if !triggers.should_optimize {
         return Ok(if triggers.cooldown.suppressed.is_empty() {
@@ -141,12 +172,72 @@ pub fn decide(
         probation,
         search: outcome.search,
         validation: outcome.validation,
+        trial: None,
     };
+    let trials = world.settings.deploy.trial_min_origins > 0;
+    Ok(verdict(world, cfg.horizon, evidence, started, trials))
+}
+
+/// Rejected, a trial to start (`start_trial`), or approved for deploy.
+fn verdict(
+    world: &World<'_>,
+    h: Horizon,
+    evidence: Evidence,
+    started: Instant,
+    start_trial: bool,
+) -> Decision {
     if !evidence.validation.approved {
-        return Ok(Decision::Rejected(Box::new(evidence)));
+        return Decision::Rejected(Box::new(evidence));
     }
-    let new_config = new_config(world, cfg.horizon, &evidence, started.elapsed().as_secs_f64());
-    Ok(Decision::Approved(Box::new(Approved { evidence, new_config })))
+    if start_trial {
+        return Decision::TrialStarted(Box::new(evidence));
+    }
+    let new_config = new_config(world, h, &evidence, started.elapsed().as_secs_f64());
+    Decision::Approved(Box::new(Approved { evidence, new_config }))
+}
+
+/// The RMSE of `p` over steps 1..h of its forecasts at `origins` (how validation scores, and
+/// so how probation and trials hold a config to it).
+fn live_rmse(
+    series: &Series,
+    model: &dyn QuantileModel,
+    h: Horizon,
+    p: &InferenceParams,
+    origins: &[usize],
+    cache: &mut ForwardCache,
+) -> anyhow::Result<f64> {
+    Ok(
+        search::evaluate_params(model, series, h, p, origins, cache, &mut |_| {})?
+            .metrics
+            .rmse,
+    )
+}
+
+/// The live look at a pending trial: the candidate and the current config hindcast on the
+/// origins since the trial began, scored as validation scores (RMSE over steps 1..h).
+fn trial_check(
+    world: &World<'_>,
+    model: &dyn QuantileModel,
+    cfg: &ForecasterConfig,
+    pending: &trial::Pending,
+    cache: &mut ForwardCache,
+) -> anyhow::Result<TrialCheck> {
+    let d = &world.settings.deploy;
+    let origins = trial::origins(world.series, cfg.horizon, pending.started_at);
+    let live = if origins.len() >= d.trial_min_origins.max(1) {
+        let mut rmse = |p: &InferenceParams| live_rmse(world.series, model, cfg.horizon, p, &origins, cache);
+        Some((rmse(&pending.candidate)?, rmse(&cfg.params())?))
+    } else {
+        None
+    };
+    Ok(trial::judge(
+        pending,
+        cfg.params(),
+        origins.len(),
+        live,
+        world.now,
+        d,
+    ))
 }
 
 /// The config that replaces the current one: the candidate's parameters and the validation
@@ -194,11 +285,7 @@ fn probation_check(
     if origins.len() < d.probation_min_origins {
         return Ok(Some(probation::judge(&due, origins.len(), None, None, d)));
     }
-    // Scored as validation scored the promise: RMSE over steps 1..h of the mean forecast.
-    let mut live = |p: &InferenceParams| -> anyhow::Result<f64> {
-        let e = search::evaluate_params(model, world.series, cfg.horizon, p, &origins, cache, &mut |_| {})?;
-        Ok(e.metrics.rmse)
-    };
+    let mut live = |p: &InferenceParams| live_rmse(world.series, model, cfg.horizon, p, &origins, cache);
     let deployed = live(&cfg.params())?;
     let replaced = due.replaced.as_ref().map(&mut live).transpose()?;
     Ok(Some(probation::judge(
@@ -347,14 +434,15 @@ pub fn search_and_validate(
     };
     let since = origins.confirmation.first_origin;
     let mut validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
-    let rollbacks = probation_rollbacks(world.history, h, &cand_params, since, world.now);
+    let rollbacks = lost_live_checks(world.history, h, &cand_params, since, world.now);
     validation.push_criterion(validate::probation_criterion(rollbacks));
     Ok(Validated { search, validation })
 }
 
-/// Probation rollbacks of `params` at `h` recorded from `since` (a date) up to `now`: the
-/// rows of `RolledBack` by the probation trigger whose replaced (`old`) parameters are these.
-pub fn probation_rollbacks(
+/// Live checks `params` lost at `h`, recorded from `since` (a date) up to `now`: probation
+/// rollbacks whose rolled-back (`old`) parameters are these, and failed trials whose
+/// candidate (`new`) parameters are these.
+pub fn lost_live_checks(
     history: &[HistoryRecord],
     h: Horizon,
     params: &InferenceParams,
@@ -370,12 +458,18 @@ pub fn probation_rollbacks(
     history
         .iter()
         .filter(|r| {
+            let lost = match r.action {
+                Action::RolledBack => {
+                    r.triggered_by
+                        .split(',')
+                        .any(|t| t == TriggerKind::Probation.as_str())
+                        && same(&r.old)
+                }
+                Action::TrialFailed => same(&r.new),
+                _ => false,
+            };
             r.horizon == label
-                && r.action == Action::RolledBack
-                && r.triggered_by
-                    .split(',')
-                    .any(|t| t == TriggerKind::Probation.as_str())
-                && same(&r.old)
+                && lost
                 && r.optimization_date.date_naive() >= since
                 && r.optimization_date <= now
         })
@@ -412,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn only_probation_rollbacks_of_the_same_parameters_since_the_confirmation_start_count() {
+    fn only_lost_live_checks_of_the_same_parameters_since_the_confirmation_start_count() {
         let p = InferenceParams {
             context_length: 90,
             num_samples: 100,
@@ -420,7 +514,7 @@ mod tests {
         };
         let since = NaiveDate::from_ymd_opt(2019, 1, 7).unwrap();
         let now: DateTime<Utc> = "2019-08-01T02:00:00Z".parse().unwrap();
-        let count = |rows: &[HistoryRecord]| probation_rollbacks(rows, Horizon(15), &p, since, now);
+        let count = |rows: &[HistoryRecord]| lost_live_checks(rows, Horizon(15), &p, since, now);
         let rolled = row(
             "15d",
             "2019-07-14",
@@ -495,6 +589,11 @@ mod tests {
             )]),
             0
         );
+        // A failed trial counts by its candidate (`new`), not by the config it was tried against.
+        let mut failed = row("15d", "2019-07-14", Action::TrialFailed, "", (180, 100, 1.0));
+        assert_eq!(count(&[failed.clone()]), 0);
+        failed.new = crate::outcome::params(&p);
+        assert_eq!(count(&[failed.clone(), rolled.clone()]), 2);
         // Criterion 8 passes at none and fails at one, and a failed criterion withdraws approval.
         assert!(validate::probation_criterion(0).passed);
         let c = validate::probation_criterion(count(&[rolled]));

@@ -211,6 +211,8 @@ pub enum TriggerKind {
     Time,
     Force,
     Probation,
+    /// The end of a live trial (see `trial`).
+    Trial,
     Operator,
 }
 
@@ -222,6 +224,7 @@ impl TriggerKind {
             TriggerKind::Time => "time",
             TriggerKind::Force => "force",
             TriggerKind::Probation => "probation",
+            TriggerKind::Trial => "trial",
             TriggerKind::Operator => "operator",
         }
     }

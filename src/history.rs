@@ -4,6 +4,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::InferenceParams;
+
 /// What a run did for one horizon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -14,6 +16,12 @@ pub enum Action {
     Deployed,
     Failed,
     RolledBack,
+    /// An approved candidate begins its live trial; the config is unchanged.
+    TrialStarted,
+    /// A run during a trial that has too few live origins to judge yet.
+    OnTrial,
+    /// A trial the candidate lost (or that ran out of time); the config is unchanged.
+    TrialFailed,
     /// A dry run's approved candidate (never written to history).
     WouldDeploy,
     /// A dry run's probation rollback (never written to history).
@@ -22,13 +30,16 @@ pub enum Action {
 
 impl Action {
     /// The actions history records.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 9] = [
         Action::NoTrigger,
         Action::Suppressed,
         Action::Rejected,
         Action::Deployed,
         Action::Failed,
         Action::RolledBack,
+        Action::TrialStarted,
+        Action::OnTrial,
+        Action::TrialFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +50,9 @@ impl Action {
             Action::Deployed => "deployed",
             Action::Failed => "failed",
             Action::RolledBack => "rolled_back",
+            Action::TrialStarted => "trial_started",
+            Action::OnTrial => "on_trial",
+            Action::TrialFailed => "trial_failed",
             Action::WouldDeploy => "would_deploy",
             Action::WouldRollBack => "would_roll_back",
         }
@@ -48,9 +62,13 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// Deployed and rejected runs count as optimizations for the time trigger and cooldown.
+    /// Runs that searched and validated (deployed, rejected, a trial started) or ended a
+    /// trial count as optimizations for the time trigger and cooldown.
     pub fn is_optimization(self) -> bool {
-        matches!(self, Action::Deployed | Action::Rejected)
+        matches!(
+            self,
+            Action::Deployed | Action::Rejected | Action::TrialStarted | Action::TrialFailed
+        )
     }
 }
 
@@ -60,6 +78,18 @@ pub struct RecordParams {
     pub context_length: Option<i64>,
     pub num_samples: Option<i64>,
     pub temperature: Option<f64>,
+}
+
+impl RecordParams {
+    /// The parameters, if all three are recorded and in range.
+    pub fn params(&self) -> Option<InferenceParams> {
+        let p = InferenceParams {
+            context_length: usize::try_from(self.context_length?).ok()?,
+            num_samples: usize::try_from(self.num_samples?).ok()?,
+            temperature: self.temperature?,
+        };
+        p.check().is_ok().then_some(p)
+    }
 }
 
 /// Validation metrics as recorded in history (candidate or current).

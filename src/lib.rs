@@ -39,5 +39,6 @@ pub mod render;
 pub mod replay;
 pub mod search;
 pub mod series;
+pub mod trial;
 pub mod triggers;
 pub mod validate;

@@ -14,6 +14,7 @@ use crate::notify::{Attachment, Email};
 use crate::probation::ProbationCheck;
 use crate::render;
 use crate::search::SearchReport;
+use crate::trial::TrialCheck;
 use crate::triggers::TriggerReport;
 use crate::validate::ValidationReport;
 
@@ -44,6 +45,16 @@ pub enum Outcome {
         done: Option<RollbackDone>,
     },
     Rejected(Box<Evidence>),
+    /// Approved; the live trial begins and the config stays.
+    TrialStarted(Box<Evidence>),
+    /// A trial too young to judge.
+    OnTrial {
+        check: TrialCheck,
+    },
+    /// The candidate lost its trial; the config stays.
+    TrialFailed {
+        check: TrialCheck,
+    },
     /// Approved but not deployed: a dry run.
     Approved(Box<Approved>),
     Deployed {
@@ -70,6 +81,9 @@ impl From<Decision> for Outcome {
             Decision::Suppressed { triggers, probation } => Outcome::Suppressed { triggers, probation },
             Decision::ProbationRollback { check } => Outcome::ProbationRollback { check, done: None },
             Decision::Rejected(e) => Outcome::Rejected(e),
+            Decision::TrialStarted(e) => Outcome::TrialStarted(e),
+            Decision::OnTrial { check } => Outcome::OnTrial { check },
+            Decision::TrialFailed { check } => Outcome::TrialFailed { check },
             Decision::Approved(a) => Outcome::Approved(a),
         }
     }
@@ -103,17 +117,20 @@ impl Outcome {
             Outcome::ProbationRollback { done: None, .. } => Action::WouldRollBack,
             Outcome::ProbationRollback { done: Some(_), .. } => Action::RolledBack,
             Outcome::Rejected(_) => Action::Rejected,
+            Outcome::TrialStarted(_) => Action::TrialStarted,
+            Outcome::OnTrial { .. } => Action::OnTrial,
+            Outcome::TrialFailed { .. } => Action::TrialFailed,
             Outcome::Approved(_) => Action::WouldDeploy,
             Outcome::Deployed { .. } => Action::Deployed,
             Outcome::DeployFailed { .. } | Outcome::Failed { .. } => Action::Failed,
         }
     }
 
-    /// The exit code this outcome contributes. A rejection is a completed decision (0) unless
-    /// the caller asked rejections to fail the run.
+    /// The exit code this outcome contributes. A rejection (a lost trial too) is a completed
+    /// decision (0) unless the caller asked rejections to fail the run.
     pub fn exit_code(&self, fail_on_reject: bool) -> ExitCode {
         match self {
-            Outcome::Rejected(_) if fail_on_reject => ExitCode::Rejected,
+            Outcome::Rejected(_) | Outcome::TrialFailed { .. } if fail_on_reject => ExitCode::Rejected,
             Outcome::DeployFailed { deploy, .. } => deploy.exit_code(),
             Outcome::Failed { code, .. } => *code,
             _ => ExitCode::Success,
@@ -122,7 +139,7 @@ impl Outcome {
 
     fn evidence(&self) -> Option<&Evidence> {
         match self {
-            Outcome::Rejected(e) => Some(e),
+            Outcome::Rejected(e) | Outcome::TrialStarted(e) => Some(e),
             Outcome::Approved(a)
             | Outcome::Deployed { approved: a, .. }
             | Outcome::DeployFailed { approved: a, .. } => Some(&a.evidence),
@@ -155,6 +172,14 @@ impl Outcome {
         self.evidence().and_then(|e| e.search.as_ref())
     }
 
+    /// The trial this outcome looked at, if any.
+    pub fn trial(&self) -> Option<&TrialCheck> {
+        match self {
+            Outcome::OnTrial { check } | Outcome::TrialFailed { check } => Some(check),
+            _ => self.evidence().and_then(|e| e.trial.as_ref()),
+        }
+    }
+
     pub fn deploy(&self) -> Option<&DeployOutcome> {
         match self {
             Outcome::Deployed { deploy, .. } | Outcome::DeployFailed { deploy, .. } => Some(deploy),
@@ -183,13 +208,27 @@ impl Outcome {
             }
             Outcome::Rejected(e) => {
                 let v = &e.validation;
+                let after = e
+                    .trial
+                    .as_ref()
+                    .map(|t| format!("{}; validated again: ", t.note))
+                    .unwrap_or_default();
                 format!(
-                    "{} {}; {}",
+                    "{after}{} {}; {}",
                     v.candidate.params,
                     render::verdict(v),
                     Self::figures(v)
                 )
             }
+            Outcome::TrialStarted(e) => {
+                let v = &e.validation;
+                format!(
+                    "approved {}: {}; on trial until it beats the current config live",
+                    v.candidate.params,
+                    Self::figures(v)
+                )
+            }
+            Outcome::OnTrial { check } | Outcome::TrialFailed { check } => check.note.clone(),
             Outcome::Approved(a) => {
                 let v = &a.evidence.validation;
                 format!("would deploy {}: {}", v.candidate.params, Self::figures(v))
@@ -197,7 +236,8 @@ impl Outcome {
             Outcome::Deployed { approved, deploy } => {
                 let v = &approved.evidence.validation;
                 format!(
-                    "deployed {}: {}; git: {}",
+                    "{}deployed {}: {}; git: {}",
+                    Self::after_trial(&approved.evidence),
                     v.candidate.params,
                     Self::figures(v),
                     render::git_summary(&deploy.git)
@@ -222,6 +262,14 @@ impl Outcome {
         }
     }
 
+    /// "trial ...: passed; " before a deploy that followed a trial.
+    fn after_trial(e: &Evidence) -> String {
+        e.trial
+            .as_ref()
+            .map(|t| format!("{}; ", t.note))
+            .unwrap_or_default()
+    }
+
     /// The history row of this outcome. Dry-run outcomes have none.
     pub fn record(&self, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
         if matches!(self.action(), Action::WouldDeploy | Action::WouldRollBack) {
@@ -238,7 +286,8 @@ impl Outcome {
             Outcome::Approved(a) => {
                 r.action = Action::Deployed;
                 r.message = format!(
-                    "deployed {}: {}",
+                    "{}deployed {}: {}",
+                    Self::after_trial(&a.evidence),
                     a.evidence.validation.candidate.params,
                     Self::figures(&a.evidence.validation)
                 );
@@ -290,6 +339,16 @@ impl Outcome {
             r.candidate = metrics(&v.candidate.metrics);
             r.current = metrics(&v.current.metrics);
         }
+        if let Some(t) = self.trial() {
+            if !matches!(self, Outcome::TrialStarted(_)) {
+                r.triggered_by = TriggerKind::Trial.as_str().into();
+            }
+            if self.validation().is_none() {
+                r.new = params(&t.candidate);
+                r.candidate.rmse = t.candidate_rmse;
+                r.current.rmse = t.current_rmse;
+            }
+        }
         if let Outcome::ProbationRollback { check, done: Some(d) } = self {
             r.triggered_by = TriggerKind::Probation.as_str().into();
             r.new = params(&d.restored);
@@ -331,7 +390,20 @@ impl Outcome {
             Outcome::NoTrigger { .. }
             | Outcome::Suppressed { .. }
             | Outcome::Approved(_)
+            | Outcome::TrialStarted(_)
+            | Outcome::OnTrial { .. }
             | Outcome::ProbationRollback { done: None, .. } => None,
+            Outcome::TrialFailed { check } => Some((
+                MailEvent::Rejected,
+                Email {
+                    subject: format!("[model-optimizer] {h} trial failed: {}", check.candidate),
+                    body: format!("{}
+The deployed config was not changed.
+run {run_id}
+", self.message()),
+                    attachments: Vec::new(),
+                },
+            )),
             Outcome::ProbationRollback { done: Some(d), .. } => Some((
                 MailEvent::RolledBack,
                 Email {
@@ -629,10 +701,34 @@ mod tests {
     }
 
     #[test]
+    fn an_approval_starts_a_trial_that_changes_nothing_but_history() {
+        let (d, cfg) = decision(&loose()); // trials on by default
+        let Decision::TrialStarted(e) = d else {
+            panic!("loose criteria approve, and an approval is tried first")
+        };
+        let o = Outcome::TrialStarted(e.clone());
+        assert_eq!(o.action(), Action::TrialStarted);
+        assert_eq!(o.exit_code(true), ExitCode::Success);
+        assert!(o.message().contains("on trial"), "{}", o.message());
+        let mut rc = rc(None);
+        rc.old = params(&cfg.params());
+        let row = o.record(Horizon(7), &rc).unwrap();
+        // The row names the candidate on trial (`new`) and the config it is tried against (`old`).
+        assert_eq!(row.new.params(), Some(e.validation.candidate.params));
+        assert_eq!(row.old.params(), Some(cfg.params()));
+        assert_eq!(row.candidate.rmse, Some(e.validation.candidate.metrics.rmse));
+        assert!(o.owed(Horizon(7), &rc).is_none(), "nothing to journal");
+        let events: Vec<MailEvent> = o.mails(Horizon(7), "r", None).iter().map(|(e, _)| *e).collect();
+        assert_eq!(events, [MailEvent::Triggered]);
+    }
+
+    #[test]
     fn an_approval_deploys_the_confirmed_figures_or_is_only_reported_in_a_dry_run() {
-        let (d, cfg) = decision(&loose());
+        let mut settings = loose();
+        settings.deploy.trial_min_origins = 0;
+        let (d, cfg) = decision(&settings);
         let Decision::Approved(a) = d else {
-            panic!("loose criteria approve")
+            panic!("loose criteria approve, and without trials an approval deploys")
         };
         let v = &a.evidence.validation;
         assert!(

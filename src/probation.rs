@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::DeploySettings;
 use crate::domain::{Horizon, InferenceParams};
 use crate::forecaster_config::ForecasterConfig;
-use crate::history::{self, Action, HistoryRecord, RecordParams};
+use crate::history::{self, Action, HistoryRecord};
 use crate::series::Series;
 
 /// A deploy still on probation, and what it promised.
@@ -72,22 +72,12 @@ pub fn due(
         return None;
     }
     let promised = cfg.validation_rmse.filter(|r| *r > 0.0)?;
-    let replaced = recorded_params(&last.old);
+    let replaced = last.old.params();
     Some(Due {
         deployed_at: last.optimization_date,
         promised_rmse: promised,
         replaced,
     })
-}
-
-/// Parameters as a history row recorded them, if all three are there and in range.
-fn recorded_params(o: &RecordParams) -> Option<InferenceParams> {
-    let p = InferenceParams {
-        context_length: usize::try_from(o.context_length?).ok()?,
-        num_samples: usize::try_from(o.num_samples?).ok()?,
-        temperature: o.temperature?,
-    };
-    p.check().is_ok().then_some(p)
 }
 
 /// Origins made at or after the deploy day whose step-`h` targets are observed.
@@ -160,7 +150,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::RecordMetrics;
+    use crate::history::{RecordMetrics, RecordParams};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -134,6 +134,9 @@ pub struct HorizonReplay {
     pub optimizations: usize,
     pub deploys: usize,
     pub rejections: usize,
+    /// Approved candidates that began a live trial, and trials the candidate lost.
+    pub trials_started: usize,
+    pub trials_failed: usize,
     pub rollbacks: usize,
     pub failures: usize,
     /// Trigger name -> horizon-weeks it counted in.
@@ -278,7 +281,8 @@ pub fn replay(
             if action == Action::Failed {
                 st.failures += 1;
             }
-            if let Some(t) = outcome.triggers() {
+            // A trial's end validates the candidate again: not another triggered optimization.
+            if let Some(t) = outcome.triggers().filter(|_| outcome.trial().is_none()) {
                 if t.should_optimize {
                     st.optimizations += 1;
                 }
@@ -726,6 +730,8 @@ fn score(
         optimizations: st.optimizations,
         deploys: count(Action::Deployed),
         rejections: count(Action::Rejected),
+        trials_started: count(Action::TrialStarted),
+        trials_failed: count(Action::TrialFailed),
         rollbacks: count(Action::RolledBack),
         failures: st.failures,
         trigger_firings: st.triggers.clone(),

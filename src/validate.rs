@@ -210,17 +210,17 @@ fn absolute(
     }
 }
 
-/// Criterion 8: the candidate's parameters were rolled back in probation `rollbacks` times
-/// since the first confirmation origin; it passes at 0. Live data contradicted the evidence of
-/// those origins once, so they cannot approve the same parameters again: a redeploy must win
-/// on a confirmation span that begins after the rollback.
-pub fn probation_criterion(rollbacks: usize) -> Criterion {
-    let n = rollbacks as f64;
+/// Criterion 8: the candidate's parameters lost a live check (a probation rollback or a
+/// failed trial) `lost` times since the first confirmation origin; it passes at 0. Live data
+/// contradicted the evidence of those origins once, so they cannot approve the same
+/// parameters again: another try must win on a confirmation span that begins after the loss.
+pub fn probation_criterion(lost: usize) -> Criterion {
+    let n = lost as f64;
     criterion(
         8,
-        "not rolled back in probation on these origins",
+        "not refuted live on these origins",
         vec![absolute(
-            "probation rollbacks of these parameters since the first confirmation origin",
+            "probation rollbacks and failed trials of these parameters since the first confirmation origin",
             n,
             n,
             "",

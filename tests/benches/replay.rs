@@ -81,8 +81,12 @@ fn main() {
     );
     let start = Instant::now();
     let mut done = 0;
-    let report = replay::replay(&input, &spec, &mut |p| {
-        if let ReplayProgress::RunFinished { date } = p {
+    let report = replay::replay(&input, &spec, &mut |p| match p {
+        ReplayProgress::Forwards { done, total } if done == total => println!(
+            "  {total} forward passes computed up front, {:.0} s",
+            start.elapsed().as_secs_f64()
+        ),
+        ReplayProgress::RunFinished { date } => {
             done += 1;
             if done % 40 == 0 {
                 println!(
@@ -91,6 +95,7 @@ fn main() {
                 );
             }
         }
+        _ => {}
     })
     .expect("replay");
     let s = start.elapsed().as_secs_f64();

@@ -48,6 +48,7 @@ require_dm_significance = false
 max_interval_score_increase_pct = 10000.0
 [deploy]
 backups_to_keep = 1000
+trial_min_origins = 0
 ";
 
 /// splitmix64: a reproducible sequence of delays and choices.

@@ -13,10 +13,12 @@ use model_optimizer::forecaster_config::ForecasterConfig;
 use crate::deploy::SmtpSink;
 use crate::util::{demo_model, TestEnv};
 
-/// Validation settings that approve any candidate, so the deploy path runs.
+/// Validation settings that approve any candidate, deployed at once (no live trial), so the
+/// deploy path runs.
 const LENIENT: &str = "[validation]\nmin_rmse_improvement_pct = -100.0\nmin_mape_improvement_pct = -100.0\n\
 max_std_increase_pct = 10000.0\nmax_inference_time_increase_pct = 10000.0\nmin_coverage_95 = 0.0\nmax_abs_bias = 1000.0\n\
-require_dm_significance = false\nmax_interval_score_increase_pct = 10000.0\n";
+require_dm_significance = false\nmax_interval_score_increase_pct = 10000.0\n\
+[deploy]\ntrial_min_origins = 0\n";
 /// Validation settings no candidate can meet.
 const STRICT: &str = "[validation]\nmin_rmse_improvement_pct = 1000.0\nmin_mape_improvement_pct = 1000.0\n";
 
@@ -67,6 +69,8 @@ struct Record {
     horizon: String,
     action: String,
     message: String,
+    #[serde(default)]
+    triggered_by: String,
 }
 
 fn history(env: &TestEnv) -> Vec<Record> {
@@ -752,6 +756,77 @@ fn probation_rolls_back_a_deploy_that_breaks_its_promise() {
     ]);
     let summary: Summary = out.json();
     assert_ne!(summary.horizons[0].action, "would_roll_back");
+}
+
+/// An approved candidate is first tried live: the run records `trial_started` and leaves the
+/// config and git alone; a run before enough live origins records `on_trial`; then the
+/// candidate is deployed only if it beat the current config on the origins since the approval
+/// (`trial_failed` otherwise, config untouched). A margin no candidate can reach (99 %) fails.
+#[test]
+fn an_approved_candidate_is_tried_live_before_it_is_deployed() {
+    let m = model_arg();
+    for margin in [0.0, 99.0] {
+        let toml = LENIENT.replace(
+            "trial_min_origins = 0",
+            &format!("trial_min_origins = 5\ntrial_min_improvement_pct = {margin}"),
+        );
+        let env = e2e_env(&toml);
+        let before = env.read("configs/chronos_7d.json");
+        let head = env.git(&["rev-parse", "HEAD"]);
+        let run = |args: &[&str]| -> Summary {
+            let mut all = vec!["run", "--horizon", "7d", "--json", "--model", &m];
+            all.extend_from_slice(args);
+            let out = env.run(&all);
+            out.success().json()
+        };
+        let s = run(&["--force", "--as-of", "2024-05-02"]);
+        assert_eq!(s.horizons[0].action, "trial_started", "{s:?}");
+        assert_eq!(s.horizons[0].approved, Some(true));
+        assert_eq!(
+            env.read("configs/chronos_7d.json"),
+            before,
+            "a trial changes no config"
+        );
+        assert_eq!(env.git(&["rev-parse", "HEAD"]), head, "nor git");
+        let h = history(&env);
+        assert!(h[0].message.contains("on trial"), "{}", h[0].message);
+
+        // Four days on, no 7-step target of an origin after the approval is observed yet.
+        let s = run(&["--as-of", "2024-05-06"]);
+        assert_eq!(s.horizons[0].action, "on_trial", "{s:?}");
+        let h = history(&env);
+        assert!(h[0].message.contains("0 of 5 live origins"), "{}", h[0].message);
+        assert_eq!(h[0].triggered_by, "trial");
+
+        // Three weeks on, the origins of May 3 to 15 have their targets: judged.
+        let s = run(&["--as-of", "2024-05-24"]);
+        let h = history(&env);
+        let (row, note) = (&h[0], &h[0].message);
+        assert_eq!((row.horizon.as_str(), row.triggered_by.as_str()), ("7d", "trial"));
+        assert!(
+            note.contains("live RMSE") && note.contains("on 9 origins"),
+            "{note}"
+        );
+        match s.horizons[0].action.as_str() {
+            "deployed" => {
+                assert_eq!(margin, 0.0, "{note}");
+                assert!(note.contains(": passed; deployed"), "{note}");
+                assert_ne!(env.read("configs/chronos_7d.json"), before);
+                assert!(env
+                    .git(&["log", "-1", "--format=%s"])
+                    .starts_with("model-optimizer: deploy 7d"));
+            }
+            "trial_failed" => {
+                assert!(note.contains(": failed"), "{note}");
+                assert_eq!(env.read("configs/chronos_7d.json"), before);
+                assert_eq!(env.git(&["rev-parse", "HEAD"]), head);
+            }
+            other => panic!("{other}: {note}"),
+        }
+        if margin > 0.0 {
+            assert_eq!(s.horizons[0].action, "trial_failed", "{note}");
+        }
+    }
 }
 
 /// Horizons are independent: a malformed config fails its horizon only; the others go on and

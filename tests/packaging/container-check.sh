@@ -154,15 +154,16 @@ for v in v1 v2; do
 done
 
 # --- forced 7d deploy through compose ----------------------------------------------------------
-# Validation thresholds wide open, so that the forced search's candidate is deployed whatever
-# the demo model scores: this checks the deploy path, not the model.
+# Validation thresholds wide open and no live trial, so that the forced search's candidate is
+# deployed whatever the demo model scores: this checks the deploy path, not the model.
 OPEN=(-e MODEL_OPTIMIZER_VALIDATION_MIN_RMSE_IMPROVEMENT_PCT=-100
       -e MODEL_OPTIMIZER_VALIDATION_MIN_MAPE_IMPROVEMENT_PCT=-100
       -e MODEL_OPTIMIZER_VALIDATION_MAX_STD_INCREASE_PCT=10000
       -e MODEL_OPTIMIZER_VALIDATION_MAX_INFERENCE_TIME_INCREASE_PCT=10000
       -e MODEL_OPTIMIZER_VALIDATION_MIN_COVERAGE_95=0
       -e MODEL_OPTIMIZER_VALIDATION_MAX_ABS_BIAS=1000000
-      -e MODEL_OPTIMIZER_VALIDATION_REQUIRE_DM_SIGNIFICANCE=false)
+      -e MODEL_OPTIMIZER_VALIDATION_REQUIRE_DM_SIGNIFICANCE=false
+      -e MODEL_OPTIMIZER_DEPLOY_TRIAL_MIN_ORIGINS=0)
 # A current 7d config outside the search grid, committed by the owner, so the deploy changes it.
 as_owner sh -c 'sed -i "s/\"context_length\": [0-9]*/\"context_length\": 120/; s/\"num_samples\": [0-9]*/\"num_samples\": 75/" configs/chronos_7d.json'
 owner_git -c user.name=Owner -c user.email=owner@example.com commit -q -am "packaging check: a 7d config outside the grid"
