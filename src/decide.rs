@@ -522,7 +522,7 @@ mod tests {
             "probation",
             (90, 100, 1.0),
         );
-        assert_eq!(count(&[rolled.clone()]), 1);
+        assert_eq!(count(std::slice::from_ref(&rolled)), 1);
         // The first confirmation origin's day counts; the day before does not.
         assert_eq!(
             count(&[row(
@@ -591,8 +591,8 @@ mod tests {
         );
         // A failed trial counts by its candidate (`new`), not by the config it was tried against.
         let mut failed = row("15d", "2019-07-14", Action::TrialFailed, "", (180, 100, 1.0));
-        assert_eq!(count(&[failed.clone()]), 0);
-        failed.new = crate::outcome::params(&p);
+        assert_eq!(count(std::slice::from_ref(&failed)), 0);
+        failed.new = crate::history::RecordParams::of(&p);
         assert_eq!(count(&[failed.clone(), rolled.clone()]), 2);
         // Criterion 8 passes at none and fails at one, and a failed criterion withdraws approval.
         assert!(validate::probation_criterion(0).passed);

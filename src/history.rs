@@ -81,6 +81,15 @@ pub struct RecordParams {
 }
 
 impl RecordParams {
+    /// Parameters as history records them.
+    pub fn of(p: &InferenceParams) -> RecordParams {
+        RecordParams {
+            context_length: Some(p.context_length as i64),
+            num_samples: Some(p.num_samples as i64),
+            temperature: Some(p.temperature),
+        }
+    }
+
     /// The parameters, if all three are recorded and in range.
     pub fn params(&self) -> Option<InferenceParams> {
         let p = InferenceParams {

@@ -470,11 +470,7 @@ run {run_id}
 
 /// Parameters as history records them.
 pub fn params(p: &InferenceParams) -> RecordParams {
-    RecordParams {
-        context_length: Some(p.context_length as i64),
-        num_samples: Some(p.num_samples as i64),
-        temperature: Some(p.temperature),
-    }
+    RecordParams::of(p)
 }
 
 fn metrics(m: &crate::backtest::Metrics) -> RecordMetrics {
