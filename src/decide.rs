@@ -523,72 +523,33 @@ mod tests {
             (90, 100, 1.0),
         );
         assert_eq!(count(std::slice::from_ref(&rolled)), 1);
-        // The first confirmation origin's day counts; the day before does not.
-        assert_eq!(
-            count(&[row(
-                "15d",
-                "2019-01-07",
-                Action::RolledBack,
-                "probation",
-                (90, 100, 1.0)
-            )]),
-            1
-        );
-        assert_eq!(
-            count(&[row(
-                "15d",
-                "2019-01-06",
-                Action::RolledBack,
-                "probation",
-                (90, 100, 1.0)
-            )]),
-            0
-        );
-        // Another horizon, other parameters, a person's rollback, a deploy, a later record: none.
-        assert_eq!(
-            count(&[row(
-                "7d",
-                "2019-07-14",
-                Action::RolledBack,
-                "probation",
-                (90, 100, 1.0)
-            )]),
-            0
-        );
-        assert_eq!(
-            count(&[row(
-                "15d",
-                "2019-07-14",
-                Action::RolledBack,
-                "probation",
-                (90, 100, 1.2)
-            )]),
-            0
-        );
-        assert_eq!(
-            count(&[row("15d", "2019-07-14", Action::RolledBack, "", (90, 100, 1.0))]),
-            0
-        );
-        assert_eq!(
-            count(&[row(
+        // (horizon, day, action, triggered by, rolled-back parameters, counted)
+        let rb = Action::RolledBack;
+        let cases = [
+            // The first confirmation origin's day counts; the day before does not.
+            ("15d", "2019-01-07", rb, "probation", (90, 100, 1.0), 1),
+            ("15d", "2019-01-06", rb, "probation", (90, 100, 1.0), 0),
+            // Another horizon, other parameters, a person's rollback, a deploy, a later record.
+            ("7d", "2019-07-14", rb, "probation", (90, 100, 1.0), 0),
+            ("15d", "2019-07-14", rb, "probation", (90, 100, 1.2), 0),
+            ("15d", "2019-07-14", rb, "", (90, 100, 1.0), 0),
+            (
                 "15d",
                 "2019-07-14",
                 Action::Deployed,
                 "probation",
-                (90, 100, 1.0)
-            )]),
-            0
-        );
-        assert_eq!(
-            count(&[row(
-                "15d",
-                "2019-09-01",
-                Action::RolledBack,
-                "probation",
-                (90, 100, 1.0)
-            )]),
-            0
-        );
+                (90, 100, 1.0),
+                0,
+            ),
+            ("15d", "2019-09-01", rb, "probation", (90, 100, 1.0), 0),
+        ];
+        for (h, day, action, by, old, n) in cases {
+            assert_eq!(
+                count(&[row(h, day, action, by, old)]),
+                n,
+                "{h} {day} {action:?} {by:?} {old:?}"
+            );
+        }
         // A failed trial counts by its candidate (`new`), not by the config it was tried against.
         let mut failed = row("15d", "2019-07-14", Action::TrialFailed, "", (180, 100, 1.0));
         assert_eq!(count(std::slice::from_ref(&failed)), 0);

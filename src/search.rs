@@ -781,37 +781,53 @@ mod tests {
             assert_eq!(c[best].evaluation.params.temperature, rules.temperature.chosen);
             (rules.temperature.chosen, rules.temperature.choice)
         };
-        // Narrower by 10 at every origin: a constant differential, p 0.
+        // Narrower by 10 at every origin: a constant differential, p 0. Lower on average
+        // (39.1 vs 40) but back and forth: not significant.
         let steady = [30.0; 10];
-        let (t, choice) = pick(&steady, Some(1.0), 0.05);
-        assert_eq!(t, 1.2);
+        let noisy = [30.0, 48.0, 31.0, 49.0, 30.0, 48.0, 31.0, 49.0, 30.0, 45.0];
+        incumbent_rule_cases(
+            |noise, current, alpha| pick(if noise { &noisy } else { &steady }, current, alpha),
+            (1.0, 1.2, 0.9),
+            0.5,
+        );
+    }
+
+    /// The cases every incumbent rule meets, for `pick(noisy, current, alpha)`: the grid's
+    /// `lowest` value beats `current` steadily (p 0) or noisily (p in (0.05, max_p));
+    /// `outside` is not in the grid.
+    fn incumbent_rule_cases<T: Copy + PartialEq + std::fmt::Debug>(
+        pick: impl Fn(bool, Option<T>, f64) -> (T, IncumbentChoice<T>),
+        (current, lowest, outside): (T, T, T),
+        max_p: f64,
+    ) {
+        let (v, choice) = pick(false, Some(current), 0.05);
+        assert_eq!(v, lowest);
         assert!(
-            matches!(choice, IncumbentChoice::Significant { current, p_value, .. } if current == 1.0 && p_value == 0.0),
+            matches!(choice, IncumbentChoice::Significant { current: c, p_value, .. } if c == current && p_value == 0.0),
             "{choice:?}"
         );
-        // Lower on average (39.1 vs 40) but back and forth: not significant, 1.0 stays.
-        let noisy = [30.0, 48.0, 31.0, 49.0, 30.0, 48.0, 31.0, 49.0, 30.0, 45.0];
-        let (t, choice) = pick(&noisy, Some(1.0), 0.05);
-        assert_eq!(t, 1.0);
+        let (v, choice) = pick(true, Some(current), 0.05);
+        assert_eq!(v, current);
         match choice {
             IncumbentChoice::KeptCurrent {
-                lowest,
+                lowest: l,
                 p_value,
                 alpha,
             } => {
-                assert_eq!((lowest, alpha), (1.2, 0.05));
-                assert!(p_value > 0.05 && p_value < 0.5, "{p_value}");
+                assert_eq!(l, lowest);
+                assert!((alpha - 0.05).abs() < 1e-12);
+                assert!(p_value > 0.05 && p_value < max_p, "{p_value}");
             }
             other => panic!("{other:?}"),
         }
-        // Alpha 1 lets the lowest score win outright; no current temperature, or one outside
-        // the grid, gives the lowest score; the current one scoring lowest is kept as such.
-        assert_eq!(pick(&noisy, Some(1.0), 1.0).0, 1.2);
-        assert_eq!(pick(&noisy, None, 0.05), (1.2, IncumbentChoice::Lowest));
-        assert_eq!(pick(&noisy, Some(0.9), 0.05), (1.2, IncumbentChoice::Lowest));
+        // Alpha 1 lets the lowest score win outright; no current value, or one outside the
+        // grid, gives the lowest score; the current one scoring lowest is kept as such.
+        assert_eq!(pick(true, Some(current), 1.0).0, lowest);
+        assert_eq!(pick(true, None, 0.05), (lowest, IncumbentChoice::Lowest));
+        assert_eq!(pick(true, Some(outside), 0.05), (lowest, IncumbentChoice::Lowest));
         assert_eq!(
-            pick(&noisy, Some(1.2), 0.05),
-            (1.2, IncumbentChoice::CurrentIsLowest)
+            pick(true, Some(lowest), 0.05),
+            (lowest, IncumbentChoice::CurrentIsLowest)
         );
     }
 
@@ -838,38 +854,16 @@ mod tests {
             );
             (rules.context_length.chosen, rules.context_length.choice)
         };
-        // Squared error 4 against 16 at every origin: a constant differential, p 0.
+        // Squared error 4 against 16 at every origin: a constant differential, p 0. Mean
+        // squared error 15.6 against 16, back and forth: not significant.
         let steady = [102.0; 10];
-        let (l, choice) = pick(&steady, Some(20), 0.05);
-        assert_eq!(l, 10);
-        assert!(
-            matches!(choice, IncumbentChoice::Significant { current: 20, p_value, .. } if p_value == 0.0),
-            "{choice:?}"
-        );
-        // Mean squared error 15.6 against 16, back and forth: not significant, 20 stays.
         let noisy = [
             101.0, 105.5, 101.0, 105.5, 101.0, 105.5, 101.0, 105.5, 101.0, 105.5,
         ];
-        let (l, choice) = pick(&noisy, Some(20), 0.05);
-        assert_eq!(l, 20);
-        match choice {
-            IncumbentChoice::KeptCurrent {
-                lowest,
-                p_value,
-                alpha,
-            } => {
-                assert_eq!((lowest, alpha), (10, 0.05));
-                assert!(p_value > 0.05 && p_value < 0.7, "{p_value}");
-            }
-            other => panic!("{other:?}"),
-        }
-        // Alpha 1, no current config, or a current context outside the grid: the lowest RMSE.
-        assert_eq!(pick(&noisy, Some(20), 1.0).0, 10);
-        assert_eq!(pick(&noisy, None, 0.05), (10, IncumbentChoice::Lowest));
-        assert_eq!(pick(&noisy, Some(30), 0.05), (10, IncumbentChoice::Lowest));
-        assert_eq!(
-            pick(&noisy, Some(10), 0.05),
-            (10, IncumbentChoice::CurrentIsLowest)
+        incumbent_rule_cases(
+            |noise, current, alpha| pick(if noise { &noisy } else { &steady }, current, alpha),
+            (20, 10, 30),
+            0.7,
         );
     }
 
