@@ -14,9 +14,10 @@ use crate::domain::Horizon;
     version,
     about = "Keeps the Chronos-Bolt USD/CLP forecasters tuned: triggers, grid search, validation, safe deployment",
     after_help = "Exit codes: 0 success: every horizon completed its decision (no trigger, suppressed, \
-                  rejected, deployed, or a dry run's would-deploy); 1 runtime error; 2 usage; 3 a candidate \
-                  was rejected (validate always; run only with --fail-on-reject); 4 deploy failed and rolled \
-                  back; 75 another run holds the lock; 78 invalid settings/config/data/model."
+                  rejected, a trial started, on trial or failed, deployed, or a dry run's would-deploy); \
+                  1 runtime error; 2 usage; 3 a candidate was rejected (validate always; run only with \
+                  --fail-on-reject, a lost trial too); 4 deploy failed and rolled back; 75 another run holds \
+                  the lock; 78 invalid settings/config/data/model."
 )]
 pub struct Cli {
     #[command(flatten)]
