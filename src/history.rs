@@ -24,6 +24,8 @@ pub enum Action {
     TrialFailed,
     /// A dry run's approved candidate (never written to history).
     WouldDeploy,
+    /// A dry run's approved candidate that would begin its trial (never written to history).
+    WouldStartTrial,
     /// A dry run's probation rollback (never written to history).
     WouldRollBack,
 }
@@ -54,6 +56,7 @@ impl Action {
             Action::OnTrial => "on_trial",
             Action::TrialFailed => "trial_failed",
             Action::WouldDeploy => "would_deploy",
+            Action::WouldStartTrial => "would_start_trial",
             Action::WouldRollBack => "would_roll_back",
         }
     }

@@ -47,6 +47,8 @@ pub enum Outcome {
     Rejected(Box<Evidence>),
     /// Approved; the live trial begins and the config stays.
     TrialStarted(Box<Evidence>),
+    /// Approved; a trial would begin: a dry run.
+    WouldStartTrial(Box<Evidence>),
     /// A trial too young to judge.
     OnTrial {
         check: TrialCheck,
@@ -81,7 +83,7 @@ impl From<Decision> for Outcome {
             Decision::Suppressed { triggers, probation } => Outcome::Suppressed { triggers, probation },
             Decision::ProbationRollback { check } => Outcome::ProbationRollback { check, done: None },
             Decision::Rejected(e) => Outcome::Rejected(e),
-            Decision::TrialStarted(e) => Outcome::TrialStarted(e),
+            Decision::TrialStarted(e) => Outcome::WouldStartTrial(e),
             Decision::OnTrial { check } => Outcome::OnTrial { check },
             Decision::TrialFailed { check } => Outcome::TrialFailed { check },
             Decision::Approved(a) => Outcome::Approved(a),
@@ -118,6 +120,7 @@ impl Outcome {
             Outcome::ProbationRollback { done: Some(_), .. } => Action::RolledBack,
             Outcome::Rejected(_) => Action::Rejected,
             Outcome::TrialStarted(_) => Action::TrialStarted,
+            Outcome::WouldStartTrial(_) => Action::WouldStartTrial,
             Outcome::OnTrial { .. } => Action::OnTrial,
             Outcome::TrialFailed { .. } => Action::TrialFailed,
             Outcome::Approved(_) => Action::WouldDeploy,
@@ -139,7 +142,7 @@ impl Outcome {
 
     fn evidence(&self) -> Option<&Evidence> {
         match self {
-            Outcome::Rejected(e) | Outcome::TrialStarted(e) => Some(e),
+            Outcome::Rejected(e) | Outcome::TrialStarted(e) | Outcome::WouldStartTrial(e) => Some(e),
             Outcome::Approved(a)
             | Outcome::Deployed { approved: a, .. }
             | Outcome::DeployFailed { approved: a, .. } => Some(&a.evidence),
@@ -228,6 +231,14 @@ impl Outcome {
                     Self::figures(v)
                 )
             }
+            Outcome::WouldStartTrial(e) => {
+                let v = &e.validation;
+                format!(
+                    "would start a live trial of {}: {}",
+                    v.candidate.params,
+                    Self::figures(v)
+                )
+            }
             Outcome::OnTrial { check } | Outcome::TrialFailed { check } => check.note.clone(),
             Outcome::Approved(a) => {
                 let v = &a.evidence.validation;
@@ -272,7 +283,10 @@ impl Outcome {
 
     /// The history row of this outcome. Dry-run outcomes have none.
     pub fn record(&self, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
-        if matches!(self.action(), Action::WouldDeploy | Action::WouldRollBack) {
+        if matches!(
+            self.action(),
+            Action::WouldDeploy | Action::WouldRollBack | Action::WouldStartTrial
+        ) {
             return None;
         }
         Some(self.row_of(h, rc))
@@ -363,7 +377,7 @@ impl Outcome {
     pub fn mails(&self, h: Horizon, run_id: &str, picture: Option<&Attachment>) -> Vec<(MailEvent, Email)> {
         let mut out = Vec::new();
         if let Some(e) = self.evidence() {
-            if !matches!(self, Outcome::Approved(_)) {
+            if !matches!(self, Outcome::Approved(_) | Outcome::WouldStartTrial(_)) {
                 out.push((
                     MailEvent::Triggered,
                     Email {
@@ -391,6 +405,7 @@ impl Outcome {
             | Outcome::Suppressed { .. }
             | Outcome::Approved(_)
             | Outcome::TrialStarted(_)
+            | Outcome::WouldStartTrial(_)
             | Outcome::OnTrial { .. }
             | Outcome::ProbationRollback { done: None, .. } => None,
             Outcome::TrialFailed { check } => Some((
@@ -716,6 +731,16 @@ mod tests {
         assert!(o.owed(Horizon(7), &rc).is_none(), "nothing to journal");
         let events: Vec<MailEvent> = o.mails(Horizon(7), "r", None).iter().map(|(e, _)| *e).collect();
         assert_eq!(events, [MailEvent::Triggered]);
+        // A dry run only says it would start one: no row, no mail.
+        let would = Outcome::from(Decision::TrialStarted(e));
+        assert_eq!(would.action(), Action::WouldStartTrial);
+        assert!(
+            would.message().starts_with("would start a live trial of "),
+            "{}",
+            would.message()
+        );
+        assert!(would.record(Horizon(7), &rc).is_none());
+        assert!(would.mails(Horizon(7), "r", None).is_empty());
     }
 
     #[test]

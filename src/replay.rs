@@ -368,6 +368,7 @@ fn apply(st: &mut State, decision: Decision, d: NaiveDate) -> Outcome {
                 code: crate::exit::ExitCode::Runtime,
             },
         },
+        Decision::TrialStarted(e) => Outcome::TrialStarted(e),
         other => Outcome::from(other),
     }
 }

@@ -386,6 +386,8 @@ fn apply(
                 .expect("a deploy owes a row");
             deploy_approved(ctx, shared, run_id, approved, &owed)
         }
+        // A trial starts by its history row alone.
+        Decision::TrialStarted(e) => Ok(Outcome::TrialStarted(e)),
         other => Ok(Outcome::from(other)),
     }
 }

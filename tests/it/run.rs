@@ -779,6 +779,12 @@ fn an_approved_candidate_is_tried_live_before_it_is_deployed() {
             let out = env.run(&all);
             out.success().json()
         };
+        if !unreachable {
+            // A dry run says what it would do and records nothing.
+            let s = run(&["--force", "--as-of", "2024-05-02", "--dry-run"]);
+            assert_eq!(s.horizons[0].action, "would_start_trial", "{s:?}");
+            assert!(!env.path("data/optimization_history/history.parquet").exists());
+        }
         let s = run(&["--force", "--as-of", "2024-05-02"]);
         assert_eq!(s.horizons[0].action, "trial_started", "{s:?}");
         assert_eq!(s.horizons[0].approved, Some(true));
