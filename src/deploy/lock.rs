@@ -159,17 +159,22 @@ mod tests {
         assert_eq!(first.holder().unwrap(), holder);
         drop(first);
         assert_eq!(std::fs::read(dir.path().join(LOCK_FILE)).unwrap(), b"");
-        // A child forked by a test running in parallel holds a copy of every descriptor until
-        // it execs (they are close-on-exec), so the released lock may take a moment to free.
-        let again = (0..100)
+        let again = acquire_once_released(dir.path());
+        assert_eq!(again.path(), dir.path().join(LOCK_FILE));
+    }
+
+    /// The lock of `root` once its holder has dropped it. A child forked by a test running in
+    /// parallel holds a copy of every descriptor until it execs (they are close-on-exec), so
+    /// a released lock may take a moment to free.
+    fn acquire_once_released(root: &std::path::Path) -> RunLock {
+        (0..100)
             .find_map(|_| {
-                RunLock::acquire(dir.path()).ok().or_else(|| {
+                RunLock::acquire(root).ok().or_else(|| {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                     None
                 })
             })
-            .expect("the lock is free once its holder dropped it");
-        assert_eq!(again.path(), dir.path().join(LOCK_FILE));
+            .expect("the lock is free once its holder dropped it")
     }
 
     #[test]
@@ -188,7 +193,7 @@ mod tests {
             ExitCode::Locked
         );
         drop(first);
-        RunLock::acquire(dir.path()).unwrap();
+        acquire_once_released(dir.path());
     }
 
     #[test]
