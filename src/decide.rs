@@ -450,11 +450,8 @@ pub fn lost_live_checks(
     now: DateTime<Utc>,
 ) -> usize {
     let label = h.label();
-    let same = |o: &crate::history::RecordParams| {
-        o.context_length == i64::try_from(params.context_length).ok()
-            && o.num_samples == i64::try_from(params.num_samples).ok()
-            && o.temperature.map(f64::to_bits) == Some(params.temperature.to_bits())
-    };
+    let recorded = crate::history::RecordParams::of(params);
+    let same = |o: &crate::history::RecordParams| *o == recorded;
     history
         .iter()
         .filter(|r| {

@@ -143,6 +143,19 @@ pub fn last_optimization<'a>(records: &'a [HistoryRecord], horizon: &str) -> Opt
         .max_by_key(|r| r.optimization_date)
 }
 
+/// The newest record of `horizon` at or before `now` whose action is one of `actions`.
+pub fn last_of<'a>(
+    records: &'a [HistoryRecord],
+    horizon: &str,
+    now: DateTime<Utc>,
+    actions: &[Action],
+) -> Option<&'a HistoryRecord> {
+    records
+        .iter()
+        .filter(|r| r.horizon == horizon && r.optimization_date <= now && actions.contains(&r.action))
+        .max_by_key(|r| r.optimization_date)
+}
+
 /// The newest record of `horizon`, whatever its action.
 pub fn last_record<'a>(records: &'a [HistoryRecord], horizon: &str) -> Option<&'a HistoryRecord> {
     records

@@ -412,10 +412,10 @@ impl Outcome {
                 MailEvent::Rejected,
                 Email {
                     subject: format!("[model-optimizer] {h} trial failed: {}", check.candidate),
-                    body: format!("{}
-The deployed config was not changed.
-run {run_id}
-", self.message()),
+                    body: format!(
+                        "{}\nThe deployed config was not changed.\nrun {run_id}\n",
+                        self.message()
+                    ),
                     attachments: Vec::new(),
                 },
             )),

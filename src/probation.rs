@@ -57,15 +57,7 @@ pub fn due(
     now: DateTime<Utc>,
     settings: &DeploySettings,
 ) -> Option<Due> {
-    let label = h.label();
-    let last = history
-        .iter()
-        .filter(|r| {
-            r.horizon == label
-                && r.optimization_date <= now
-                && matches!(r.action, Action::Deployed | Action::RolledBack)
-        })
-        .max_by_key(|r| r.optimization_date)?;
+    let last = history::last_of(history, &h.label(), now, &[Action::Deployed, Action::RolledBack])?;
     if last.action != Action::Deployed
         || history::days_since(last.optimization_date, now.date_naive()) > settings.probation_days
     {

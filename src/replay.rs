@@ -403,8 +403,7 @@ fn prefetch(
         let daily_start = crate::hindcast::origins_with_targets_after(&first, h, since)
             .first()
             .copied()
-            .unwrap_or(first.len())
-            .min(first.len());
+            .unwrap_or(first.len());
         let lattice_start = crate::backtest::split_origins(&first, h, &settings.search)
             .ok()
             .and_then(|split| split.all().first().copied())

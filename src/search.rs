@@ -411,16 +411,19 @@ fn winkler(p: &backtest::ErrorPoint) -> f64 {
 }
 
 /// The incumbent rule (see [`IncumbentChoice`]) over `candidates` (indices into the configs,
-/// one per value of the parameter): `lowest` is the lowest-scoring one, `current` the one
-/// holding the current value if any, `value` reads the parameter, and `p_value(lowest,
-/// current)` tests the lowest against the current. Returns the chosen index.
-fn keep_unless_beaten<T: Copy>(
-    lowest: usize,
-    current: Option<usize>,
-    alpha: f64,
+/// one per value of the parameter): the lowest `score` among them is weighed against the one
+/// whose `value` is `current` (if any is), `p_value(lowest, current)` testing the lowest
+/// against the current. Returns the chosen index.
+fn keep_unless_beaten<T: Copy + PartialEq>(
+    candidates: &[usize],
+    score: impl Fn(usize) -> f64,
     value: impl Fn(usize) -> T,
+    current: Option<T>,
+    alpha: f64,
     p_value: impl Fn(usize, usize) -> f64,
 ) -> (usize, IncumbentChoice<T>) {
+    let lowest = lowest(candidates, score);
+    let current = current.and_then(|c| candidates.iter().copied().find(|&i| value(i) == c));
     match current {
         None => (lowest, IncumbentChoice::Lowest),
         Some(i) if i == lowest => (i, IncumbentChoice::CurrentIsLowest),
@@ -482,15 +485,11 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
     let evaluation = |i: usize| &configs[i].evaluation;
     let current = incumbent.params;
     let (ctx_i, ctx_choice) = keep_unless_beaten(
-        lowest(&at_ref, |i| metrics(i).rmse),
-        current.and_then(|c| {
-            at_ref
-                .iter()
-                .copied()
-                .find(|&i| params[i].context_length == c.context_length)
-        }),
-        incumbent.context_alpha,
+        &at_ref,
+        |i| metrics(i).rmse,
         |i| params[i].context_length,
+        current.map(|c| c.context_length),
+        incumbent.context_alpha,
         |a, b| {
             dm_p_value(evaluation(a), evaluation(b), incumbent.test_horizon, |p| {
                 p.error * p.error
@@ -500,15 +499,11 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
     let ctx = params[ctx_i].context_length;
     let at_ctx: Vec<usize> = temps.iter().map(|&t| find(ctx, n_max, t)).collect();
     let (temp_i, temp_choice) = keep_unless_beaten(
-        lowest(&at_ctx, |i| metrics(i).interval_score_95),
-        current.and_then(|c| {
-            at_ctx
-                .iter()
-                .copied()
-                .find(|&i| params[i].temperature.to_bits() == c.temperature.to_bits())
-        }),
-        incumbent.temperature_alpha,
+        &at_ctx,
+        |i| metrics(i).interval_score_95,
         |i| params[i].temperature,
+        current.map(|c| c.temperature),
+        incumbent.temperature_alpha,
         |a, b| dm_p_value(evaluation(a), evaluation(b), incumbent.test_horizon, winkler),
     );
     let temp = params[temp_i].temperature;

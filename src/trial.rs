@@ -67,18 +67,13 @@ pub fn pending(
     cfg: &ForecasterConfig,
     now: DateTime<Utc>,
 ) -> Option<Pending> {
-    let label = h.label();
-    let last = history
-        .iter()
-        .filter(|r| {
-            r.horizon == label
-                && r.optimization_date <= now
-                && matches!(
-                    r.action,
-                    Action::TrialStarted | Action::TrialFailed | Action::Deployed | Action::RolledBack
-                )
-        })
-        .max_by_key(|r| r.optimization_date)?;
+    let ends = [
+        Action::TrialStarted,
+        Action::TrialFailed,
+        Action::Deployed,
+        Action::RolledBack,
+    ];
+    let last = history::last_of(history, &h.label(), now, &ends)?;
     if last.action != Action::TrialStarted || last.old.params() != Some(cfg.params()) {
         return None;
     }
