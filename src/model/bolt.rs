@@ -4,25 +4,25 @@
 //! past the model horizon) lives in `mod.rs`.
 
 use candle_core::{Device, Result, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 
 use super::config::Config;
-use super::t5::{additive_mask, Decoder, Encoder};
+use super::t5::{additive_mask, Decoder, Dense, Encoder};
 
 /// chronos_bolt.py `ResidualBlock` without layer norm (Chronos-Bolt builds both of its blocks
 /// with `use_layer_norm=False`): `output(relu(hidden(x))) + residual(x)`, all with bias.
 #[derive(Clone, Debug)]
 struct ResidualBlock {
-    hidden: Linear,
-    output: Linear,
-    residual: Linear,
+    hidden: Dense,
+    output: Dense,
+    residual: Dense,
 }
 
 impl ResidualBlock {
     fn load(vb: &VarBuilder, in_dim: usize, hidden_dim: usize, out_dim: usize) -> Result<Self> {
-        let linear = |name: &str, i: usize, o: usize| -> Result<Linear> {
+        let linear = |name: &str, i: usize, o: usize| -> Result<Dense> {
             let vb = vb.pp(name);
-            Ok(Linear::new(vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?)))
+            Dense::new(vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?))
         };
         Ok(Self {
             hidden: linear("hidden_layer", in_dim, hidden_dim)?,

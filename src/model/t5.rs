@@ -15,10 +15,11 @@
 //! Everything is batched: one matmul per projection over all `batch x tokens` rows, one
 //! batched matmul per attention product over all `batch x heads`.
 
-use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, InplaceOp1, Layout, Result, Shape, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
 use super::config::Config;
+use bolt_kernels::{self as kernels, Attention};
 
 /// `T5LayerNorm`: scale-only RMS norm (no mean subtraction, no bias).
 #[derive(Clone, Debug)]
@@ -44,27 +45,115 @@ impl Module for RmsNorm {
     }
 }
 
+/// A linear layer `x @ w^T (+ bias)` from a PyTorch `[out, in]` weight. Products with few
+/// rows run on [`kernels::matmul_nt`], the others on candle's gemm.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    linear: Linear,
+    weight: Tensor,
+    bias: Option<Tensor>,
+    in_dim: usize,
+    out_dim: usize,
+}
+
+impl Dense {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        let weight = if weight.is_contiguous() {
+            weight
+        } else {
+            weight.contiguous()?
+        };
+        Ok(Self {
+            linear: Linear::new(weight.clone(), bias.clone()),
+            weight,
+            bias,
+            in_dim,
+            out_dim,
+        })
+    }
+}
+
+impl Module for Dense {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let rows = x.elem_count() / self.in_dim;
+        if !kernels::prefers_nt(rows, self.in_dim, self.out_dim) {
+            return self.linear.forward(x);
+        }
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = self.out_dim;
+        }
+        let y = x
+            .contiguous()?
+            .apply_op2_no_bwd(&self.weight, &MatmulNt)?
+            .reshape(dims)?;
+        match &self.bias {
+            Some(bias) => y.broadcast_add(bias),
+            None => Ok(y),
+        }
+    }
+}
+
+/// `x @ w^T` through [`kernels::matmul_nt`], for contiguous f32 `x` `(.., k)` and `w` `(n, k)`.
+struct MatmulNt;
+
+/// The contiguous f32 data of a storage, or an error naming the op.
+fn f32_data<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: f32 operands expected");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: contiguous operands expected");
+    };
+    Ok(&data[start..end])
+}
+
+impl CustomOp2 for MatmulNt {
+    fn name(&self) -> &'static str {
+        "matmul-nt"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(self.name(), s1, l1)?;
+        let w = f32_data(self.name(), s2, l2)?;
+        let (n, k) = l2.shape().dims2()?;
+        if k == 0 || x.len() % k != 0 {
+            candle_core::bail!("matmul-nt: input width does not match the weight");
+        }
+        let m = x.len() / k;
+        let out = kernels::matmul_nt(kernels::isa(), x, w, m, k, n);
+        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    }
+}
+
 /// A bias-free linear layer from a PyTorch `[out, in]` weight.
-fn linear_no_bias(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
-    Ok(Linear::new(vb.get((out_dim, in_dim), "weight")?, None))
+fn linear_no_bias(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Dense> {
+    Dense::new(vb.get((out_dim, in_dim), "weight")?, None)
 }
 
 /// Stacks several `[out_i, in]` weights into one `[sum out_i, in]` linear, so q/k/v (or k/v)
 /// become a single matmul: the same products, fewer and larger gemm calls.
-fn fused_linear(vb: &VarBuilder, names: &[&str], in_dim: usize, out_dim: usize) -> Result<Linear> {
+fn fused_linear(vb: &VarBuilder, names: &[&str], in_dim: usize, out_dim: usize) -> Result<Dense> {
     let parts = names
         .iter()
         .map(|n| vb.pp(*n).get((out_dim, in_dim), "weight"))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Linear::new(Tensor::cat(&parts, 0)?, None))
+    Dense::new(Tensor::cat(&parts, 0)?, None)
 }
 
 /// `DenseReluDense` plus its pre-norm (`T5LayerFF`).
 #[derive(Clone, Debug)]
 struct FeedForward {
     norm: RmsNorm,
-    wi: Linear,
-    wo: Linear,
+    wi: Dense,
+    wo: Dense,
 }
 
 impl FeedForward {
@@ -79,20 +168,32 @@ impl FeedForward {
 
     /// `x + wo(relu(wi(norm(x))))` (dropout is the identity at inference).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.wi.forward(&self.norm.forward(x)?)?.relu()?;
+        let h = self.wi.forward(&self.norm.forward(x)?)?.contiguous()?;
+        h.inplace_op1(&Relu)?;
         x + self.wo.forward(&h)?
     }
 }
 
-/// Splits a fused projection `(b, s, parts * heads * d_kv)` into `parts` contiguous tensors
-/// of shape `(b, heads, s, d_kv)`, with one copy for all of them.
-fn split_heads(x: &Tensor, parts: usize, heads: usize, d_kv: usize) -> Result<Vec<Tensor>> {
-    let (b, s, _) = x.dims3()?;
-    let x = x
-        .reshape((b, s, parts, heads, d_kv))?
-        .permute((2, 0, 3, 1, 4))?
-        .contiguous()?;
-    (0..parts).map(|i| x.get(i)).collect()
+/// `max(x, 0)` in place: the feed-forward's widest activation is not copied for it.
+struct Relu;
+
+impl InplaceOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "relu-in-place"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("relu-in-place: f32 expected");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("relu-in-place: contiguous tensor expected");
+        };
+        for v in &mut data[start..end] {
+            *v = v.max(0.0);
+        }
+        Ok(())
+    }
 }
 
 /// `softmax(scores + (bias + mask))` over the last dimension of contiguous `(b, heads,
@@ -177,20 +278,34 @@ impl InplaceOp1 for MaskedSoftmax<'_> {
     }
 }
 
-/// `softmax(q @ k^T + bias + mask) @ v` over `(b, heads, ., d_kv)` tensors; T5 does not scale
-/// the scores by `1/sqrt(d_kv)`.
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, softmax: &MaskedSoftmax) -> Result<Tensor> {
-    let scores = q.matmul(&k.t()?)?;
-    scores.inplace_op1(softmax)?;
-    scores.matmul(v)
+/// [`Attention`] as a candle op.
+struct AttentionOp<'a>(Attention<'a>);
+
+impl CustomOp1 for AttentionOp<'_> {
+    fn name(&self) -> &'static str {
+        "self-attention"
+    }
+
+    /// `(b, s, 3 * heads * d_kv)` fused projection in, `(b, s, heads * d_kv)` context out.
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = f32_data(self.name(), storage, layout)?;
+        let (b, s, width) = layout.shape().dims3()?;
+        let att = self.0;
+        let inner = att.heads * att.d_kv;
+        if s != att.tokens || width != 3 * inner || att.mask.len() != b * s {
+            candle_core::bail!("self-attention: projection does not match the mask and heads");
+        }
+        let out = att.run(kernels::isa(), qkv, b);
+        Ok((CpuStorage::F32(out), Shape::from((b, s, inner))))
+    }
 }
 
 /// Encoder self-attention (`layer.0` of an encoder block).
 #[derive(Clone, Debug)]
 struct SelfAttention {
     norm: RmsNorm,
-    qkv: Linear,
-    o: Linear,
+    qkv: Dense,
+    o: Dense,
     heads: usize,
     d_kv: usize,
 }
@@ -210,21 +325,16 @@ impl SelfAttention {
     /// `x + o(attention(norm(x)))`; `bias` is the `(heads, s, s)` relative bias, `mask` the
     /// `(b, s)` additive key mask.
     fn forward(&self, x: &Tensor, bias: &[f32], mask: &[f32]) -> Result<Tensor> {
-        let (b, s, _) = x.dims3()?;
-        let softmax = MaskedSoftmax {
+        let (_, s, _) = x.dims3()?;
+        let qkv = self.qkv.forward(&self.norm.forward(x)?)?.contiguous()?;
+        // (b, s, h * d_kv), heads concatenated per token as HF's `unshape`.
+        let ctx = qkv.apply_op1_no_bwd(&AttentionOp(Attention {
             bias,
             mask,
             heads: self.heads,
-            queries: s,
-            keys: s,
-        };
-        let qkv = self.qkv.forward(&self.norm.forward(x)?)?;
-        let [q, k, v]: [Tensor; 3] = split_heads(&qkv, 3, self.heads, self.d_kv)?
-            .try_into()
-            .map_err(|_| candle_core::Error::Msg("split_heads returned the wrong count".into()))?;
-        let ctx = attend(&q, &k, &v, &softmax)?;
-        // (b, h, s, d_kv) -> (b, s, h * d_kv): the head-major concatenation of HF's `unshape`.
-        let ctx = ctx.transpose(1, 2)?.reshape((b, s, self.heads * self.d_kv))?;
+            d_kv: self.d_kv,
+            tokens: s,
+        }))?;
         x + self.o.forward(&ctx)?
     }
 }
@@ -344,12 +454,12 @@ impl Encoder {
 #[derive(Clone, Debug)]
 struct CrossAttention {
     norm: RmsNorm,
-    q: Linear,
+    q: Dense,
     /// `k.weight` as `(heads, d_kv, d_model)`.
     k: Tensor,
     /// `v.weight` as `(heads, d_kv, d_model)`.
     v: Tensor,
-    o: Linear,
+    o: Dense,
     heads: usize,
     d_kv: usize,
 }
@@ -404,8 +514,8 @@ struct DecoderBlock {
     /// Self-attention over one token: the softmax of a single score is exactly 1, so the
     /// output is `o(v(x))`; q, k and the relative bias (a per-head constant added to that
     /// single score) cannot change it and are only shape-checked at load.
-    self_v: Linear,
-    self_o: Linear,
+    self_v: Dense,
+    self_o: Dense,
     cross: CrossAttention,
     feed_forward: FeedForward,
 }

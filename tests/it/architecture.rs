@@ -217,6 +217,7 @@ fn each_external_crate_is_used_by_its_one_module() {
         ("polars", &["data"]),
         ("candle_core", &["model"]),
         ("candle_nn", &["model"]),
+        ("bolt_kernels", &["model"]),
         ("hf_hub", &["model"]),
         ("git2", &["deploy"]),
         ("lettre", &["notify"]),

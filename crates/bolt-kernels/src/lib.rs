@@ -1,0 +1,453 @@
+//! model-optimizer's f32 kernels for the Chronos-Bolt forward pass's shapes where a general
+//! gemm is slow: products with
+//! few rows (batch 1, the decoder's one position per series, the output head) and the
+//! encoder's attention. Both operands of every product here are row-major along the summed
+//! dimension, so each output is a dot product of two contiguous rows: no packing, and the
+//! weights are read once per call.
+//!
+//! SIMD through `pulp` (safe, instruction set chosen at run time: AVX2+FMA where the CPU has
+//! it, portable scalar code otherwise); threads through rayon's global pool, the one candle's
+//! gemm uses. `MODEL_OPTIMIZER_SIMD=scalar` forces the portable path (tests compare the two).
+
+use std::sync::OnceLock;
+
+use pulp::{Simd, WithSimd};
+use rayon::prelude::*;
+
+/// Rows of `x` per register tile.
+const MR: usize = 4;
+/// Rows of `w` per register tile: `MR x NR` accumulators plus `NR + 1` operands fill the 16
+/// AVX2 vector registers.
+const NR: usize = 3;
+/// Bytes of `w` rows one pass over the rows of `x` reuses; sized for a 512 KiB L2.
+const W_BLOCK_BYTES: usize = 128 << 10;
+/// Padding of the attention's key dimension, so every dot product is whole vectors (16 f32 is
+/// one AVX-512 vector, two AVX2 ones).
+const KEY_PAD: usize = 16;
+
+/// The instruction sets the kernels can be told to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// The best the CPU offers (AVX2+FMA on x86-64 where available).
+    Best,
+    /// Portable scalar code.
+    Scalar,
+}
+
+/// `MODEL_OPTIMIZER_SIMD`: `scalar` forces portable code, anything else (or unset) the best.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| match std::env::var("MODEL_OPTIMIZER_SIMD").as_deref() {
+        Ok("scalar") => Isa::Scalar,
+        _ => Isa::Best,
+    })
+}
+
+fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
+    match isa {
+        Isa::Best => pulp::Arch::new().dispatch(op),
+        Isa::Scalar => pulp::Scalar::new().vectorize(op),
+    }
+}
+
+/// Whether [`matmul_nt`] beats candle's gemm on an `(m, k) x (n, k)^T` product. Measured on
+/// the model's shapes: packing the weights costs more than it saves below ~64 rows, and up to
+/// ~160 rows when the summed dimension is long against the output (the feed-forward's `wo`).
+pub fn prefers_nt(m: usize, k: usize, n: usize) -> bool {
+    m <= 64 || (m <= 160 && k >= 4 * n)
+}
+
+/// `MR' x NR'` dot products of rows of `x` and rows of `w` (row strides `ldx`, `ldw`, length
+/// `k`), stored at `out[a * ldo + b]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<S: Simd, const R: usize, const C: usize>(
+    s: S,
+    x: &[f32],
+    ldx: usize,
+    w: &[f32],
+    ldw: usize,
+    k: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let xs: [&[f32]; R] = core::array::from_fn(|a| &x[a * ldx..][..k]);
+    let ws: [&[f32]; C] = core::array::from_fn(|b| &w[b * ldw..][..k]);
+    let xv: [&[S::f32s]; R] = core::array::from_fn(|a| S::as_simd_f32s(xs[a]).0);
+    let wv: [&[S::f32s]; C] = core::array::from_fn(|b| S::as_simd_f32s(ws[b]).0);
+    let nv = xv[0].len();
+    let xv: [&[S::f32s]; R] = core::array::from_fn(|a| &xv[a][..nv]);
+    let wv: [&[S::f32s]; C] = core::array::from_fn(|b| &wv[b][..nv]);
+    let mut acc = [[s.splat_f32s(0.0); C]; R];
+    for t in 0..nv {
+        let wt: [S::f32s; C] = core::array::from_fn(|b| wv[b][t]);
+        for a in 0..R {
+            let xt = xv[a][t];
+            for b in 0..C {
+                acc[a][b] = s.mul_add_f32s(xt, wt[b], acc[a][b]);
+            }
+        }
+    }
+    let done = k - S::as_simd_f32s(xs[0]).1.len();
+    for a in 0..R {
+        for b in 0..C {
+            let mut sum = s.reduce_sum_f32s(acc[a][b]);
+            for t in done..k {
+                sum = xs[a][t].mul_add(ws[b][t], sum);
+            }
+            out[a * ldo + b] = sum;
+        }
+    }
+}
+
+/// `out[i * ldo + j] = x_i . w_j` for the `m` rows of `x` and `n` rows of `w` (row strides
+/// `ldx`, `ldw`; `k` summed), on the calling thread.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn nt<S: Simd>(
+    s: S,
+    x: &[f32],
+    ldx: usize,
+    w: &[f32],
+    ldw: usize,
+    (m, k, n): (usize, usize, usize),
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let block = (W_BLOCK_BYTES / (4 * k.max(1))).max(NR) / NR * NR;
+    for jb in (0..n).step_by(block) {
+        let je = (jb + block).min(n);
+        for i in (0..m).step_by(MR) {
+            let r = (m - i).min(MR);
+            let x = &x[i * ldx..];
+            for j in (jb..je).step_by(NR) {
+                let c = (je - j).min(NR);
+                let w = &w[j * ldw..];
+                let o = &mut out[i * ldo + j..];
+                match (r, c) {
+                    (4, 3) => tile::<S, 4, 3>(s, x, ldx, w, ldw, k, o, ldo),
+                    (4, 2) => tile::<S, 4, 2>(s, x, ldx, w, ldw, k, o, ldo),
+                    (4, 1) => tile::<S, 4, 1>(s, x, ldx, w, ldw, k, o, ldo),
+                    (3, 3) => tile::<S, 3, 3>(s, x, ldx, w, ldw, k, o, ldo),
+                    (3, 2) => tile::<S, 3, 2>(s, x, ldx, w, ldw, k, o, ldo),
+                    (3, 1) => tile::<S, 3, 1>(s, x, ldx, w, ldw, k, o, ldo),
+                    (2, 3) => tile::<S, 2, 3>(s, x, ldx, w, ldw, k, o, ldo),
+                    (2, 2) => tile::<S, 2, 2>(s, x, ldx, w, ldw, k, o, ldo),
+                    (2, 1) => tile::<S, 2, 1>(s, x, ldx, w, ldw, k, o, ldo),
+                    (1, 3) => tile::<S, 1, 3>(s, x, ldx, w, ldw, k, o, ldo),
+                    (1, 2) => tile::<S, 1, 2>(s, x, ldx, w, ldw, k, o, ldo),
+                    _ => tile::<S, 1, 1>(s, x, ldx, w, ldw, k, o, ldo),
+                }
+            }
+        }
+    }
+}
+
+/// One thread's share of [`matmul_nt`]: rows `cols` of `w` against every row of `x`.
+struct NtPart<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    m: usize,
+    k: usize,
+    cols: std::ops::Range<usize>,
+    out: &'a mut [f32],
+    ldo: usize,
+}
+
+impl WithSimd for NtPart<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let n = self.cols.len();
+        let w = &self.w[self.cols.start * self.k..];
+        nt(
+            s,
+            self.x,
+            self.k,
+            w,
+            self.k,
+            (self.m, self.k, n),
+            self.out,
+            self.ldo,
+        );
+    }
+}
+
+/// `x @ w^T` for row-major `x` `(m, k)` and `w` `(n, k)` (a `PyTorch` linear weight): the
+/// `(m, n)` product, row-major. Threads split the rows of `w`, so each weight is read once.
+pub fn matmul_nt(isa: Isa, x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    assert!(
+        x.len() >= m * k && w.len() >= n * k,
+        "matmul_nt: operands shorter than (m, k) x (n, k)"
+    );
+    let mut out = vec![0f32; m * n];
+    // At least 32 weight rows per thread, in whole register tiles.
+    let threads = rayon::current_num_threads().min(n / 32).max(1);
+    if threads == 1 {
+        dispatch(
+            isa,
+            NtPart {
+                x,
+                w,
+                m,
+                k,
+                cols: 0..n,
+                out: &mut out,
+                ldo: n,
+            },
+        );
+        return out;
+    }
+    let per = n.div_ceil(threads).div_ceil(NR) * NR;
+    let parts: Vec<(usize, Vec<f32>)> = (0..n)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let cols = start..(start + per).min(n);
+            let mut part = vec![0f32; m * cols.len()];
+            let ldo = cols.len();
+            dispatch(
+                isa,
+                NtPart {
+                    x,
+                    w,
+                    m,
+                    k,
+                    cols,
+                    out: &mut part,
+                    ldo,
+                },
+            );
+            (start, part)
+        })
+        .collect();
+    for (start, part) in parts {
+        let width = part.len() / m.max(1);
+        for (row, src) in out.chunks_exact_mut(n).zip(part.chunks_exact(width)) {
+            row[start..start + width].copy_from_slice(src);
+        }
+    }
+    out
+}
+
+/// The encoder's self-attention over a fused projection, T5 style (no `1/sqrt(d_kv)`
+/// scaling): per series and head, `softmax(q k^T + (bias + mask)) v`.
+#[derive(Clone, Copy, Debug)]
+pub struct Attention<'a> {
+    /// `(heads, s, s)` relative position bias.
+    pub bias: &'a [f32],
+    /// `(b, s)` additive key mask: 0 where attended, `f32::MIN` where not.
+    pub mask: &'a [f32],
+    pub heads: usize,
+    pub d_kv: usize,
+    pub tokens: usize,
+}
+
+/// One (series, head) of [`Attention::run`].
+struct OneHead<'a> {
+    att: Attention<'a>,
+    /// This series' `(s, 3, heads, d_kv)` projection.
+    qkv: &'a [f32],
+    batch: usize,
+    head: usize,
+}
+
+impl WithSimd for OneHead<'_> {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Vec<f32> {
+        let Attention {
+            bias,
+            mask,
+            heads,
+            d_kv: dk,
+            tokens: n,
+        } = self.att;
+        let inner = heads * dk;
+        let padded = n.div_ceil(KEY_PAD) * KEY_PAD;
+        let row = |t: usize, part: usize| &self.qkv[t * 3 * inner + part * inner + self.head * dk..][..dk];
+        let mut q = vec![0f32; n * dk];
+        let mut k = vec![0f32; n * dk];
+        // v transposed, `(d_kv, padded)`, zero past the last key.
+        let mut vt = vec![0f32; dk * padded];
+        for t in 0..n {
+            q[t * dk..][..dk].copy_from_slice(row(t, 0));
+            k[t * dk..][..dk].copy_from_slice(row(t, 1));
+            for (c, &v) in row(t, 2).iter().enumerate() {
+                vt[c * padded + t] = v;
+            }
+        }
+        // Scores `(s, padded)`; the padding stays 0, so it adds nothing to the value product.
+        let mut scores = vec![0f32; n * padded];
+        nt(s, &q, dk, &k, dk, (n, dk, n), &mut scores, padded);
+        let mask = &mask[self.batch * n..][..n];
+        for (query, row) in scores.chunks_exact_mut(padded).enumerate() {
+            let row = &mut row[..n];
+            let bias = &bias[(self.head * n + query) * n..][..n];
+            for ((v, &b), &m) in row.iter_mut().zip(bias).zip(mask) {
+                *v += b + m;
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
+        }
+        let mut ctx = vec![0f32; n * dk];
+        nt(s, &scores, padded, &vt, padded, (n, padded, dk), &mut ctx, dk);
+        ctx
+    }
+}
+
+impl Attention<'_> {
+    /// `qkv`: `(b, s, 3, heads, d_kv)` row-major (the fused q/k/v projection); returns the
+    /// `(b, s, heads * d_kv)` context, heads concatenated per token. Series and heads run in
+    /// parallel.
+    pub fn run(self, isa: Isa, qkv: &[f32], batch: usize) -> Vec<f32> {
+        let (n, dk, heads) = (self.tokens, self.d_kv, self.heads);
+        let inner = heads * dk;
+        let per_series = n * 3 * inner;
+        assert!(
+            qkv.len() == batch * per_series
+                && self.mask.len() == batch * n
+                && self.bias.len() == heads * n * n,
+            "attention: operands do not match (b, s, 3, heads, d_kv)"
+        );
+        let parts: Vec<Vec<f32>> = (0..batch * heads)
+            .into_par_iter()
+            .map(|task| {
+                let (b, head) = (task / heads, task % heads);
+                let qkv = &qkv[b * per_series..][..per_series];
+                dispatch(
+                    isa,
+                    OneHead {
+                        att: self,
+                        qkv,
+                        batch: b,
+                        head,
+                    },
+                )
+            })
+            .collect();
+        let mut out = vec![0f32; batch * n * inner];
+        for (task, ctx) in parts.iter().enumerate() {
+            let (b, head) = (task / heads, task % heads);
+            for (t, src) in ctx.chunks_exact(dk).enumerate() {
+                out[(b * n + t) * inner + head * dk..][..dk].copy_from_slice(src);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{matmul_nt, Attention, Isa};
+
+    /// Deterministic values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Each `got` within `tol` of `want`, relative to `scale` (the sum of the absolute terms,
+    /// which bounds f32 rounding in any summation order).
+    fn close(got: &[f32], want: &[f64], scale: &[f64], tol: f64) {
+        assert_eq!(got.len(), want.len());
+        for (i, ((&g, &w), &a)) in got.iter().zip(want).zip(scale).enumerate() {
+            assert!(
+                (f64::from(g) - w).abs() <= tol * a.max(1.0),
+                "element {i}: {g} vs {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn matmul_nt_matches_f64_sums_on_every_isa_and_remainder() {
+        // Row counts around the 4-row tile, column counts around the 3-row tile and the
+        // per-thread split, summed lengths with and without a vector tail.
+        for &(m, k, n) in &[
+            (1, 8, 1),
+            (1, 512, 1536),
+            (5, 13, 7),
+            (13, 32, 64),
+            (7, 100, 97),
+            (64, 2048, 65),
+        ] {
+            let x = values(m * k, 1);
+            let w = values(n * k, 2);
+            let term = |e: usize, t: usize| f64::from(x[e / n * k + t]) * f64::from(w[e % n * k + t]);
+            let want: Vec<f64> = (0..m * n).map(|e| (0..k).map(|t| term(e, t)).sum()).collect();
+            let scale: Vec<f64> = (0..m * n)
+                .map(|e| (0..k).map(|t| term(e, t).abs()).sum())
+                .collect();
+            for isa in [Isa::Best, Isa::Scalar] {
+                close(&matmul_nt(isa, &x, &w, m, k, n), &want, &scale, 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn attention_matches_the_textbook_formula() {
+        let (b, n, heads, dk) = (3, 21, 2, 8);
+        let inner = heads * dk;
+        let qkv = values(b * n * 3 * inner, 3);
+        let bias = values(heads * n * n, 4);
+        // Series 1 does not attend to its first 5 keys.
+        let mask: Vec<f32> = (0..b * n)
+            .map(|i| if i / n == 1 && i % n < 5 { f32::MIN } else { 0.0 })
+            .collect();
+        let mut want = vec![0f64; b * n * inner];
+        for bi in 0..b {
+            for h in 0..heads {
+                let at = |t: usize, part: usize, c: usize| {
+                    f64::from(qkv[((bi * n + t) * 3 + part) * inner + h * dk + c])
+                };
+                for qi in 0..n {
+                    let scores: Vec<f64> = (0..n)
+                        .map(|kj| {
+                            let dot: f64 = (0..dk).map(|c| at(qi, 0, c) * at(kj, 1, c)).sum();
+                            if bi == 1 && kj < 5 {
+                                f64::NEG_INFINITY
+                            } else {
+                                dot + f64::from(bias[(h * n + qi) * n + kj])
+                            }
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for c in 0..dk {
+                        want[(bi * n + qi) * inner + h * dk + c] = (0..n)
+                            .map(|kj| (scores[kj] - max).exp() / total * at(kj, 2, c))
+                            .sum();
+                    }
+                }
+            }
+        }
+        let att = Attention {
+            bias: &bias,
+            mask: &mask,
+            heads,
+            d_kv: dk,
+            tokens: n,
+        };
+        let ones = vec![1.0; want.len()];
+        for isa in [Isa::Best, Isa::Scalar] {
+            close(&att.run(isa, &qkv, b), &want, &ones, 1e-5);
+        }
+    }
+}
