@@ -143,6 +143,86 @@ fn nt<S: Simd>(
     }
 }
 
+/// `R` rows of `out` at vectors `col..col + V`: `out[r][j] = sum_t a[r * lda + t] * b[t * ldb + j]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn nn_tile<S: Simd, const R: usize, const V: usize>(
+    s: S,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    k: usize,
+    col: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let lanes = core::mem::size_of::<S::f32s>() / 4;
+    let width = (col + V) * lanes;
+    let mut acc = [[s.splat_f32s(0.0); V]; R];
+    for t in 0..k {
+        let row = S::as_simd_f32s(&b[t * ldb..][..width]).0;
+        let bt: [S::f32s; V] = core::array::from_fn(|c| row[col + c]);
+        for r in 0..R {
+            let at = s.splat_f32s(a[r * lda + t]);
+            for c in 0..V {
+                acc[r][c] = s.mul_add_f32s(at, bt[c], acc[r][c]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let row = S::as_mut_simd_f32s(&mut out[r * ldo..][..width]).0;
+        row[col..col + V].copy_from_slice(acc);
+    }
+}
+
+/// `out[i * ldo + j] = sum_t a[i * lda + t] * b[t * ldb + j]` for the `m` rows of `a` and `n`
+/// columns of `b` (`k` summed), on the calling thread. Each output vector is a sum of
+/// broadcast-times-row products: no horizontal sums, the better form when `k` is short.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn nn<S: Simd>(
+    s: S,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    (m, k, n): (usize, usize, usize),
+    out: &mut [f32],
+    ldo: usize,
+) {
+    const R: usize = 4;
+    const V: usize = 3;
+    let lanes = core::mem::size_of::<S::f32s>() / 4;
+    let vectors = n / lanes;
+    for i in (0..m).step_by(R) {
+        let r = (m - i).min(R);
+        let a = &a[i * lda..];
+        let o = &mut out[i * ldo..];
+        for col in (0..vectors).step_by(V) {
+            match (r, (vectors - col).min(V)) {
+                (4, 3) => nn_tile::<S, 4, 3>(s, a, lda, b, ldb, k, col, o, ldo),
+                (4, 2) => nn_tile::<S, 4, 2>(s, a, lda, b, ldb, k, col, o, ldo),
+                (4, 1) => nn_tile::<S, 4, 1>(s, a, lda, b, ldb, k, col, o, ldo),
+                (3, 3) => nn_tile::<S, 3, 3>(s, a, lda, b, ldb, k, col, o, ldo),
+                (3, 2) => nn_tile::<S, 3, 2>(s, a, lda, b, ldb, k, col, o, ldo),
+                (3, 1) => nn_tile::<S, 3, 1>(s, a, lda, b, ldb, k, col, o, ldo),
+                (2, 3) => nn_tile::<S, 2, 3>(s, a, lda, b, ldb, k, col, o, ldo),
+                (2, 2) => nn_tile::<S, 2, 2>(s, a, lda, b, ldb, k, col, o, ldo),
+                (2, 1) => nn_tile::<S, 2, 1>(s, a, lda, b, ldb, k, col, o, ldo),
+                (1, 3) => nn_tile::<S, 1, 3>(s, a, lda, b, ldb, k, col, o, ldo),
+                (1, 2) => nn_tile::<S, 1, 2>(s, a, lda, b, ldb, k, col, o, ldo),
+                _ => nn_tile::<S, 1, 1>(s, a, lda, b, ldb, k, col, o, ldo),
+            }
+        }
+        for row in 0..r {
+            for j in vectors * lanes..n {
+                o[row * ldo + j] = (0..k).fold(0f32, |sum, t| a[row * lda + t].mul_add(b[t * ldb + j], sum));
+            }
+        }
+    }
+}
+
 /// One thread's share of [`matmul_nt`]: rows `cols` of `w` against every row of `x`.
 struct NtPart<'a> {
     x: &'a [f32],
@@ -245,48 +325,38 @@ pub struct Attention<'a> {
     pub tokens: usize,
 }
 
-/// One (series, head) of [`Attention::run`].
-struct OneHead<'a> {
-    att: Attention<'a>,
-    /// This series' `(s, 3, heads, d_kv)` projection.
-    qkv: &'a [f32],
-    batch: usize,
-    head: usize,
-}
-
-impl WithSimd for OneHead<'_> {
-    type Output = Vec<f32>;
-
+impl Attention<'_> {
+    /// One head of one series: `qkv` is the series' `(s, 3, heads, d_kv)` projection; the
+    /// context goes to `out[t * ldo + c]`.
     #[inline(always)]
-    fn with_simd<S: Simd>(self, s: S) -> Vec<f32> {
-        let Attention {
-            bias,
-            mask,
-            heads,
-            d_kv: dk,
-            tokens: n,
-        } = self.att;
-        let inner = heads * dk;
+    fn head<S: Simd>(self, s: S, qkv: &[f32], batch: usize, head: usize, out: &mut [f32], ldo: usize) {
+        let (n, dk) = (self.tokens, self.d_kv);
+        let stride = 3 * self.heads * dk;
+        let part = |p: usize| &qkv[p * self.heads * dk + head * dk..];
         let padded = n.div_ceil(KEY_PAD) * KEY_PAD;
-        let row = |t: usize, part: usize| &self.qkv[t * 3 * inner + part * inner + self.head * dk..][..dk];
-        let mut q = vec![0f32; n * dk];
-        let mut k = vec![0f32; n * dk];
-        // v transposed, `(d_kv, padded)`, zero past the last key.
-        let mut vt = vec![0f32; dk * padded];
+        // k transposed, `(d_kv, padded)`, zero past the last key: the scores' padding is 0.
+        let mut kt = vec![0f32; dk * padded];
+        let keys = part(1);
         for t in 0..n {
-            q[t * dk..][..dk].copy_from_slice(row(t, 0));
-            k[t * dk..][..dk].copy_from_slice(row(t, 1));
-            for (c, &v) in row(t, 2).iter().enumerate() {
-                vt[c * padded + t] = v;
+            for (c, &v) in keys[t * stride..][..dk].iter().enumerate() {
+                kt[c * padded + t] = v;
             }
         }
-        // Scores `(s, padded)`; the padding stays 0, so it adds nothing to the value product.
         let mut scores = vec![0f32; n * padded];
-        nt(s, &q, dk, &k, dk, (n, dk, n), &mut scores, padded);
-        let mask = &mask[self.batch * n..][..n];
+        nn(
+            s,
+            part(0),
+            stride,
+            &kt,
+            padded,
+            (n, dk, padded),
+            &mut scores,
+            padded,
+        );
+        let mask = &self.mask[batch * n..][..n];
         for (query, row) in scores.chunks_exact_mut(padded).enumerate() {
             let row = &mut row[..n];
-            let bias = &bias[(self.head * n + query) * n..][..n];
+            let bias = &self.bias[(head * n + query) * n..][..n];
             for ((v, &b), &m) in row.iter_mut().zip(bias).zip(mask) {
                 *v += b + m;
             }
@@ -300,16 +370,55 @@ impl WithSimd for OneHead<'_> {
                 *v /= sum;
             }
         }
-        let mut ctx = vec![0f32; n * dk];
-        nt(s, &scores, padded, &vt, padded, (n, padded, dk), &mut ctx, dk);
+        nn(s, &scores, padded, part(2), stride, (n, n, dk), out, ldo);
+    }
+}
+
+/// Every head of one series, written in place into its `(s, heads * d_kv)` context.
+struct SeriesTask<'a> {
+    att: Attention<'a>,
+    qkv: &'a [f32],
+    batch: usize,
+    out: &'a mut [f32],
+}
+
+impl WithSimd for SeriesTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let SeriesTask { att, qkv, batch, out } = self;
+        let (heads, dk) = (att.heads, att.d_kv);
+        for head in 0..heads {
+            att.head(s, qkv, batch, head, &mut out[head * dk..], heads * dk);
+        }
+    }
+}
+
+/// One head of one series into its own `(s, d_kv)` buffer.
+struct HeadTask<'a> {
+    att: Attention<'a>,
+    qkv: &'a [f32],
+    batch: usize,
+    head: usize,
+}
+
+impl WithSimd for HeadTask<'_> {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Vec<f32> {
+        let dk = self.att.d_kv;
+        let mut ctx = vec![0f32; self.att.tokens * dk];
+        self.att.head(s, self.qkv, self.batch, self.head, &mut ctx, dk);
         ctx
     }
 }
 
 impl Attention<'_> {
     /// `qkv`: `(b, s, 3, heads, d_kv)` row-major (the fused q/k/v projection); returns the
-    /// `(b, s, heads * d_kv)` context, heads concatenated per token. Series and heads run in
-    /// parallel.
+    /// `(b, s, heads * d_kv)` context, heads concatenated per token. Series run in parallel,
+    /// or, with fewer series than threads, every head of every series.
     pub fn run(self, isa: Isa, qkv: &[f32], batch: usize) -> Vec<f32> {
         let (n, dk, heads) = (self.tokens, self.d_kv, self.heads);
         let inner = heads * dk;
@@ -320,6 +429,22 @@ impl Attention<'_> {
                 && self.bias.len() == heads * n * n,
             "attention: operands do not match (b, s, 3, heads, d_kv)"
         );
+        let mut out = vec![0f32; batch * n * inner];
+        if batch >= rayon::current_num_threads() {
+            out.par_chunks_mut(n * inner).enumerate().for_each(|(b, out)| {
+                let qkv = &qkv[b * per_series..][..per_series];
+                dispatch(
+                    isa,
+                    SeriesTask {
+                        att: self,
+                        qkv,
+                        batch: b,
+                        out,
+                    },
+                );
+            });
+            return out;
+        }
         let parts: Vec<Vec<f32>> = (0..batch * heads)
             .into_par_iter()
             .map(|task| {
@@ -327,7 +452,7 @@ impl Attention<'_> {
                 let qkv = &qkv[b * per_series..][..per_series];
                 dispatch(
                     isa,
-                    OneHead {
+                    HeadTask {
                         att: self,
                         qkv,
                         batch: b,
@@ -336,7 +461,6 @@ impl Attention<'_> {
                 )
             })
             .collect();
-        let mut out = vec![0f32; batch * n * inner];
         for (task, ctx) in parts.iter().enumerate() {
             let (b, head) = (task / heads, task % heads);
             for (t, src) in ctx.chunks_exact(dk).enumerate() {
@@ -349,7 +473,64 @@ impl Attention<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{matmul_nt, Attention, Isa};
+    use pulp::{Simd, WithSimd};
+
+    use super::{dispatch, matmul_nt, nn, Attention, Isa};
+
+    /// [`nn`] on contiguous operands, for the tests.
+    struct Nn<'a> {
+        a: &'a [f32],
+        b: &'a [f32],
+        mkn: (usize, usize, usize),
+    }
+
+    impl WithSimd for Nn<'_> {
+        type Output = Vec<f32>;
+
+        fn with_simd<S: Simd>(self, s: S) -> Vec<f32> {
+            let (m, k, n) = self.mkn;
+            let mut out = vec![0f32; m * n];
+            nn(s, self.a, k, self.b, n, self.mkn, &mut out, n);
+            out
+        }
+    }
+
+    #[test]
+    fn nn_matches_f64_sums_on_every_isa_and_remainder() {
+        // Row counts around the 4-row tile; column counts around whole vectors and the 3-vector
+        // tile, with and without a scalar tail.
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 13, 7),
+            (13, 64, 64),
+            (7, 21, 48),
+            (9, 3, 100),
+            (4, 129, 24),
+        ] {
+            let a = values(m * k, 5);
+            let b = values(k * n, 6);
+            let term = |e: usize, t: usize| f64::from(a[e / n * k + t]) * f64::from(b[t * n + e % n]);
+            let want: Vec<f64> = (0..m * n).map(|e| (0..k).map(|t| term(e, t)).sum()).collect();
+            let scale: Vec<f64> = (0..m * n)
+                .map(|e| (0..k).map(|t| term(e, t).abs()).sum())
+                .collect();
+            for isa in [Isa::Best, Isa::Scalar] {
+                close(
+                    &dispatch(
+                        isa,
+                        Nn {
+                            a: &a,
+                            b: &b,
+                            mkn: (m, k, n),
+                        },
+                    ),
+                    &want,
+                    &scale,
+                    1e-6,
+                );
+            }
+        }
+    }
 
     /// Deterministic values in [-1, 1).
     fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -446,8 +627,19 @@ mod tests {
             tokens: n,
         };
         let ones = vec![1.0; want.len()];
+        // Three series run one task per series on two threads; one series, one per head.
         for isa in [Isa::Best, Isa::Scalar] {
             close(&att.run(isa, &qkv, b), &want, &ones, 1e-5);
+            let one = Attention {
+                mask: &mask[..n],
+                ..att
+            };
+            close(
+                &one.run(isa, &qkv[..n * 3 * inner], 1),
+                &want[..n * inner],
+                &ones,
+                1e-5,
+            );
         }
     }
 }
