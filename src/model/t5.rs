@@ -12,14 +12,15 @@
 //! - `T5LayerFF` with `DenseReluDense`: `wo(relu(wi(norm(x))))`, residual add.
 //! - Pre-norm residual blocks; a final RMS norm closes each stack.
 //!
-//! Everything is batched: one matmul per projection over all `batch x tokens` rows, one
-//! batched matmul per attention product over all `batch x heads`.
+//! Everything is batched: one matmul per projection over all `batch x tokens` rows (candle's
+//! gemm, or `bolt_kernels::matmul_nt` when there are few rows), and one kernel call per
+//! attention over all series and heads (`bolt_kernels::Attention` / `CrossAttention`).
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, InplaceOp1, Layout, Result, Shape, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
 use super::config::Config;
-use bolt_kernels::{self as kernels, Attention};
+use bolt_kernels::{self as kernels, Attention, CrossAttention as CrossKernel};
 
 /// `T5LayerNorm`: scale-only RMS norm (no mean subtraction, no bias).
 #[derive(Clone, Debug)]
@@ -192,88 +193,6 @@ impl InplaceOp1 for Relu {
         for v in &mut data[start..end] {
             *v = v.max(0.0);
         }
-        Ok(())
-    }
-}
-
-/// `softmax(scores + (bias + mask))` over the last dimension of contiguous `(b, heads,
-/// queries, keys)` scores, in place. The `(heads, queries, keys)` position bias and the
-/// `(b, keys)` additive key mask are read where they are instead of being broadcast into a
-/// score-sized tensor per layer; `bias + mask` is summed first, as HF adds the mask to the
-/// position bias once and that sum to the scores.
-struct MaskedSoftmax<'a> {
-    /// `(heads, queries, keys)`, or empty for no position bias (cross-attention).
-    bias: &'a [f32],
-    /// `(b, keys)`: 0 where attended, `f32::MIN` where not.
-    mask: &'a [f32],
-    heads: usize,
-    queries: usize,
-    keys: usize,
-}
-
-/// Below this many scores the softmax runs on the calling thread: spawning costs more.
-const PARALLEL_SCORES: usize = 1 << 15;
-
-impl MaskedSoftmax<'_> {
-    /// Softmax of the consecutive rows `scores` (whole rows), the first being row `first`.
-    fn rows(&self, scores: &mut [f32], first: usize) {
-        let (h, q, n) = (self.heads, self.queries, self.keys);
-        for (i, row) in scores.chunks_exact_mut(n).enumerate() {
-            let r = first + i;
-            let (batch, head, query) = (r / (h * q), (r / q) % h, r % q);
-            let mask = &self.mask[batch * n..][..n];
-            if self.bias.is_empty() {
-                for (v, &m) in row.iter_mut().zip(mask) {
-                    *v += m;
-                }
-            } else {
-                let bias = &self.bias[(head * q + query) * n..][..n];
-                for ((v, &b), &m) in row.iter_mut().zip(bias).zip(mask) {
-                    *v += b + m;
-                }
-            }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            for v in row.iter_mut() {
-                *v /= sum;
-            }
-        }
-    }
-}
-
-impl InplaceOp1 for MaskedSoftmax<'_> {
-    fn name(&self) -> &'static str {
-        "masked-softmax"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("masked-softmax: f32 scores expected");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("masked-softmax: contiguous scores expected");
-        };
-        let scores = &mut data[start..end];
-        let n = self.keys;
-        let rows = scores.len() / n;
-        if rows * n != scores.len() || self.mask.len() * self.heads * self.queries != rows * n {
-            candle_core::bail!("masked-softmax: scores do not match the mask");
-        }
-        let threads = candle_core::utils::get_num_threads().min(rows);
-        if threads <= 1 || scores.len() < PARALLEL_SCORES {
-            self.rows(scores, 0);
-            return Ok(());
-        }
-        let per_thread = rows.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (t, part) in scores.chunks_mut(per_thread * n).enumerate() {
-                scope.spawn(move || self.rows(part, t * per_thread));
-            }
-        });
         Ok(())
     }
 }
@@ -455,55 +374,86 @@ impl Encoder {
 struct CrossAttention {
     norm: RmsNorm,
     q: Dense,
-    /// `k.weight` as `(heads, d_kv, d_model)`.
-    k: Tensor,
-    /// `v.weight` as `(heads, d_kv, d_model)`.
-    v: Tensor,
+    /// `k.weight`, `(heads * d_kv, d_model)`, on the host for the kernel.
+    k: Vec<f32>,
+    /// `v.weight`, `(heads * d_kv, d_model)`.
+    v: Vec<f32>,
     o: Dense,
     heads: usize,
     d_kv: usize,
+    d_model: usize,
 }
 
 impl CrossAttention {
     fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self> {
-        let (d, inner, h, dk) = (cfg.d_model, cfg.inner_dim(), cfg.num_heads, cfg.d_kv);
+        let (d, inner) = (cfg.d_model, cfg.inner_dim());
         let ca = vb.pp("EncDecAttention");
-        let per_head = |name: &str| ca.pp(name).get((inner, d), "weight")?.reshape((h, dk, d));
+        let host = |name: &str| {
+            ca.pp(name)
+                .get((inner, d), "weight")?
+                .flatten_all()?
+                .to_vec1::<f32>()
+        };
         Ok(Self {
             norm: RmsNorm::load(&vb.pp("layer_norm"), d, cfg.layer_norm_epsilon)?,
             q: linear_no_bias(&ca.pp("q"), d, inner)?,
-            k: per_head("k")?,
-            v: per_head("v")?,
+            k: host("k")?,
+            v: host("v")?,
             o: linear_no_bias(&ca.pp("o"), inner, d)?,
-            heads: h,
-            d_kv: dk,
+            heads: cfg.num_heads,
+            d_kv: cfg.d_kv,
+            d_model: d,
         })
     }
 
     /// `x + o(attention(norm(x), encoded))`: `x` is `(b, d_model)`, `encoded` `(b, s, d_model)`,
     /// `mask` the `(b, s)` additive key mask.
     fn forward(&self, x: &Tensor, encoded: &Tensor, mask: &[f32]) -> Result<Tensor> {
-        let (b, s, _) = encoded.dims3()?;
-        let (h, dk) = (self.heads, self.d_kv);
-        let q = self.q.forward(&self.norm.forward(x)?)?;
-        // (b, h * dk) -> (h, b, dk) @ (h, dk, d) -> (h, b, d): each head's query in model space.
-        let q = q.reshape((b, h, dk))?.transpose(0, 1)?.matmul(&self.k)?;
-        // (b, h, d) @ (b, d, s) -> (b, h, s) scores.
-        let scores = q.transpose(0, 1)?.matmul(&encoded.t()?)?;
-        scores.inplace_op1(&MaskedSoftmax {
-            bias: &[],
+        let q = self.q.forward(&self.norm.forward(x)?)?.contiguous()?;
+        let op = CrossOp {
+            att: CrossKernel {
+                k: &self.k,
+                v: &self.v,
+                heads: self.heads,
+                d_kv: self.d_kv,
+                d_model: self.d_model,
+            },
             mask,
-            heads: h,
-            queries: 1,
-            keys: s,
-        })?;
-        // (b, h, s) @ (b, s, d) -> (b, h, d): the attention-weighted encoder states per head,
-        // then (h, b, d) @ (h, d, dk) -> (h, b, dk), the head outputs.
-        let mixed = scores.matmul(encoded)?;
-        let ctx = mixed.transpose(0, 1)?.matmul(&self.v.t()?)?;
-        // (h, b, dk) -> (b, h * dk): the head-major concatenation of HF's `unshape`.
-        let ctx = ctx.transpose(0, 1)?.reshape((b, h * dk))?;
+        };
+        // (b, heads * d_kv), heads concatenated as HF's `unshape`.
+        let ctx = q.apply_op2_no_bwd(&encoded.contiguous()?, &op)?;
         x + self.o.forward(&ctx)?
+    }
+}
+
+/// [`CrossKernel`] as a candle op on the projected queries and the encoder states.
+struct CrossOp<'a> {
+    att: CrossKernel<'a>,
+    mask: &'a [f32],
+}
+
+impl CustomOp2 for CrossOp<'_> {
+    fn name(&self) -> &'static str {
+        "cross-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_data(self.name(), s1, l1)?;
+        let encoded = f32_data(self.name(), s2, l2)?;
+        let (b, inner) = l1.shape().dims2()?;
+        let (eb, s, d) = l2.shape().dims3()?;
+        let att = self.att;
+        if eb != b || inner != att.heads * att.d_kv || d != att.d_model || self.mask.len() != b * s {
+            candle_core::bail!("cross-attention: queries, encoder states and mask do not match");
+        }
+        let out = att.run(kernels::isa(), q, encoded, self.mask, b);
+        Ok((CpuStorage::F32(out), Shape::from((b, inner))))
     }
 }
 

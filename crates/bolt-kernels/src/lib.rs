@@ -471,11 +471,188 @@ impl Attention<'_> {
     }
 }
 
+/// One decoder position's cross-attention (no position bias), reassociated so that the
+/// encoder states are never projected: per series and head, `q'_h = K_h^T q_h` (model space),
+/// `p = softmax(E q'_h + mask)`, context `V_h (E^T p)`. The same sums as projecting `E` by
+/// `K_h` and `V_h`, in another order, for `b x heads x s x d_model` products per layer.
+#[derive(Clone, Copy, Debug)]
+pub struct CrossAttention<'a> {
+    /// The `k` weight, `(heads * d_kv, d_model)`.
+    pub k: &'a [f32],
+    /// The `v` weight, `(heads * d_kv, d_model)`.
+    pub v: &'a [f32],
+    pub heads: usize,
+    pub d_kv: usize,
+    pub d_model: usize,
+}
+
+/// `q'` of one head for every series: `(b, d_kv) x (d_kv, d_model)`.
+struct QueryTask<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    shape: (usize, usize, usize),
+    ldq: usize,
+    out: &'a mut [f32],
+}
+
+impl WithSimd for QueryTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let (b, dk, d) = self.shape;
+        nn(s, self.q, self.ldq, self.k, d, (b, dk, d), self.out, d);
+    }
+}
+
+/// Scores, softmax and the attention-weighted encoder states of one series, every head.
+struct MixTask<'a> {
+    /// `(heads, b, d_model)` queries in model space.
+    qp: &'a [f32],
+    /// This series' `(s, d_model)` encoder states and `(s)` mask.
+    encoded: &'a [f32],
+    mask: &'a [f32],
+    batch: usize,
+    series: usize,
+    heads: usize,
+    /// This series' `(heads, d_model)` output.
+    out: &'a mut [f32],
+}
+
+impl WithSimd for MixTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let n = self.mask.len();
+        let (h, d) = (self.heads, self.out.len() / self.heads);
+        // (s, heads) scores: encoder states against each head's query.
+        let mut scores = vec![0f32; n * h];
+        let queries = &self.qp[self.series * d..];
+        nt(
+            s,
+            self.encoded,
+            d,
+            queries,
+            self.batch * d,
+            (n, d, h),
+            &mut scores,
+            h,
+        );
+        // (heads, s) probabilities.
+        let mut p = vec![0f32; h * n];
+        for (head, row) in p.chunks_exact_mut(n).enumerate() {
+            for ((v, t), &m) in row.iter_mut().zip(0..n).zip(self.mask) {
+                *v = scores[t * h + head] + m;
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
+        }
+        nn(s, &p, n, self.encoded, d, (h, n, d), self.out, d);
+    }
+}
+
+/// One head's context for every series: `(b, d_model) x (d_kv, d_model)^T`.
+struct ValueTask<'a> {
+    mixed: &'a [f32],
+    v: &'a [f32],
+    shape: (usize, usize, usize),
+    ldm: usize,
+}
+
+impl WithSimd for ValueTask<'_> {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Vec<f32> {
+        let (b, d, dk) = self.shape;
+        let mut out = vec![0f32; b * dk];
+        nt(s, self.mixed, self.ldm, self.v, d, (b, d, dk), &mut out, dk);
+        out
+    }
+}
+
+impl CrossAttention<'_> {
+    /// `q`: `(b, heads * d_kv)` projected decoder queries; `encoded`: `(b, s, d_model)`;
+    /// `mask`: `(b, s)` additive key mask. Returns the `(b, heads * d_kv)` context.
+    pub fn run(self, isa: Isa, q: &[f32], encoded: &[f32], mask: &[f32], batch: usize) -> Vec<f32> {
+        let (h, dk, d) = (self.heads, self.d_kv, self.d_model);
+        let inner = h * dk;
+        let n = mask.len() / batch.max(1);
+        assert!(
+            q.len() == batch * inner
+                && encoded.len() == batch * n * d
+                && mask.len() == batch * n
+                && self.k.len() == inner * d
+                && self.v.len() == inner * d,
+            "cross-attention: operands do not match (b, heads, d_kv, s, d_model)"
+        );
+        // (heads, b, d_model): each head's queries in model space, one weight read per head.
+        let mut qp = vec![0f32; h * batch * d];
+        qp.par_chunks_mut(batch * d).enumerate().for_each(|(head, out)| {
+            dispatch(
+                isa,
+                QueryTask {
+                    q: &q[head * dk..],
+                    k: &self.k[head * dk * d..][..dk * d],
+                    shape: (batch, dk, d),
+                    ldq: inner,
+                    out,
+                },
+            );
+        });
+        // (b, heads, d_model): the attention-weighted encoder states.
+        let mut mixed = vec![0f32; batch * h * d];
+        mixed.par_chunks_mut(h * d).enumerate().for_each(|(series, out)| {
+            dispatch(
+                isa,
+                MixTask {
+                    qp: &qp,
+                    encoded: &encoded[series * n * d..][..n * d],
+                    mask: &mask[series * n..][..n],
+                    batch,
+                    series,
+                    heads: h,
+                    out,
+                },
+            );
+        });
+        let parts: Vec<Vec<f32>> = (0..h)
+            .into_par_iter()
+            .map(|head| {
+                dispatch(
+                    isa,
+                    ValueTask {
+                        mixed: &mixed[head * d..],
+                        v: &self.v[head * dk * d..][..dk * d],
+                        shape: (batch, d, dk),
+                        ldm: h * d,
+                    },
+                )
+            })
+            .collect();
+        let mut out = vec![0f32; batch * inner];
+        for (head, part) in parts.iter().enumerate() {
+            for (row, src) in out.chunks_exact_mut(inner).zip(part.chunks_exact(dk)) {
+                row[head * dk..][..dk].copy_from_slice(src);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use pulp::{Simd, WithSimd};
 
-    use super::{dispatch, matmul_nt, nn, Attention, Isa};
+    use super::{dispatch, matmul_nt, nn, Attention, CrossAttention, Isa};
 
     /// [`nn`] on contiguous operands, for the tests.
     struct Nn<'a> {
@@ -640,6 +817,59 @@ mod tests {
                 &ones,
                 1e-5,
             );
+        }
+    }
+
+    #[test]
+    fn cross_attention_matches_projecting_the_encoder_states() {
+        let (b, n, heads, dk, d) = (3, 11, 2, 8, 24);
+        let inner = heads * dk;
+        let q = values(b * inner, 7);
+        let encoded = values(b * n * d, 8);
+        let k = values(inner * d, 9);
+        let v = values(inner * d, 10);
+        // Series 2 does not attend to its last 4 keys.
+        let mask: Vec<f32> = (0..b * n)
+            .map(|i| if i / n == 2 && i % n >= 7 { f32::MIN } else { 0.0 })
+            .collect();
+        // The textbook form: keys K e_t and values V e_t per head, softmax(q . key) over values.
+        let mut want = vec![0f64; b * inner];
+        for bi in 0..b {
+            let e = |t: usize, j: usize| f64::from(encoded[(bi * n + t) * d + j]);
+            for h in 0..heads {
+                let project = |w: &[f32], c: usize, t: usize| -> f64 {
+                    (0..d).map(|j| f64::from(w[(h * dk + c) * d + j]) * e(t, j)).sum()
+                };
+                let live: Vec<usize> = (0..n).filter(|&t| !(bi == 2 && t >= 7)).collect();
+                let scores: Vec<f64> = live
+                    .iter()
+                    .map(|&t| {
+                        (0..dk)
+                            .map(|c| f64::from(q[bi * inner + h * dk + c]) * project(&k, c, t))
+                            .sum()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                for c in 0..dk {
+                    want[bi * inner + h * dk + c] = live
+                        .iter()
+                        .zip(&scores)
+                        .map(|(&t, s)| (s - max).exp() / total * project(&v, c, t))
+                        .sum();
+                }
+            }
+        }
+        let att = CrossAttention {
+            k: &k,
+            v: &v,
+            heads,
+            d_kv: dk,
+            d_model: d,
+        };
+        let ones = vec![1.0; want.len()];
+        for isa in [Isa::Best, Isa::Scalar] {
+            close(&att.run(isa, &q, &encoded, &mask, b), &want, &ones, 1e-5);
         }
     }
 }
