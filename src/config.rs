@@ -609,8 +609,9 @@ fn list<T>(key: &str, v: &[T], check: impl Fn(&T) -> Result<(), String>) -> Resu
 }
 
 /// `MODEL_OPTIMIZER_*` variables that are not settings overrides: the SMTP password, the log
-/// filter, `--root`, the test fixtures directory and the crash-test failpoint.
-const ENV_NOT_SETTINGS: [&str; 5] = ["SMTP_PASSWORD", "LOG", "ROOT", "SHARED", "FAILPOINT"];
+/// filter, `--root`, the test fixtures directory, the crash-test failpoint and the model
+/// kernels' instruction-set override.
+const ENV_NOT_SETTINGS: [&str; 6] = ["SMTP_PASSWORD", "LOG", "ROOT", "SHARED", "FAILPOINT", "SIMD"];
 
 /// Applies `MODEL_OPTIMIZER_<SECTION>_<KEY>=value` overrides. Values are parsed as TOML
 /// values when they can be (`7`, `0.5`, `true`, `[90, 180]`), else taken as strings.

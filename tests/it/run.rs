@@ -440,6 +440,29 @@ struct ForecastOut {
 }
 
 #[test]
+fn the_portable_kernels_forecast_what_the_simd_ones_do() {
+    // MODEL_OPTIMIZER_SIMD=scalar runs the model's own kernels without SIMD: same forecast to
+    // f32 rounding (the sums run in another order), and the variable is not taken for a setting.
+    let env = TestEnv::new().with_demo_series();
+    let m = model_arg();
+    let args = ["forecast", "--horizon", "30d", "--json", "--model", &m];
+    let simd: ForecastOut = env.run(&args).success().json();
+    let scalar: ForecastOut = env
+        .run_with(&args, &[("MODEL_OPTIMIZER_SIMD", "scalar")])
+        .success()
+        .json();
+    assert_eq!(simd.quantiles.len(), scalar.quantiles.len());
+    for (a, b) in simd
+        .quantiles
+        .iter()
+        .flatten()
+        .zip(scalar.quantiles.iter().flatten())
+    {
+        assert!((a - b).abs() <= 1e-4 * a.abs(), "{a} vs {b}");
+    }
+}
+
+#[test]
 fn forecast_on_embedded_defaults_with_demo_model() {
     let env = TestEnv::new().with_demo_series();
     let m = model_arg();
