@@ -223,6 +223,20 @@ fn nn<S: Simd>(
     }
 }
 
+/// `exp(x - max) / sum` over a row, in place. A key masked with `f32::MIN` gets an exact 0
+/// whenever one key is attended.
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= sum;
+    }
+}
+
 /// One thread's share of [`matmul_nt`]: rows `cols` of `w` against every row of `x`.
 struct NtPart<'a> {
     x: &'a [f32],
@@ -360,15 +374,7 @@ impl Attention<'_> {
             for ((v, &b), &m) in row.iter_mut().zip(bias).zip(mask) {
                 *v += b + m;
             }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            for v in row.iter_mut() {
-                *v /= sum;
-            }
+            softmax(row);
         }
         nn(s, &scores, padded, part(2), stride, (n, n, dk), out, ldo);
     }
@@ -545,15 +551,7 @@ impl WithSimd for MixTask<'_> {
             for ((v, t), &m) in row.iter_mut().zip(0..n).zip(self.mask) {
                 *v = scores[t * h + head] + m;
             }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            for v in row.iter_mut() {
-                *v /= sum;
-            }
+            softmax(row);
         }
         nn(s, &p, n, self.encoded, d, (h, n, d), self.out, d);
     }
