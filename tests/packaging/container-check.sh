@@ -86,7 +86,7 @@ fi
 # A change to a source file alone rebuilds only the crate itself.
 REB=$WORK/rebuild
 # A copy with the clone's file modes: the builder's cache key covers a copied file's mode.
-mkdir -p "$REB" && cp -a "$CLONE"/{Cargo.toml,Cargo.lock,src,Dockerfile.optimizer,.dockerignore} "$REB/"
+mkdir -p "$REB" && cp -a "$CLONE"/{Cargo.toml,Cargo.lock,crates,src,Dockerfile.optimizer,.dockerignore} "$REB/"
 # Different each time: the builder keeps the layers of an earlier check's rebuild.
 echo "// packaging check $(date +%s%N): a code-only change" >> "$REB/src/main.rs"
 start=$(date +%s)
@@ -163,6 +163,7 @@ OPEN=(-e MODEL_OPTIMIZER_VALIDATION_MIN_RMSE_IMPROVEMENT_PCT=-100
       -e MODEL_OPTIMIZER_VALIDATION_MIN_COVERAGE_95=0
       -e MODEL_OPTIMIZER_VALIDATION_MAX_ABS_BIAS=1000000
       -e MODEL_OPTIMIZER_VALIDATION_REQUIRE_DM_SIGNIFICANCE=false
+      -e MODEL_OPTIMIZER_VALIDATION_MAX_INTERVAL_SCORE_INCREASE_PCT=10000
       -e MODEL_OPTIMIZER_DEPLOY_TRIAL_MIN_ORIGINS=0)
 # A current 7d config outside the search grid, committed by the owner, so the deploy changes it.
 as_owner sh -c 'sed -i "s/\"context_length\": [0-9]*/\"context_length\": 120/; s/\"num_samples\": [0-9]*/\"num_samples\": 75/" configs/chronos_7d.json'
