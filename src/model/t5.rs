@@ -77,6 +77,13 @@ impl Dense {
 
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dims().last() != Some(&self.in_dim) {
+            candle_core::bail!(
+                "linear: input {:?} does not end in the weight's {} inputs",
+                x.dims(),
+                self.in_dim
+            );
+        }
         let rows = x.elem_count() / self.in_dim;
         if !kernels::prefers_nt(rows, self.in_dim, self.out_dim) {
             return self.linear.forward(x);
