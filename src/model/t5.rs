@@ -49,54 +49,44 @@ impl Module for RmsNorm {
 /// A linear layer `x @ w^T (+ bias)` from a PyTorch `[out, in]` weight. Products with few
 /// rows run on [`kernels::matmul_nt`], the others on candle's gemm.
 #[derive(Clone, Debug)]
-pub struct Dense {
-    linear: Linear,
-    weight: Tensor,
-    bias: Option<Tensor>,
-    in_dim: usize,
-    out_dim: usize,
-}
+pub struct Dense(Linear);
 
 impl Dense {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        let (out_dim, in_dim) = weight.dims2()?;
+        weight.dims2()?;
+        // The kernel reads the weight's rows in place.
         let weight = if weight.is_contiguous() {
             weight
         } else {
             weight.contiguous()?
         };
-        Ok(Self {
-            linear: Linear::new(weight.clone(), bias.clone()),
-            weight,
-            bias,
-            in_dim,
-            out_dim,
-        })
+        Ok(Self(Linear::new(weight, bias)))
     }
 }
 
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.dims().last() != Some(&self.in_dim) {
+        let weight = self.0.weight();
+        let (out_dim, in_dim) = weight.dims2()?;
+        if x.dims().last() != Some(&in_dim) {
             candle_core::bail!(
-                "linear: input {:?} does not end in the weight's {} inputs",
-                x.dims(),
-                self.in_dim
+                "linear: input {:?} does not end in the weight's {in_dim} inputs",
+                x.dims()
             );
         }
-        let rows = x.elem_count() / self.in_dim;
-        if !kernels::prefers_nt(rows, self.in_dim, self.out_dim) {
-            return self.linear.forward(x);
+        let rows = x.elem_count() / in_dim;
+        if !kernels::prefers_nt(rows, in_dim, out_dim) {
+            return self.0.forward(x);
         }
         let mut dims = x.dims().to_vec();
         if let Some(last) = dims.last_mut() {
-            *last = self.out_dim;
+            *last = out_dim;
         }
         let y = x
             .contiguous()?
-            .apply_op2_no_bwd(&self.weight, &MatmulNt)?
+            .apply_op2_no_bwd(weight, &MatmulNt)?
             .reshape(dims)?;
-        match &self.bias {
+        match self.0.bias() {
             Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
         }

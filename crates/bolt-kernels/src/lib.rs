@@ -244,8 +244,8 @@ struct NtPart<'a> {
     m: usize,
     k: usize,
     cols: std::ops::Range<usize>,
+    /// `(m, cols.len())`, row-major.
     out: &'a mut [f32],
-    ldo: usize,
 }
 
 impl WithSimd for NtPart<'_> {
@@ -255,16 +255,7 @@ impl WithSimd for NtPart<'_> {
     fn with_simd<S: Simd>(self, s: S) {
         let n = self.cols.len();
         let w = &self.w[self.cols.start * self.k..];
-        nt(
-            s,
-            self.x,
-            self.k,
-            w,
-            self.k,
-            (self.m, self.k, n),
-            self.out,
-            self.ldo,
-        );
+        nt(s, self.x, self.k, w, self.k, (self.m, self.k, n), self.out, n);
     }
 }
 
@@ -288,20 +279,18 @@ pub fn matmul_nt(isa: Isa, x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -
                 k,
                 cols: 0..n,
                 out: &mut out,
-                ldo: n,
             },
         );
         return out;
     }
     let per = n.div_ceil(threads).div_ceil(NR) * NR;
-    let parts: Vec<(usize, Vec<f32>)> = (0..n)
+    let parts: Vec<(std::ops::Range<usize>, Vec<f32>)> = (0..n)
         .step_by(per)
         .collect::<Vec<_>>()
         .into_par_iter()
         .map(|start| {
             let cols = start..(start + per).min(n);
             let mut part = vec![0f32; m * cols.len()];
-            let ldo = cols.len();
             dispatch(
                 isa,
                 NtPart {
@@ -309,18 +298,16 @@ pub fn matmul_nt(isa: Isa, x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -
                     w,
                     m,
                     k,
-                    cols,
+                    cols: cols.clone(),
                     out: &mut part,
-                    ldo,
                 },
             );
-            (start, part)
+            (cols, part)
         })
         .collect();
-    for (start, part) in parts {
-        let width = part.len() / m.max(1);
-        for (row, src) in out.chunks_exact_mut(n).zip(part.chunks_exact(width)) {
-            row[start..start + width].copy_from_slice(src);
+    for (cols, part) in parts {
+        for (row, src) in out.chunks_exact_mut(n).zip(part.chunks_exact(cols.len())) {
+            row[cols.clone()].copy_from_slice(src);
         }
     }
     out
