@@ -27,7 +27,9 @@
 //! 5. **Output per step**: `mean` = the mean of the draws (the point forecast), `median` =
 //!    `Q(0.5)`, `ci80 = [Q(0.1), Q(0.9)]`, `ci95` = the 2.5% and 97.5% empirical quantiles of
 //!    the draws with linear interpolation between order statistics (numpy's default
-//!    `method="linear"`: position `p (n - 1)`).
+//!    `method="linear"`: position `p (n - 1)`). Every draw is linear in `q'`, `sigma_lo` and
+//!    `sigma_hi`, so [`DrawPlan`] holds the mean as one linear form per `num_samples` and a
+//!    summary reads only the draws the CI95 interpolates: its cost does not grow with `n`.
 //!
 //! So `ci95` is a real 95% interval (the official pipeline silently returns the 80% one when
 //! asked for levels outside [0.1, 0.9]), which the grid search calibrates through `T`. With few
@@ -161,6 +163,16 @@ enum Point {
 }
 
 impl Point {
+    /// Which piece of `Q` the point is on: 0 the lower tail, `k + 1` the segment from
+    /// `LEVELS[k]`, 10 the upper tail.
+    fn piece(&self) -> usize {
+        match *self {
+            Point::Lower(_) => 0,
+            Point::Inner(k, _) => k + 1,
+            Point::Upper(_) => 10,
+        }
+    }
+
     fn of(p: f64) -> Point {
         if p < LEVELS[0] {
             return Point::Lower(normal_quantile(p));
@@ -181,19 +193,71 @@ impl Point {
     }
 }
 
-/// The stratified draw positions `(i - 0.5) / n` of one `num_samples`, ready to evaluate.
+/// The stratified draw positions `(i - 0.5) / n` of one `num_samples`, ready to evaluate,
+/// with what [`summarize_with`] reads of the draws precomputed: their mean as a linear form in
+/// the quantile function's parameters, and where each piece of `Q` ends.
 #[derive(Clone, Debug)]
 pub struct DrawPlan {
     points: Vec<Point>,
+    /// Indices of the last draw of every piece of `Q` (lower tail, each segment between two
+    /// levels, upper tail) but the last.
+    piece_ends: Vec<usize>,
+    mean: MeanForm,
+}
+
+/// The mean of the draws as `(tails q(0.5) + sigma_lo lower_z + sigma_hi upper_z +
+/// sum_k levels[k] q_k) / n`: every draw is linear in `q'`, `sigma_lo` and `sigma_hi`.
+#[derive(Clone, Debug)]
+struct MeanForm {
+    /// Draws on either tail.
+    tails: f64,
+    /// Sums of `z_p` over the lower and the upper tail's draws.
+    lower_z: f64,
+    upper_z: f64,
+    /// Weight of each level's `q'` over the draws between levels.
+    levels: [f64; 9],
 }
 
 impl DrawPlan {
     pub fn new(num_samples: usize) -> DrawPlan {
         let n = num_samples as f64;
+        let points: Vec<Point> = (1..=num_samples)
+            .map(|i| Point::of((i as f64 - 0.5) / n))
+            .collect();
+        let piece_ends = points
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0].piece() != w[1].piece())
+            .map(|(i, _)| i)
+            .collect();
+        let mut mean = MeanForm {
+            tails: 0.0,
+            lower_z: 0.0,
+            upper_z: 0.0,
+            levels: [0.0; 9],
+        };
+        for p in &points {
+            match *p {
+                Point::Lower(z) => {
+                    mean.tails += 1.0;
+                    mean.lower_z += z;
+                }
+                Point::Upper(z) => {
+                    mean.tails += 1.0;
+                    mean.upper_z += z;
+                }
+                Point::Inner(k, w) => {
+                    mean.levels[k] += 1.0 - w;
+                    if w != 0.0 {
+                        mean.levels[k + 1] += w;
+                    }
+                }
+            }
+        }
         DrawPlan {
-            points: (1..=num_samples)
-                .map(|i| Point::of((i as f64 - 0.5) / n))
-                .collect(),
+            points,
+            piece_ends,
+            mean,
         }
     }
 
@@ -201,19 +265,52 @@ impl DrawPlan {
         self.points.len()
     }
 
-    /// The draws of one step, non-decreasing.
+    /// The draws of one step, non-decreasing: `Q` at each point, through a running maximum.
     pub fn draws(&self, f: &StepQuantiles) -> Vec<f64> {
-        let mut out = Vec::with_capacity(self.points.len());
-        self.draws_into(f, &mut out);
-        out
+        let mut running = f64::NEG_INFINITY;
+        self.points
+            .iter()
+            .map(|p| {
+                running = running.max(f.eval_point(p));
+                running
+            })
+            .collect()
     }
 
-    fn draws_into(&self, f: &StepQuantiles, out: &mut Vec<f64>) {
-        out.clear();
-        let mut running = f64::NEG_INFINITY;
-        for p in &self.points {
-            running = running.max(f.eval_point(p));
-            out.push(running);
+    /// Draw `j` of [`DrawPlan::draws`] without the others. Within one piece `Q` is computed
+    /// as `a + w b` (or `m + sigma z`) with `w` (or `z`) increasing, which rounding keeps
+    /// non-decreasing, so the running maximum up to `j` is the larger of draw `j` and the
+    /// earlier pieces' last draws.
+    fn draw(&self, f: &StepQuantiles, j: usize) -> f64 {
+        self.piece_ends
+            .iter()
+            .take_while(|&&e| e < j)
+            .fold(f.eval_point(&self.points[j]), |m, &e| {
+                m.max(f.eval_point(&self.points[e]))
+            })
+    }
+
+    /// The mean of the draws (rounding aside: the running maximum moves a draw by at most
+    /// an ulp at a join between pieces).
+    fn mean(&self, f: &StepQuantiles) -> f64 {
+        let m = &self.mean;
+        let levels: f64 = m.levels.iter().zip(&f.q).map(|(w, q)| w * q).sum();
+        (m.tails * f.q[MEDIAN] + f.sigma_lo * m.lower_z + f.sigma_hi * m.upper_z + levels)
+            / self.points.len() as f64
+    }
+
+    /// [`empirical_quantile`] of the draws, reading only the two draws it interpolates.
+    fn draws_quantile(&self, f: &StepQuantiles, p: f64) -> f64 {
+        match self.points.len() {
+            0 => f64::NAN,
+            1 => self.draw(f, 0),
+            n => {
+                let pos = p.clamp(0.0, 1.0) * (n - 1) as f64;
+                let lo = (pos.floor() as usize).min(n - 2);
+                let w = pos - lo as f64;
+                let (a, b) = (self.draw(f, lo), self.draw(f, lo + 1));
+                a + w * (b - a)
+            }
         }
     }
 }
@@ -311,17 +408,13 @@ pub fn summarize_with(
         ci95: Vec::with_capacity(steps),
         adjusted: vec![Vec::with_capacity(steps); LEVELS.len()],
     };
-    let mut draws = Vec::with_capacity(plan.num_samples());
     for s in 0..steps {
         let f = StepQuantiles::new(step_raw(q, s), temperature);
-        plan.draws_into(&f, &mut draws);
-        out.mean.push(draws.iter().sum::<f64>() / draws.len() as f64);
+        out.mean.push(plan.mean(&f));
         out.median.push(f.median());
         out.ci80.push([f.q[0], f.q[8]]);
-        out.ci95.push([
-            empirical_quantile(&draws, 0.025),
-            empirical_quantile(&draws, 0.975),
-        ]);
+        out.ci95
+            .push([plan.draws_quantile(&f, 0.025), plan.draws_quantile(&f, 0.975)]);
         for (row, v) in out.adjusted.iter_mut().zip(f.q) {
             row.push(v);
         }
@@ -445,6 +538,42 @@ mod tests {
         assert!((s.ci95[0][1] - (m + half)).abs() < 1e-3);
         // Symmetric quantile function: the mean of the draws is the median.
         assert!((s.mean[0] - m).abs() < 1e-9);
+    }
+
+    #[test]
+    fn summaries_read_the_draws_without_drawing_them() {
+        let inputs = [
+            normal_levels(950.0, 12.0),
+            [5.0, 1.0, 3.0, 2.0, 4.0, 9.0, 6.0, 8.0, 7.0],
+            [902.5, 903.0, 903.0, 903.0, 903.1, 911.0, 911.0, 940.0, 1_020.0],
+            [1.0; 9],
+        ];
+        for raw in inputs {
+            for n in [1, 2, 3, 7, 10, 41, 50, 100, 200, 1_000] {
+                let plan = DrawPlan::new(n);
+                for t in [0.8, 1.0, 1.2] {
+                    let f = StepQuantiles::new(raw, t);
+                    let draws = plan.draws(&f);
+                    let s = summarize_with(&constant_steps(raw, 1), &plan, t).unwrap();
+                    let mean = draws.iter().sum::<f64>() / n as f64;
+                    let tol = 1e-12 * mean.abs().max(1.0);
+                    assert!(
+                        (s.mean[0] - mean).abs() <= tol,
+                        "n {n} t {t}: {} vs {mean}",
+                        s.mean[0]
+                    );
+                    // The interval is the draws' own, to the last bit.
+                    assert_eq!(
+                        s.ci95[0],
+                        [
+                            empirical_quantile(&draws, 0.025),
+                            empirical_quantile(&draws, 0.975)
+                        ],
+                        "n {n} t {t}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
