@@ -501,7 +501,9 @@ impl ModelDims {
 
 /// Floating-point operations charged per stratified draw per step: evaluating the quantile
 /// function (locate the segment, interpolate or a normal tail) plus the running maximum and
-/// the sum for the mean.
+/// the sum for the mean. That is what a forecaster that draws pays; our own summaries read
+/// the draws in closed form (`forecast::DrawPlan`), but the cost compared is the config's,
+/// not this crate's shortcut.
 pub const FLOPS_PER_DRAW: f64 = 20.0;
 
 /// The deterministic cost of one forecast at `params` for `h` steps, in MFLOP (a multiply-add
