@@ -86,9 +86,10 @@ pub struct Network {
 /// are run in chunks of equal size so memory stays bounded (the series are independent).
 /// glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh pages, so each
 /// such activation costs a page fault per 4 KiB and a munmap; 4M elements (16 MiB) stay below
-/// it and the freed blocks are reused. Measured on the replay's forwards (small dimensions,
-/// 90d expansion batches of 288 series at context 794): 8 % faster than 12M elements, system
-/// time 15 s -> 4 s of 160 s, peak RSS 350 -> 267 MB.
+/// it and the freed blocks are reused. Measured on the replay benchmark's forwards (small
+/// dimensions, 4 weekly runs, mostly 90d expansion batches of 288 series at contexts up to
+/// 794), alternating with 12M elements: 81-83 s against 88-92 s, system time 15 s -> 4 s,
+/// peak RSS 350 -> 267 MB; 8M elements gave 82-83 s and 298 MB.
 const CHUNK_ELEMENTS: usize = 4 << 20;
 
 /// Series per chunk for `series` contexts with at most `most` per chunk: as few chunks as that
