@@ -82,14 +82,21 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// The empirical `p`-quantile of sorted values with linear interpolation between order
 /// statistics (numpy's default): position `p (n - 1)`. NaN for an empty slice.
 pub fn empirical_quantile(sorted: &[f64], p: f64) -> f64 {
-    match sorted.len() {
+    quantile_by(sorted.len(), p, |i| sorted[i])
+}
+
+/// [`empirical_quantile`] of `n` sorted values read through `at`, which is called only for
+/// the two order statistics it interpolates.
+fn quantile_by(n: usize, p: f64, at: impl Fn(usize) -> f64) -> f64 {
+    match n {
         0 => f64::NAN,
-        1 => sorted[0],
+        1 => at(0),
         n => {
             let pos = p.clamp(0.0, 1.0) * (n - 1) as f64;
             let lo = (pos.floor() as usize).min(n - 2);
             let w = pos - lo as f64;
-            sorted[lo] + w * (sorted[lo + 1] - sorted[lo])
+            let (a, b) = (at(lo), at(lo + 1));
+            a + w * (b - a)
         }
     }
 }
@@ -301,17 +308,7 @@ impl DrawPlan {
 
     /// [`empirical_quantile`] of the draws, reading only the two draws it interpolates.
     fn draws_quantile(&self, f: &StepQuantiles, p: f64) -> f64 {
-        match self.points.len() {
-            0 => f64::NAN,
-            1 => self.draw(f, 0),
-            n => {
-                let pos = p.clamp(0.0, 1.0) * (n - 1) as f64;
-                let lo = (pos.floor() as usize).min(n - 2);
-                let w = pos - lo as f64;
-                let (a, b) = (self.draw(f, lo), self.draw(f, lo + 1));
-                a + w * (b - a)
-            }
-        }
+        quantile_by(self.points.len(), p, |j| self.draw(f, j))
     }
 }
 

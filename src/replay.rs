@@ -418,7 +418,7 @@ fn prefetch(
 }
 
 /// One context length's forwards computed up front: `steps` ahead at each origin.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Prefetch {
     context_length: usize,
     steps: usize,
