@@ -30,6 +30,24 @@ use crate::forecast::{QuantileForecast, QuantileModel};
 pub use config::{ChronosConfig, Config, ARCHITECTURE};
 pub use load::{CONFIG_FILE, WEIGHTS_FILE};
 
+/// The instruction sets the forward pass runs on in this process, for benchmarks and logs:
+/// our kernels' (`bolt_kernels::isa`, which `MODEL_OPTIMIZER_SIMD` caps) and candle's gemm's.
+/// The gemm picks its own at run time: AVX-512 where the CPU has avx512f and the build has the
+/// `avx512-gemm` feature, else AVX2 with FMA, else scalar code.
+pub fn instruction_sets() -> String {
+    #[cfg(target_arch = "x86_64")]
+    let gemm = if cfg!(feature = "avx512-gemm") && std::arch::is_x86_feature_detected!("avx512f") {
+        "avx512"
+    } else if std::arch::is_x86_feature_detected!("fma") {
+        "avx2"
+    } else {
+        "scalar"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let gemm = "native";
+    format!("kernels {}, gemm {gemm}", bolt_kernels::isa().name())
+}
+
 /// The default model when settings name none.
 pub const DEFAULT_MODEL: &str = "amazon/chronos-bolt-small";
 
@@ -190,7 +208,12 @@ impl ChronosBolt {
             path: weights_path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        tracing::debug!(path = %weights_path.display(), num_params, "loaded Chronos-Bolt");
+        tracing::debug!(
+            path = %weights_path.display(),
+            num_params,
+            simd = %instruction_sets(),
+            "loaded Chronos-Bolt"
+        );
         Ok(ChronosBolt {
             config,
             network,

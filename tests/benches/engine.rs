@@ -287,8 +287,9 @@ fn main() {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
     println!(
-        "engine benchmark: RAYON_NUM_THREADS={}",
-        std::env::var("RAYON_NUM_THREADS").unwrap_or_default()
+        "engine benchmark: RAYON_NUM_THREADS={}, {}",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
+        model_optimizer::model::instruction_sets()
     );
     let mut torch = match Torch::start() {
         Ok(t) => {

@@ -5,9 +5,10 @@
 //! dimension, so each output is a dot product of two contiguous rows: no packing, and the
 //! weights are read once per call.
 //!
-//! SIMD through `pulp` (safe, instruction set chosen at run time: AVX2+FMA where the CPU has
-//! it, portable scalar code otherwise); threads through rayon's global pool, the one candle's
-//! gemm uses. `MODEL_OPTIMIZER_SIMD=scalar` forces the portable path (tests compare the two).
+//! SIMD through `pulp` (safe, instruction set chosen at run time: AVX-512F where the CPU has
+//! it, else AVX2+FMA, else portable scalar code); threads through rayon's global pool, the one
+//! candle's gemm uses. `MODEL_OPTIMIZER_SIMD` caps the choice: `avx2` (no AVX-512) or
+//! `scalar` (portable code); the tests run every path, AVX-512's lane arithmetic included.
 
 use std::sync::OnceLock;
 
@@ -25,28 +26,92 @@ const W_BLOCK_BYTES: usize = 128 << 10;
 /// one AVX-512 vector, two AVX2 ones).
 const KEY_PAD: usize = 16;
 
-/// The instruction sets the kernels can be told to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The instruction sets the kernels run on, from the narrowest up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
-    /// The best the CPU offers (AVX2+FMA on x86-64 where available).
-    Best,
     /// Portable scalar code.
     Scalar,
+    /// AVX2 + FMA (x86-64-v3). Elsewhere than x86-64, the best SIMD pulp finds.
+    Avx2,
+    /// AVX-512F (x86-64-v4): 16-lane vectors and 32 vector registers.
+    Avx512,
+    /// Portable code on 16-lane vectors: AVX-512's lane arithmetic on any CPU, so the tests
+    /// check that path's tiles and remainders where the CPU lacks it.
+    #[cfg(test)]
+    Portable512,
 }
 
-/// `MODEL_OPTIMIZER_SIMD`: `scalar` forces portable code, anything else (or unset) the best.
+impl Isa {
+    /// The widest instruction set this CPU has.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if pulp::x86::V4::try_new().is_some() {
+                Isa::Avx512
+            } else if pulp::x86::V3::try_new().is_some() {
+                Isa::Avx2
+            } else {
+                Isa::Scalar
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Isa::Avx2
+        }
+    }
+
+    /// `detected`, capped by a `MODEL_OPTIMIZER_SIMD` value: `scalar` or `avx2`; any other
+    /// value, or none, leaves it as detected.
+    pub fn capped(detected: Isa, requested: Option<&str>) -> Isa {
+        match requested {
+            Some("scalar") => Isa::Scalar,
+            Some("avx2") => detected.min(Isa::Avx2),
+            _ => detected,
+        }
+    }
+
+    /// The name `MODEL_OPTIMIZER_SIMD` and the benchmarks use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            #[cfg(test)]
+            Isa::Portable512 => "portable512",
+        }
+    }
+}
+
+/// The instruction set the kernels use in this process: [`Isa::detect`] capped by
+/// `MODEL_OPTIMIZER_SIMD`, read once.
 pub fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| match std::env::var("MODEL_OPTIMIZER_SIMD").as_deref() {
-        Ok("scalar") => Isa::Scalar,
-        _ => Isa::Best,
+    *ISA.get_or_init(|| {
+        Isa::capped(
+            Isa::detect(),
+            std::env::var("MODEL_OPTIMIZER_SIMD").ok().as_deref(),
+        )
     })
 }
 
+/// Runs `op` on `isa`, or on the widest narrower one this CPU has.
 fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
     match isa {
-        Isa::Best => pulp::Arch::new().dispatch(op),
-        Isa::Scalar => pulp::Scalar::new().vectorize(op),
+        Isa::Scalar => Simd::vectorize(pulp::Scalar::new(), op),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => match pulp::x86::V4::try_new() {
+            Some(simd) => Simd::vectorize(simd, op),
+            None => dispatch(Isa::Avx2, op),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => match pulp::x86::V3::try_new() {
+            Some(simd) => Simd::vectorize(simd, op),
+            None => Simd::vectorize(pulp::Scalar::new(), op),
+        },
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx512 | Isa::Avx2 => pulp::Arch::new().dispatch(op),
+        #[cfg(test)]
+        Isa::Portable512 => Simd::vectorize(pulp::Scalar512b, op),
     }
 }
 
@@ -639,6 +704,21 @@ mod tests {
 
     use super::{dispatch, matmul_nt, nn, Attention, CrossAttention, Isa};
 
+    /// Every path: on a CPU without AVX-512 (or AVX2) those run the widest narrower one, and
+    /// `Portable512` runs AVX-512's lane arithmetic everywhere.
+    const EVERY_ISA: [Isa; 4] = [Isa::Avx512, Isa::Avx2, Isa::Scalar, Isa::Portable512];
+
+    #[test]
+    fn the_override_only_narrows_what_the_cpu_has() {
+        assert_eq!(Isa::capped(Isa::Avx512, None), Isa::Avx512);
+        assert_eq!(Isa::capped(Isa::Avx512, Some("avx2")), Isa::Avx2);
+        assert_eq!(Isa::capped(Isa::Avx512, Some("scalar")), Isa::Scalar);
+        assert_eq!(Isa::capped(Isa::Avx2, Some("avx2")), Isa::Avx2);
+        assert_eq!(Isa::capped(Isa::Scalar, Some("avx2")), Isa::Scalar);
+        assert_eq!(Isa::capped(Isa::Avx2, Some("avx512")), Isa::Avx2);
+        assert_eq!(Isa::capped(Isa::Avx2, Some("")), Isa::Avx2);
+    }
+
     /// [`nn`] on contiguous operands, for the tests.
     struct Nn<'a> {
         a: &'a [f32],
@@ -676,7 +756,7 @@ mod tests {
             let scale: Vec<f64> = (0..m * n)
                 .map(|e| (0..k).map(|t| term(e, t).abs()).sum())
                 .collect();
-            for isa in [Isa::Best, Isa::Scalar] {
+            for isa in EVERY_ISA {
                 close(
                     &dispatch(
                         isa,
@@ -738,7 +818,7 @@ mod tests {
             let scale: Vec<f64> = (0..m * n)
                 .map(|e| (0..k).map(|t| term(e, t).abs()).sum())
                 .collect();
-            for isa in [Isa::Best, Isa::Scalar] {
+            for isa in EVERY_ISA {
                 close(&matmul_nt(isa, &x, &w, m, k, n), &want, &scale, 1e-6);
             }
         }
@@ -790,7 +870,7 @@ mod tests {
         };
         let ones = vec![1.0; want.len()];
         // Three series run one task per series on two threads; one series, one per head.
-        for isa in [Isa::Best, Isa::Scalar] {
+        for isa in EVERY_ISA {
             close(&att.run(isa, &qkv, b), &want, &ones, 1e-5);
             let one = Attention {
                 mask: &mask[..n],
@@ -853,7 +933,7 @@ mod tests {
             d_model: d,
         };
         let ones = vec![1.0; want.len()];
-        for isa in [Isa::Best, Isa::Scalar] {
+        for isa in EVERY_ISA {
             close(&att.run(isa, &q, &encoded, &mask, b), &want, &ones, 1e-5);
         }
     }
