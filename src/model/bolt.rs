@@ -22,7 +22,7 @@ impl ResidualBlock {
     fn load(vb: &VarBuilder, in_dim: usize, hidden_dim: usize, out_dim: usize) -> Result<Self> {
         let linear = |name: &str, i: usize, o: usize| -> Result<Dense> {
             let vb = vb.pp(name);
-            Dense::new(vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?))
+            Dense::new(&vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?))
         };
         Ok(Self {
             hidden: linear("hidden_layer", in_dim, hidden_dim)?,
@@ -145,11 +145,13 @@ impl Network {
         let tokens = longest.div_ceil(self.patch) + 1;
         let per_series = tokens * (heads * tokens).max(d_ff).max(d_model) + self.outputs;
         let chunk = chunk_size(contexts.len(), CHUNK_ELEMENTS / per_series);
-        let mut out = Vec::with_capacity(contexts.len());
-        for part in contexts.chunks(chunk) {
-            out.extend(self.forward_chunk(part)?);
-        }
-        Ok(out)
+        bolt_kernels::on_pool(|| {
+            let mut out = Vec::with_capacity(contexts.len());
+            for part in contexts.chunks(chunk) {
+                out.extend(self.forward_chunk(part)?);
+            }
+            Ok(out)
+        })
     }
 
     fn forward_chunk(&self, contexts: &[&[f32]]) -> Result<Vec<Vec<f32>>> {

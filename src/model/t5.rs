@@ -52,15 +52,9 @@ impl Module for RmsNorm {
 pub struct Dense(Linear);
 
 impl Dense {
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+    pub fn new(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
         weight.dims2()?;
-        // The kernel reads the weight's rows in place.
-        let weight = if weight.is_contiguous() {
-            weight
-        } else {
-            weight.contiguous()?
-        };
-        Ok(Self(Linear::new(weight, bias)))
+        Ok(Self(Linear::new(aligned(weight)?, bias)))
     }
 }
 
@@ -75,7 +69,7 @@ impl Module for Dense {
             );
         }
         let rows = x.elem_count() / in_dim;
-        if !kernels::prefers_nt(rows, in_dim, out_dim) {
+        if !kernels::prefers_nt(kernels::isa(), rows, in_dim, out_dim) {
             return self.0.forward(x);
         }
         let mut dims = x.dims().to_vec();
@@ -91,6 +85,17 @@ impl Module for Dense {
             None => Ok(y),
         }
     }
+}
+
+/// A contiguous f32 copy of `t` whose data starts on a 64-byte boundary (a view into padded
+/// storage): the kernels read weights in place, and aligned rows load faster.
+fn aligned(t: &Tensor) -> Result<Tensor> {
+    let data = t.flatten_all()?.to_vec1::<f32>()?;
+    let (storage, start) = kernels::Aligned::copy_of(&data).into_parts();
+    let total = storage.len();
+    Tensor::from_vec(storage, total, t.device())?
+        .narrow(0, start, data.len())?
+        .reshape(t.shape())
 }
 
 /// `x @ w^T` through [`kernels::matmul_nt`], for contiguous f32 `x` `(.., k)` and `w` `(n, k)`.
@@ -133,7 +138,7 @@ impl CustomOp2 for MatmulNt {
 
 /// A bias-free linear layer from a PyTorch `[out, in]` weight.
 fn linear_no_bias(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Dense> {
-    Dense::new(vb.get((out_dim, in_dim), "weight")?, None)
+    Dense::new(&vb.get((out_dim, in_dim), "weight")?, None)
 }
 
 /// Stacks several `[out_i, in]` weights into one `[sum out_i, in]` linear, so q/k/v (or k/v)
@@ -143,7 +148,7 @@ fn fused_linear(vb: &VarBuilder, names: &[&str], in_dim: usize, out_dim: usize) 
         .iter()
         .map(|n| vb.pp(*n).get((out_dim, in_dim), "weight"))
         .collect::<Result<Vec<_>>>()?;
-    Dense::new(Tensor::cat(&parts, 0)?, None)
+    Dense::new(&Tensor::cat(&parts, 0)?, None)
 }
 
 /// `DenseReluDense` plus its pre-norm (`T5LayerFF`).
@@ -372,9 +377,9 @@ struct CrossAttention {
     norm: RmsNorm,
     q: Dense,
     /// `k.weight`, `(heads * d_kv, d_model)`, on the host for the kernel.
-    k: Vec<f32>,
+    k: kernels::Aligned,
     /// `v.weight`, `(heads * d_kv, d_model)`.
-    v: Vec<f32>,
+    v: kernels::Aligned,
     o: Dense,
     heads: usize,
     d_kv: usize,
@@ -385,11 +390,11 @@ impl CrossAttention {
     fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self> {
         let (d, inner) = (cfg.d_model, cfg.inner_dim());
         let ca = vb.pp("EncDecAttention");
-        let host = |name: &str| {
-            ca.pp(name)
-                .get((inner, d), "weight")?
-                .flatten_all()?
-                .to_vec1::<f32>()
+        let host = |name: &str| -> Result<kernels::Aligned> {
+            let weight = ca.pp(name).get((inner, d), "weight")?;
+            Ok(kernels::Aligned::copy_of(
+                &weight.flatten_all()?.to_vec1::<f32>()?,
+            ))
         };
         Ok(Self {
             norm: RmsNorm::load(&vb.pp("layer_norm"), d, cfg.layer_norm_epsilon)?,
@@ -534,7 +539,26 @@ pub fn additive_mask(attend: &[bool]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::relative_position_bucket;
+    use super::{relative_position_bucket, Dense};
+    use candle_core::{Device, Storage, Tensor};
+
+    #[test]
+    fn linear_weights_start_on_a_cache_line() {
+        for (n, k) in [(3, 5), (64, 256), (7, 17)] {
+            let values: Vec<f32> = (0..n * k).map(|v| v as f32).collect();
+            let weight = Tensor::from_vec(values.clone(), (n, k), &Device::Cpu).unwrap();
+            let dense = Dense::new(&weight, None).unwrap();
+            let stored = dense.0.weight();
+            let (storage, layout) = stored.storage_and_layout();
+            let Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*storage else {
+                panic!("f32 weight expected");
+            };
+            let (start, end) = layout.contiguous_offsets().unwrap();
+            assert_eq!(data[start..].as_ptr().align_offset(64), 0);
+            assert_eq!(&data[start..end], &values[..]);
+            assert_eq!(stored.dims2().unwrap(), (n, k));
+        }
+    }
 
     #[test]
     fn bidirectional_buckets_match_t5() {

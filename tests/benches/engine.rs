@@ -33,6 +33,9 @@ const GOAL_RSS_MB: f64 = 500.0;
 const RSS_PROBE_ENV: &str = "ENGINE_BENCH_RSS_PROBE";
 /// `ENGINE_BENCH_CASE=small/32/512` runs that one case only (for profiling).
 const CASE_ENV: &str = "ENGINE_BENCH_CASE";
+/// `ENGINE_BENCH_PROFILE=SECS` (with a case) runs only the engine's forward, again and again
+/// for SECS seconds, so a profiler sees the forward and nothing else of the benchmark.
+const PROFILE_ENV: &str = "ENGINE_BENCH_PROFILE";
 
 /// Random-walk contexts around 900 (USD/CLP-like levels).
 fn contexts(batch: usize, length: usize) -> Vec<Vec<f64>> {
@@ -164,6 +167,9 @@ impl Torch {
     fn start() -> Result<Torch, String> {
         if std::env::var("ENGINE_BENCH_TORCH").is_ok_and(|v| v == "0") {
             return Err("ENGINE_BENCH_TORCH=0".into());
+        }
+        if std::env::var_os(PROFILE_ENV).is_some() {
+            return Err(format!("{PROFILE_ENV} (profile mode)"));
         }
         let python = std::env::var("ENGINE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/benches/torch_forward.py");
@@ -348,6 +354,20 @@ fn main() {
                     std::hint::black_box(model.predict(&refs, 64).unwrap());
                 })
             };
+            if let Some(secs) = std::env::var(PROFILE_ENV)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+            {
+                let start = Instant::now();
+                let mut runs = 0;
+                while start.elapsed().as_secs_f64() < secs {
+                    engine();
+                    runs += 1;
+                }
+                let ms = start.elapsed().as_secs_f64() * 1e3 / (runs * batch) as f64;
+                println!("{batch:>6} {context:>8} {ms:>14.3}  ({runs} forwards, profile mode)");
+                continue;
+            }
             let mut reference = || timed(&mut || run_gemms(&operands));
             let mut pytorch = || torch.as_mut().map_or(Duration::ZERO, |t| t.run(batch, context));
             let times = time_rounds(

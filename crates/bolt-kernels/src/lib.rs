@@ -26,6 +26,60 @@ const W_BLOCK_BYTES: usize = 128 << 10;
 /// one AVX-512 vector, two AVX2 ones).
 const KEY_PAD: usize = 16;
 
+/// f32 per 64-byte cache line: rows that start on one are loaded without straddling lines
+/// (with AVX-512 a straddling load is every load; aligned operands make the few-row products
+/// about 1.35x faster there).
+const LINE: usize = 16;
+
+/// `len` f32 starting on a 64-byte boundary, inside a plain `Vec` (`storage()[start()..]`), so
+/// the storage can also be handed to code that takes a `Vec` and an offset.
+#[derive(Clone, Debug, Default)]
+pub struct Aligned {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    /// `len` zeros.
+    pub fn zeros(len: usize) -> Aligned {
+        let buf = vec![0f32; len + LINE - 1];
+        let start = buf.as_ptr().align_offset(64).min(LINE - 1);
+        Aligned { buf, start, len }
+    }
+
+    /// A copy of `data`.
+    pub fn copy_of(data: &[f32]) -> Aligned {
+        let mut out = Aligned::zeros(data.len());
+        out.copy_from_slice(data);
+        out
+    }
+
+    /// The storage and the offset of the data in it.
+    pub fn into_parts(self) -> (Vec<f32>, usize) {
+        (self.buf, self.start)
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.buf[self.start..][..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Aligned {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..][..self.len]
+    }
+}
+
+/// Whether `data` starts on a 64-byte boundary.
+fn is_aligned(data: &[f32]) -> bool {
+    data.as_ptr().align_offset(64) == 0
+}
+
 /// The instruction sets the kernels run on, from the narrowest up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
@@ -115,11 +169,23 @@ fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
     }
 }
 
-/// Whether [`matmul_nt`] beats candle's gemm on an `(m, k) x (n, k)^T` product. Measured on
-/// the model's shapes: packing the weights costs more than it saves below ~64 rows, and up to
-/// ~160 rows when the summed dimension is long against the output (the feed-forward's `wo`).
-pub fn prefers_nt(m: usize, k: usize, n: usize) -> bool {
-    m <= 64 || (m <= 160 && k >= 4 * n)
+/// Runs `work` on a thread of the pool the kernels and candle's gemm use, and returns its
+/// result. Called from outside the pool, every parallel step of `work` would hand its tasks
+/// to the pool's threads and sleep until they finish; from inside, the calling thread takes
+/// its own share, so a forward pass of many small steps (batch 1, the decoder) is not spent
+/// waking threads.
+pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
+/// Whether [`matmul_nt`] on `isa` beats candle's gemm on an `(m, k) x (n, k)^T` product.
+/// Measured on the model's shapes (`cargo bench --bench kernels`): packing the weights costs
+/// gemm more than it saves below ~64 rows, and up to ~160 rows where the output is no wider
+/// than the summed dimension: with AVX-512 for the attention output and the feed-forward's
+/// `wo`, with AVX2 for `wo` only (its summed dimension is 4 times its output).
+pub fn prefers_nt(isa: Isa, m: usize, k: usize, n: usize) -> bool {
+    let wide = if isa >= Isa::Avx512 { n <= k } else { k >= 4 * n };
+    m <= 64 || (m <= 160 && wide)
 }
 
 /// `MR' x NR'` dot products of rows of `x` and rows of `w` (row strides `ldx`, `ldw`, length
@@ -331,6 +397,15 @@ pub fn matmul_nt(isa: Isa, x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -
         x.len() >= m * k && w.len() >= n * k,
         "matmul_nt: operands shorter than (m, k) x (n, k)"
     );
+    // x is small next to w here (few rows): an aligned copy costs far less than the straddling
+    // loads it saves.
+    let copy;
+    let x = if is_aligned(x) {
+        x
+    } else {
+        copy = Aligned::copy_of(&x[..m * k]);
+        &copy[..]
+    };
     let mut out = vec![0f32; m * n];
     // At least 32 weight rows per thread, in whole register tiles.
     let threads = rayon::current_num_threads().min(n / 32).max(1);
@@ -401,14 +476,14 @@ impl Attention<'_> {
         let part = |p: usize| &qkv[p * self.heads * dk + head * dk..];
         let padded = n.div_ceil(KEY_PAD) * KEY_PAD;
         // k transposed, `(d_kv, padded)`, zero past the last key: the scores' padding is 0.
-        let mut kt = vec![0f32; dk * padded];
+        let mut kt = Aligned::zeros(dk * padded);
         let keys = part(1);
         for t in 0..n {
             for (c, &v) in keys[t * stride..][..dk].iter().enumerate() {
                 kt[c * padded + t] = v;
             }
         }
-        let mut scores = vec![0f32; n * padded];
+        let mut scores = Aligned::zeros(n * padded);
         nn(
             s,
             part(0),
@@ -702,7 +777,9 @@ impl CrossAttention<'_> {
 mod tests {
     use pulp::{Simd, WithSimd};
 
-    use super::{dispatch, matmul_nt, nn, Attention, CrossAttention, Isa};
+    use super::{
+        dispatch, is_aligned, matmul_nt, nn, on_pool, prefers_nt, Aligned, Attention, CrossAttention, Isa,
+    };
 
     /// Every path: on a CPU without AVX-512 (or AVX2) those run the widest narrower one, and
     /// `Portable512` runs AVX-512's lane arithmetic everywhere.
@@ -818,10 +895,48 @@ mod tests {
             let scale: Vec<f64> = (0..m * n)
                 .map(|e| (0..k).map(|t| term(e, t).abs()).sum())
                 .collect();
+            // x as given (a Vec, aligned or not) and one f32 past a cache line (copied).
+            let mut shifted = Aligned::zeros(m * k + 1);
+            shifted[1..].copy_from_slice(&x);
             for isa in EVERY_ISA {
                 close(&matmul_nt(isa, &x, &w, m, k, n), &want, &scale, 1e-6);
+                close(&matmul_nt(isa, &shifted[1..], &w, m, k, n), &want, &scale, 1e-6);
             }
         }
+    }
+
+    #[test]
+    fn aligned_buffers_start_on_a_cache_line() {
+        for len in [0, 1, 15, 16, 17, 1000] {
+            let data = values(len, 3);
+            let copy = Aligned::copy_of(&data);
+            assert!(is_aligned(&copy), "len {len}");
+            assert_eq!(&copy[..], &data[..]);
+            let (storage, start) = copy.into_parts();
+            assert_eq!(&storage[start..][..len], &data[..]);
+            assert!(Aligned::zeros(len).iter().all(|&v| v == 0.0));
+        }
+    }
+
+    #[test]
+    fn the_switch_to_gemm_depends_on_the_instruction_set() {
+        // Few rows: always the kernel; many rows: always gemm.
+        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
+            assert!(prefers_nt(isa, 64, 512, 2048));
+            assert!(!prefers_nt(isa, 161, 2048, 512));
+        }
+        // Between: the feed-forward's wo on both; the attention output only with AVX-512.
+        assert!(prefers_nt(Isa::Avx2, 129, 2048, 512));
+        assert!(prefers_nt(Isa::Avx512, 129, 2048, 512));
+        assert!(!prefers_nt(Isa::Avx2, 129, 512, 512));
+        assert!(prefers_nt(Isa::Avx512, 129, 512, 512));
+        assert!(!prefers_nt(Isa::Avx512, 129, 512, 1536));
+    }
+
+    #[test]
+    fn work_on_the_pool_runs_on_a_pool_thread() {
+        assert_eq!(rayon::current_thread_index(), None);
+        assert!(on_pool(|| rayon::current_thread_index().is_some()));
     }
 
     #[test]
