@@ -4,13 +4,8 @@ use clap::Parser;
 use model_optimizer::{cli::Cli, commands, exit, logging};
 
 fn main() {
-    // candle asks rayon for its thread count on every op, and without RAYON_NUM_THREADS that
-    // re-reads /proc/cpuinfo each time (31 ms instead of 19 ms per small forecast). Set it
-    // once, before any thread starts.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    // Before any thread starts: the forward pass's thread pool, this thread included.
+    model_optimizer::model::init_threads();
     let cli = Cli::parse();
     logging::init(&cli.global);
     let code = match commands::execute(&cli) {

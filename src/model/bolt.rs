@@ -145,13 +145,11 @@ impl Network {
         let tokens = longest.div_ceil(self.patch) + 1;
         let per_series = tokens * (heads * tokens).max(d_ff).max(d_model) + self.outputs;
         let chunk = chunk_size(contexts.len(), CHUNK_ELEMENTS / per_series);
-        bolt_kernels::on_pool(|| {
-            let mut out = Vec::with_capacity(contexts.len());
-            for part in contexts.chunks(chunk) {
-                out.extend(self.forward_chunk(part)?);
-            }
-            Ok(out)
-        })
+        let mut out = Vec::with_capacity(contexts.len());
+        for part in contexts.chunks(chunk) {
+            out.extend(self.forward_chunk(part)?);
+        }
+        Ok(out)
     }
 
     fn forward_chunk(&self, contexts: &[&[f32]]) -> Result<Vec<Vec<f32>>> {

@@ -212,12 +212,29 @@ pub fn read_weights(
         file.seek(SeekFrom::Start(entry.start))
             .and_then(|_| file.read_exact(&mut buffer))
             .map_err(|e| checkpoint_error(path, format!("cannot read tensor {name} ({e})")))?;
-        let tensor = Tensor::from_raw_buffer(&buffer, entry.dtype, &entry.shape, device)
-            .and_then(|t| t.to_dtype(DType::F32))
+        let tensor = decode(&buffer, entry.dtype, &entry.shape, device)
             .map_err(|e| checkpoint_error(path, format!("cannot decode tensor {name} ({e})")))?;
         tensors.insert(name, tensor);
     }
     Ok(tensors)
+}
+
+/// A tensor's bytes as f32 on a 64-byte boundary (`t5::aligned`). f32 data is decoded straight
+/// into its aligned storage: no second copy of each weight while loading.
+fn decode(bytes: &[u8], dtype: DType, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+    if dtype != DType::F32 {
+        let t = Tensor::from_raw_buffer(bytes, dtype, shape, device)?.to_dtype(DType::F32)?;
+        return super::t5::aligned(&t);
+    }
+    let len: usize = shape.iter().product();
+    if bytes.len() != 4 * len {
+        candle_core::bail!("{} bytes for {len} f32 values", bytes.len());
+    }
+    let mut data = bolt_kernels::Aligned::zeros(len);
+    for (v, b) in data.iter_mut().zip(bytes.chunks_exact(4)) {
+        *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    super::t5::from_aligned(data, &candle_core::Shape::from(shape), device)
 }
 
 /// Where a model's two files are.

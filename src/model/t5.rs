@@ -87,15 +87,31 @@ impl Module for Dense {
     }
 }
 
-/// A contiguous f32 copy of `t` whose data starts on a 64-byte boundary (a view into padded
-/// storage): the kernels read weights in place, and aligned rows load faster.
-fn aligned(t: &Tensor) -> Result<Tensor> {
+/// `t` as contiguous f32 whose data starts on a 64-byte boundary: `t` itself when it already
+/// is, else a copy (a view into padded storage). The kernels read weights in place, and
+/// aligned rows load faster; the loader stores every weight this way, so layers share it.
+pub fn aligned(t: &Tensor) -> Result<Tensor> {
+    if t.dtype() == candle_core::DType::F32 && t.is_contiguous() {
+        let (storage, layout) = t.storage_and_layout();
+        if let candle_core::Storage::Cpu(CpuStorage::F32(data)) = &*storage {
+            if data[layout.start_offset()..].as_ptr().align_offset(64) == 0 {
+                drop(storage);
+                return Ok(t.clone());
+            }
+        }
+    }
     let data = t.flatten_all()?.to_vec1::<f32>()?;
-    let (storage, start) = kernels::Aligned::copy_of(&data).into_parts();
+    from_aligned(kernels::Aligned::copy_of(&data), t.shape(), t.device())
+}
+
+/// A tensor of `shape` over aligned storage.
+pub fn from_aligned(data: kernels::Aligned, shape: &Shape, device: &candle_core::Device) -> Result<Tensor> {
+    let len = data.len();
+    let (storage, start) = data.into_parts();
     let total = storage.len();
-    Tensor::from_vec(storage, total, t.device())?
-        .narrow(0, start, data.len())?
-        .reshape(t.shape())
+    Tensor::from_vec(storage, total, device)?
+        .narrow(0, start, len)?
+        .reshape(shape)
 }
 
 /// `x @ w^T` through [`kernels::matmul_nt`], for contiguous f32 `x` `(.., k)` and `w` `(n, k)`.
@@ -144,11 +160,14 @@ fn linear_no_bias(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Dens
 /// Stacks several `[out_i, in]` weights into one `[sum out_i, in]` linear, so q/k/v (or k/v)
 /// become a single matmul: the same products, fewer and larger gemm calls.
 fn fused_linear(vb: &VarBuilder, names: &[&str], in_dim: usize, out_dim: usize) -> Result<Dense> {
-    let parts = names
-        .iter()
-        .map(|n| vb.pp(*n).get((out_dim, in_dim), "weight"))
-        .collect::<Result<Vec<_>>>()?;
-    Dense::new(&Tensor::cat(&parts, 0)?, None)
+    // Stacked straight into aligned storage: no intermediate copy while loading.
+    let mut stacked = kernels::Aligned::zeros(names.len() * out_dim * in_dim);
+    for (n, rows) in names.iter().zip(stacked.chunks_exact_mut(out_dim * in_dim)) {
+        let part = vb.pp(*n).get((out_dim, in_dim), "weight")?;
+        rows.copy_from_slice(&part.flatten_all()?.to_vec1::<f32>()?);
+    }
+    let shape = Shape::from((names.len() * out_dim, in_dim));
+    Dense::new(&from_aligned(stacked, &shape, vb.device())?, None)
 }
 
 /// `DenseReluDense` plus its pre-norm (`T5LayerFF`).

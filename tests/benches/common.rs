@@ -41,10 +41,7 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// As main.rs does: candle re-reads /proc/cpuinfo per op without RAYON_NUM_THREADS.
+/// As main.rs does: the forward pass's threads, this (main) thread included.
 pub fn pin_threads() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    model_optimizer::model::init_threads();
 }

@@ -281,16 +281,11 @@ fn rss_probe(dir: &str) {
 }
 
 fn main() {
+    // As the CLI's main does, before any thread exists (the RSS probe's child too).
+    model_optimizer::model::init_threads();
     if let Ok(dir) = std::env::var(RSS_PROBE_ENV) {
         rss_probe(&dir);
         return;
-    }
-    // candle asks for its thread count on every op and, unless RAYON_NUM_THREADS is set,
-    // re-reads /proc/cpuinfo each time (milliseconds per forward at batch 1). Set it here,
-    // before any thread exists, as the CLI's main should at startup.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
     println!(
         "engine benchmark: RAYON_NUM_THREADS={}, {}",

@@ -40,10 +40,8 @@ fn median(budget: Duration, mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
+    // As the CLI's main does: the pool, this thread included.
+    model_optimizer::model::init_threads();
     let rows: Vec<usize> = match std::env::var("KERNELS_BENCH_ROWS") {
         Ok(list) => list.split(',').filter_map(|r| r.trim().parse().ok()).collect(),
         Err(_) => ROWS.to_vec(),

@@ -169,13 +169,18 @@ fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
     }
 }
 
-/// Runs `work` on a thread of the pool the kernels and candle's gemm use, and returns its
-/// result. Called from outside the pool, every parallel step of `work` would hand its tasks
-/// to the pool's threads and sleep until they finish; from inside, the calling thread takes
-/// its own share, so a forward pass of many small steps (batch 1, the decoder) is not spent
-/// waking threads.
-pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| work())
+/// Makes the calling thread one of the threads of rayon's global pool, the pool the kernels
+/// and candle's gemm use (call it from the program's main thread before any parallel work;
+/// the pool keeps `RAYON_NUM_THREADS` threads, this one included). A parallel step called
+/// from a thread outside the pool hands every share to the pool's threads and sleeps until
+/// they finish; from this one, it runs a share itself, so a forward pass of many small steps
+/// (batch 1, the decoder) is not spent waking threads, and its buffers stay in this thread's
+/// allocator arena. Returns false, changing nothing, if the global pool already exists.
+pub fn pool_on_this_thread() -> bool {
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+        .is_ok()
 }
 
 /// Whether [`matmul_nt`] on `isa` beats candle's gemm on an `(m, k) x (n, k)^T` product.
@@ -777,9 +782,7 @@ impl CrossAttention<'_> {
 mod tests {
     use pulp::{Simd, WithSimd};
 
-    use super::{
-        dispatch, is_aligned, matmul_nt, nn, on_pool, prefers_nt, Aligned, Attention, CrossAttention, Isa,
-    };
+    use super::{dispatch, is_aligned, matmul_nt, nn, prefers_nt, Aligned, Attention, CrossAttention, Isa};
 
     /// Every path: on a CPU without AVX-512 (or AVX2) those run the widest narrower one, and
     /// `Portable512` runs AVX-512's lane arithmetic everywhere.
@@ -931,12 +934,6 @@ mod tests {
         assert!(!prefers_nt(Isa::Avx2, 129, 512, 512));
         assert!(prefers_nt(Isa::Avx512, 129, 512, 512));
         assert!(!prefers_nt(Isa::Avx512, 129, 512, 1536));
-    }
-
-    #[test]
-    fn work_on_the_pool_runs_on_a_pool_thread() {
-        assert_eq!(rayon::current_thread_index(), None);
-        assert!(on_pool(|| rayon::current_thread_index().is_some()));
     }
 
     #[test]
