@@ -31,8 +31,8 @@ const KEY_PAD: usize = 16;
 /// about 1.35x faster there).
 const LINE: usize = 16;
 
-/// `len` f32 starting on a 64-byte boundary, inside a plain `Vec` (`storage()[start()..]`), so
-/// the storage can also be handed to code that takes a `Vec` and an offset.
+/// `len` f32 starting on a 64-byte boundary, inside a plain `Vec` ([`Aligned::into_parts`]
+/// gives it with the data's offset, for code that takes a `Vec`, such as a candle tensor).
 #[derive(Clone, Debug, Default)]
 pub struct Aligned {
     buf: Vec<f32>,
