@@ -91,14 +91,14 @@ impl Module for Dense {
 /// is, else a copy (a view into padded storage). The kernels read weights in place, and
 /// aligned rows load faster; the loader stores every weight this way, so layers share it.
 pub fn aligned(t: &Tensor) -> Result<Tensor> {
-    if t.dtype() == candle_core::DType::F32 && t.is_contiguous() {
-        let (storage, layout) = t.storage_and_layout();
-        if let candle_core::Storage::Cpu(CpuStorage::F32(data)) = &*storage {
-            if data[layout.start_offset()..].as_ptr().align_offset(64) == 0 {
-                drop(storage);
-                return Ok(t.clone());
-            }
-        }
+    let (storage, layout) = t.storage_and_layout();
+    let in_place = match &*storage {
+        candle_core::Storage::Cpu(s) => f32_data("aligned", s, layout).is_ok_and(kernels::is_aligned),
+        _ => false,
+    };
+    drop(storage);
+    if in_place {
+        return Ok(t.clone());
     }
     let data = t.flatten_all()?.to_vec1::<f32>()?;
     from_aligned(kernels::Aligned::copy_of(&data), t.shape(), t.device())
@@ -573,7 +573,7 @@ mod tests {
                 panic!("f32 weight expected");
             };
             let (start, end) = layout.contiguous_offsets().unwrap();
-            assert_eq!(data[start..].as_ptr().align_offset(64), 0);
+            assert!(bolt_kernels::is_aligned(&data[start..end]));
             assert_eq!(&data[start..end], &values[..]);
             assert_eq!(stored.dims2().unwrap(), (n, k));
         }

@@ -52,7 +52,7 @@ fn main() {
         .filter(|&i| i <= detected)
         .collect();
     println!(
-        "kernels benchmark: RAYON_NUM_THREADS={}, CPU kernels up to {}; GFLOP/s, median of runs alternating within each shape",
+        "kernels benchmark: RAYON_NUM_THREADS={}, CPU kernels up to {}; GFLOP/s, median of repeated runs, the sides one after another per shape",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
         detected.name()
     );

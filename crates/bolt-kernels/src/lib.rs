@@ -76,7 +76,7 @@ impl std::ops::DerefMut for Aligned {
 }
 
 /// Whether `data` starts on a 64-byte boundary.
-fn is_aligned(data: &[f32]) -> bool {
+pub fn is_aligned(data: &[f32]) -> bool {
     data.as_ptr().align_offset(64) == 0
 }
 
