@@ -571,7 +571,7 @@ impl InferenceCost {
         InferenceCost {
             candidate_mflop: a,
             current_mflop: b,
-            change_pct: 100.0 * (a / b - 1.0),
+            change_pct: crate::metrics::change_pct(a, b),
         }
     }
 }

@@ -3,8 +3,6 @@
 //! I/O: `run` applies the decision, a dry run prints it, `status --check` calls the trigger
 //! part, and a replay of history can call it week after week with its state in memory.
 
-use std::time::Instant;
-
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -90,6 +88,72 @@ pub enum Decision {
     Approved(Box<Approved>),
 }
 
+impl Decision {
+    /// The history action this decision records once carried out.
+    pub fn action(&self) -> Action {
+        match self {
+            Decision::NoTrigger { .. } => Action::NoTrigger,
+            Decision::Suppressed { .. } => Action::Suppressed,
+            Decision::ProbationRollback { .. } => Action::RolledBack,
+            Decision::Rejected(_) => Action::Rejected,
+            Decision::TrialStarted(_) => Action::TrialStarted,
+            Decision::OnTrial { .. } => Action::OnTrial,
+            Decision::TrialFailed { .. } => Action::TrialFailed,
+            Decision::Approved(_) => Action::Deployed,
+        }
+    }
+
+    /// The evidence of an optimization (a search and validation, or a trial's second one).
+    pub fn evidence(&self) -> Option<&Evidence> {
+        match self {
+            Decision::Rejected(e) | Decision::TrialStarted(e) => Some(e),
+            Decision::Approved(a) => Some(&a.evidence),
+            _ => None,
+        }
+    }
+
+    pub fn triggers(&self) -> Option<&TriggerReport> {
+        match self {
+            Decision::NoTrigger { triggers, .. } | Decision::Suppressed { triggers, .. } => Some(triggers),
+            _ => self.evidence().map(|e| &e.triggers),
+        }
+    }
+
+    pub fn probation(&self) -> Option<&ProbationCheck> {
+        match self {
+            Decision::NoTrigger { probation, .. } | Decision::Suppressed { probation, .. } => {
+                probation.as_ref()
+            }
+            Decision::ProbationRollback { check } => Some(check),
+            _ => self.evidence().and_then(|e| e.probation.as_ref()),
+        }
+    }
+
+    /// The trial this decision looked at, if any.
+    pub fn trial(&self) -> Option<&TrialCheck> {
+        match self {
+            Decision::OnTrial { check } | Decision::TrialFailed { check } => Some(check),
+            _ => self.evidence().and_then(|e| e.trial.as_ref()),
+        }
+    }
+
+    /// A triggered optimization: a search and validation that the triggers started (not a
+    /// trial's second validation). What the time trigger and cooldown count, and replay's
+    /// optimizations.
+    pub fn is_triggered_optimization(&self) -> bool {
+        self.evidence().is_some_and(|e| e.trial.is_none())
+    }
+
+    /// Stamps how long deciding took on the config an approval would deploy (the decision
+    /// itself reads no clock).
+    pub fn took(mut self, seconds: f64) -> Decision {
+        if let Decision::Approved(a) = &mut self {
+            a.new_config.optimization_time_seconds = Some(seconds);
+        }
+        self
+    }
+}
+
 /// Rows `cfg`'s horizon needs: the largest context searched or deployed, plus the rows the
 /// selection and confirmation origins span (the last origin needs its next h values).
 pub fn rows_needed(settings: &Settings, cfg: &ForecasterConfig) -> usize {
@@ -118,7 +182,100 @@ pub fn check_series(world: &World<'_>, cfg: &ForecasterConfig) -> anyhow::Result
     Ok(())
 }
 
-/// The whole decision for `cfg`'s horizon.
+/// How far a decision gets without the search: the first half of [`decide`], and what
+/// `status --check` previews.
+#[derive(Clone, Debug)]
+pub enum Preview {
+    /// Decided without a search: a probation rollback, a trial waiting or lost, no trigger,
+    /// or triggers the cooldown holds back.
+    Decided(Decision),
+    /// A trial passed: its candidate is validated again on today's confirmation origins.
+    TrialPassed {
+        check: TrialCheck,
+        candidate: InferenceParams,
+        triggers: TriggerReport,
+        probation: Option<ProbationCheck>,
+    },
+    /// The triggers fired: the search and validation decide.
+    Optimize {
+        triggers: TriggerReport,
+        probation: Option<ProbationCheck>,
+    },
+}
+
+impl Preview {
+    /// What a run would do next, in a word: the decision's action, `validate_trial` or
+    /// `optimize`.
+    pub fn next(&self) -> &'static str {
+        match self {
+            Preview::Decided(d) => d.action().as_str(),
+            Preview::TrialPassed { .. } => "validate_trial",
+            Preview::Optimize { .. } => "optimize",
+        }
+    }
+
+    pub fn triggers(&self) -> Option<&TriggerReport> {
+        match self {
+            Preview::Decided(d) => d.triggers(),
+            Preview::TrialPassed { triggers, .. } | Preview::Optimize { triggers, .. } => Some(triggers),
+        }
+    }
+
+    /// One line: why.
+    pub fn note(&self) -> String {
+        match self {
+            Preview::Decided(Decision::ProbationRollback { check }) => check.note.clone(),
+            Preview::Decided(d) => d
+                .trial()
+                .map(|t| t.note.clone())
+                .or_else(|| d.triggers().map(|t| t.reasons.join("; ")))
+                .unwrap_or_default(),
+            Preview::TrialPassed { check, .. } => format!("{}; its candidate is validated again", check.note),
+            Preview::Optimize { triggers, .. } => triggers.reasons.join("; "),
+        }
+    }
+}
+
+/// The first half of [`decide`]: probation, a pending trial, the triggers.
+pub fn preview(
+    world: &World<'_>,
+    model: &dyn QuantileModel,
+    cfg: &ForecasterConfig,
+    force: bool,
+    cache: &mut ForwardCache,
+) -> anyhow::Result<Preview> {
+    check_series(world, cfg)?;
+    let probation = probation_check(world, model, cfg, cache)?;
+    if let Some(check) = probation.as_ref().filter(|c| c.rolled_back) {
+        return Ok(Preview::Decided(Decision::ProbationRollback {
+            check: check.clone(),
+        }));
+    }
+    if let Some(pending) = trial::pending(world.history, cfg.horizon, cfg, world.now) {
+        let check = trial_check(world, model, cfg, &pending, cache)?;
+        return Ok(match check.verdict {
+            TrialVerdict::Waiting => Preview::Decided(Decision::OnTrial { check }),
+            TrialVerdict::Failed => Preview::Decided(Decision::TrialFailed { check }),
+            TrialVerdict::Passed => Preview::TrialPassed {
+                check,
+                candidate: pending.candidate,
+                triggers: trigger_report(world, cfg, cache, force)?,
+                probation,
+            },
+        });
+    }
+    let triggers = trigger_report(world, cfg, cache, force)?;
+    Ok(if triggers.should_optimize {
+        Preview::Optimize { triggers, probation }
+    } else if triggers.cooldown.suppressed.is_empty() {
+        Preview::Decided(Decision::NoTrigger { triggers, probation })
+    } else {
+        Preview::Decided(Decision::Suppressed { triggers, probation })
+    })
+}
+
+/// The whole decision for `cfg`'s horizon: [`preview`], then the search and validation it
+/// calls for.
 pub fn decide(
     world: &World<'_>,
     cfg: &ForecasterConfig,
@@ -126,73 +283,42 @@ pub fn decide(
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<Decision> {
-    let started = Instant::now();
     let model = world
         .model
         .ok_or_else(|| anyhow::anyhow!("no model loaded: a decision needs the model"))?;
-    check_series(world, cfg)?;
-    let probation = probation_check(world, model, cfg, cache)?;
-    if let Some(check) = &probation {
-        if check.rolled_back {
-            return Ok(Decision::ProbationRollback { check: check.clone() });
-        }
-    }
-    if let Some(pending) = trial::pending(world.history, cfg.horizon, cfg, world.now) {
-        let check = trial_check(world, model, cfg, &pending, cache)?;
-        match check.verdict {
-            TrialVerdict::Waiting => return Ok(Decision::OnTrial { check }),
-            TrialVerdict::Failed => return Ok(Decision::TrialFailed { check }),
-            TrialVerdict::Passed => {
-                // Validated again on today's confirmation origins: the deploy promises what
-                // they show, and probation holds it to that.
-                let triggers = trigger_report(world, cfg, cache, force)?;
-                let v = search_and_validate(world, model, cfg, Some(&pending.candidate), cache, progress)?;
-                let evidence = Evidence {
-                    triggers,
-                    probation,
-                    search: None,
-                    validation: v.validation,
-                    trial: Some(check),
-                };
-                return Ok(verdict(world, cfg.horizon, evidence, started, false));
-            }
-        }
-    }
-    let triggers = trigger_report(world, cfg, cache, force)?;
-    if !triggers.should_optimize {
-        return Ok(if triggers.cooldown.suppressed.is_empty() {
-            Decision::NoTrigger { triggers, probation }
-        } else {
-            Decision::Suppressed { triggers, probation }
-        });
-    }
-    let outcome = search_and_validate(world, model, cfg, None, cache, progress)?;
+    let (candidate, trial, triggers, probation) = match preview(world, model, cfg, force, cache)? {
+        Preview::Decided(d) => return Ok(d),
+        Preview::TrialPassed {
+            check,
+            candidate,
+            triggers,
+            probation,
+        } => (Some(candidate), Some(check), triggers, probation),
+        Preview::Optimize { triggers, probation } => (None, None, triggers, probation),
+    };
+    // After a passed trial the candidate is validated again on today's confirmation origins:
+    // the deploy promises what they show, and probation holds it to that.
+    let v = search_and_validate(world, model, cfg, candidate.as_ref(), cache, progress)?;
+    let start_trial = trial.is_none() && world.settings.deploy.trial_min_origins > 0;
     let evidence = Evidence {
         triggers,
         probation,
-        search: outcome.search,
-        validation: outcome.validation,
-        trial: None,
+        search: v.search,
+        validation: v.validation,
+        trial,
     };
-    let trials = world.settings.deploy.trial_min_origins > 0;
-    Ok(verdict(world, cfg.horizon, evidence, started, trials))
+    Ok(verdict(world, cfg.horizon, evidence, start_trial))
 }
 
 /// Rejected, a trial to start (`start_trial`), or approved for deploy.
-fn verdict(
-    world: &World<'_>,
-    h: Horizon,
-    evidence: Evidence,
-    started: Instant,
-    start_trial: bool,
-) -> Decision {
+fn verdict(world: &World<'_>, h: Horizon, evidence: Evidence, start_trial: bool) -> Decision {
     if !evidence.validation.approved {
         return Decision::Rejected(Box::new(evidence));
     }
     if start_trial {
         return Decision::TrialStarted(Box::new(evidence));
     }
-    let new_config = new_config(world, h, &evidence, started.elapsed().as_secs_f64());
+    let new_config = new_config(world, h, &evidence);
     Decision::Approved(Box::new(Approved { evidence, new_config }))
 }
 
@@ -241,8 +367,8 @@ fn trial_check(
 }
 
 /// The config that replaces the current one: the candidate's parameters and the validation
-/// metrics it promised.
-fn new_config(world: &World<'_>, h: Horizon, e: &Evidence, seconds: f64) -> ForecasterConfig {
+/// metrics it promised (the time deciding took is stamped by [`Decision::took`]).
+fn new_config(world: &World<'_>, h: Horizon, e: &Evidence) -> ForecasterConfig {
     let c = &e.validation.candidate;
     let p = c.params;
     ForecasterConfig {
@@ -258,7 +384,7 @@ fn new_config(world: &World<'_>, h: Horizon, e: &Evidence, seconds: f64) -> Fore
         validation_bias: Some(c.metrics.bias),
         validation_coverage_95: Some(c.metrics.coverage_95),
         search_iterations: e.search.as_ref().map(|s| s.configs.len() as u32),
-        optimization_time_seconds: Some(seconds),
+        optimization_time_seconds: None,
         timestamp: record_time(world.now),
     }
 }
@@ -471,6 +597,85 @@ pub fn lost_live_checks(
                 && r.optimization_date <= now
         })
         .count()
+}
+
+/// A decision on a toy model, for tests of what is derived from decisions.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::{decide, Decision, World};
+    use crate::config::Settings;
+    use crate::domain::Horizon;
+    use crate::forecast::{QuantileForecast, QuantileModel, LEVELS};
+    use crate::forecaster_config::ForecasterConfig;
+    use crate::search::ForwardCache;
+
+    /// Forecasts the mean of the whole context, +- fixed offsets: on a trending series a
+    /// shorter context is more accurate, so the search has something to find.
+    struct ContextMean;
+
+    impl QuantileModel for ContextMean {
+        fn max_context(&self) -> usize {
+            2048
+        }
+        fn predict(&self, contexts: &[&[f64]], h: usize) -> anyhow::Result<Vec<QuantileForecast>> {
+            Ok(contexts
+                .iter()
+                .map(|c| {
+                    let obs: Vec<f64> = c.iter().copied().filter(|v| !v.is_nan()).collect();
+                    let m = obs.iter().sum::<f64>() / obs.len() as f64;
+                    QuantileForecast {
+                        values: LEVELS.iter().map(|a| vec![m + (a - 0.5) * 40.0; h]).collect(),
+                    }
+                })
+                .collect())
+        }
+    }
+
+    /// Criteria every candidate passes.
+    pub(crate) fn loose() -> Settings {
+        let mut s = Settings::default();
+        let v = &mut s.validation;
+        v.min_rmse_improvement_pct = -100.0;
+        v.min_mape_improvement_pct = -100.0;
+        v.max_std_increase_pct = 10_000.0;
+        v.max_inference_time_increase_pct = 10_000.0;
+        v.min_coverage_95 = 0.0;
+        v.max_abs_bias = 1e9;
+        s
+    }
+
+    /// The decision on 7d for a current config at context 270, forced, on 2026-01-04.
+    pub(crate) fn forced_decision(settings: &Settings) -> (Decision, ForecasterConfig) {
+        let s = crate::data::demo::synthetic_usdclp(7, 700, crate::data::demo::DEFAULT_START);
+        let now = "2026-01-04T05:00:00Z".parse().unwrap();
+        let mut cfg = ForecasterConfig::initial(Horizon(7), "m", now);
+        cfg.context_length = 270;
+        let world = World {
+            settings,
+            now,
+            series: &s,
+            series_name: "series.parquet",
+            predictions: &[],
+            history: &[],
+            model: Some(&ContextMean),
+            model_id: "context-mean",
+            // chronos-bolt-tiny's dimensions, for the cost model.
+            dims: Some(crate::backtest::ModelDims {
+                d_model: 256,
+                d_ff: 1024,
+                inner: 256,
+                encoder_layers: 4,
+                decoder_layers: 4,
+                patch_size: 16,
+                use_reg_token: true,
+                max_context: 2048,
+                steps_per_pass: 64,
+                levels: 9,
+            }),
+        };
+        let d = decide(&world, &cfg, true, &mut ForwardCache::new(), &mut |_| {}).unwrap();
+        (d, cfg)
+    }
 }
 
 #[cfg(test)]

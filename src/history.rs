@@ -22,16 +22,10 @@ pub enum Action {
     OnTrial,
     /// A trial the candidate lost (or that ran out of time); the config is unchanged.
     TrialFailed,
-    /// A dry run's approved candidate (never written to history).
-    WouldDeploy,
-    /// A dry run's approved candidate that would begin its trial (never written to history).
-    WouldStartTrial,
-    /// A dry run's probation rollback (never written to history).
-    WouldRollBack,
 }
 
 impl Action {
-    /// The actions history records.
+    /// Every action.
     pub const ALL: [Action; 9] = [
         Action::NoTrigger,
         Action::Suppressed,
@@ -55,9 +49,6 @@ impl Action {
             Action::TrialStarted => "trial_started",
             Action::OnTrial => "on_trial",
             Action::TrialFailed => "trial_failed",
-            Action::WouldDeploy => "would_deploy",
-            Action::WouldStartTrial => "would_start_trial",
-            Action::WouldRollBack => "would_roll_back",
         }
     }
 

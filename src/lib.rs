@@ -11,6 +11,7 @@
 //!   does no I/O and takes `now` as an argument.
 //! - `output` is the only writer to stdout; diagnostics go to stderr through tracing.
 
+pub mod applier;
 pub mod atomic;
 pub mod backtest;
 pub mod cli;

@@ -17,6 +17,26 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
+/// The percent change from `old` to `new`: `100 (new - old) / |old|`, positive when `new` is
+/// larger. A zero `old` gives 0 when `new` is 0 too and an infinite change otherwise.
+pub fn change_pct(new: f64, old: f64) -> f64 {
+    if old == 0.0 {
+        if new == 0.0 {
+            0.0
+        } else {
+            new.signum() * f64::INFINITY
+        }
+    } else {
+        100.0 * (new - old) / old.abs()
+    }
+}
+
+/// The percent improvement of an error `new` over `old`: `-change_pct(new, old)`, positive
+/// when `new` is smaller.
+pub fn improvement_pct(new: f64, old: f64) -> f64 {
+    -change_pct(new, old)
+}
+
 /// Root mean squared error. NaN for no errors.
 pub fn rmse(errors: &[f64]) -> f64 {
     (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt()

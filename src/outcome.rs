@@ -1,11 +1,12 @@
-//! What happened to one horizon in a run, as one typed value, and everything derived from it:
-//! the history action and record, the exit code, the summary message, the mails and the result
-//! row. Each is derived here, in one place; `run` only applies effects and collects outcomes.
+//! What happened to one horizon in a run, as one typed value: the [`Decision`] and the
+//! [`Effect`] of carrying it out. Everything else is derived from it here, in one place: the
+//! history action and record, the exit code, the summary message, the mails and the result
+//! row. Carrying a decision out goes through [`crate::applier`], for `run` and `replay` alike.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::decide::{Approved, Decision, Evidence};
+use crate::decide::{Decision, Evidence};
 use crate::deploy::{DeployOutcome, DeployStatus, GitRecord};
 use crate::domain::{Horizon, InferenceParams, MailEvent, TriggerKind};
 use crate::exit::ExitCode;
@@ -18,7 +19,7 @@ use crate::trial::TrialCheck;
 use crate::triggers::TriggerReport;
 use crate::validate::ValidationReport;
 
-/// A probation rollback that was carried out.
+/// A rollback that was carried out.
 #[derive(Clone, Debug, Serialize)]
 pub struct RollbackDone {
     /// The backup restored.
@@ -27,68 +28,57 @@ pub struct RollbackDone {
     pub git: GitRecord,
 }
 
-/// What happened to one horizon.
+/// What carrying out a decision did.
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "snake_case", tag = "outcome")]
-pub enum Outcome {
-    NoTrigger {
-        triggers: TriggerReport,
-        probation: Option<ProbationCheck>,
-    },
-    Suppressed {
-        triggers: TriggerReport,
-        probation: Option<ProbationCheck>,
-    },
-    /// A deploy that broke its promise; `done` is None in a dry run.
-    ProbationRollback {
-        check: ProbationCheck,
-        done: Option<RollbackDone>,
-    },
-    Rejected(Box<Evidence>),
-    /// Approved; the live trial begins and the config stays.
-    TrialStarted(Box<Evidence>),
-    /// Approved; a trial would begin: a dry run.
-    WouldStartTrial(Box<Evidence>),
-    /// A trial too young to judge.
-    OnTrial {
-        check: TrialCheck,
-    },
-    /// The candidate lost its trial; the config stays.
-    TrialFailed {
-        check: TrialCheck,
-    },
-    /// Approved but not deployed: a dry run.
-    Approved(Box<Approved>),
-    Deployed {
-        approved: Box<Approved>,
-        deploy: DeployOutcome,
-    },
+#[serde(rename_all = "snake_case", tag = "effect")]
+pub enum Effect {
+    /// Carried out without changing a config: the history row is the whole effect (no
+    /// trigger, a rejection, a trial started, waiting or lost).
+    Unchanged,
+    /// A dry run: decided, not carried out, not recorded, not mailed.
+    DryRun,
+    Deployed(DeployOutcome),
     /// The deploy failed; the outcome says whether the old config was restored.
-    DeployFailed {
-        approved: Box<Approved>,
-        deploy: DeployOutcome,
-    },
-    /// An error stopped this horizon; the deployed config was not changed by it.
+    DeployFailed(DeployOutcome),
+    RolledBack(RollbackDone),
+    /// Deciding or carrying out failed; the deployed config was not changed by it.
     Failed {
         message: String,
         code: ExitCode,
     },
 }
 
-impl From<Decision> for Outcome {
-    /// The outcome of a decision that is not applied (a dry run, or nothing to apply).
-    fn from(d: Decision) -> Outcome {
-        match d {
-            Decision::NoTrigger { triggers, probation } => Outcome::NoTrigger { triggers, probation },
-            Decision::Suppressed { triggers, probation } => Outcome::Suppressed { triggers, probation },
-            Decision::ProbationRollback { check } => Outcome::ProbationRollback { check, done: None },
-            Decision::Rejected(e) => Outcome::Rejected(e),
-            Decision::TrialStarted(e) => Outcome::WouldStartTrial(e),
-            Decision::OnTrial { check } => Outcome::OnTrial { check },
-            Decision::TrialFailed { check } => Outcome::TrialFailed { check },
-            Decision::Approved(a) => Outcome::Approved(a),
+/// The kind of an [`Effect`], for result rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectKind {
+    Unchanged,
+    DryRun,
+    Deployed,
+    DeployFailed,
+    RolledBack,
+    Failed,
+}
+
+impl Effect {
+    pub fn kind(&self) -> EffectKind {
+        match self {
+            Effect::Unchanged => EffectKind::Unchanged,
+            Effect::DryRun => EffectKind::DryRun,
+            Effect::Deployed(_) => EffectKind::Deployed,
+            Effect::DeployFailed(_) => EffectKind::DeployFailed,
+            Effect::RolledBack(_) => EffectKind::RolledBack,
+            Effect::Failed { .. } => EffectKind::Failed,
         }
     }
+}
+
+/// What happened to one horizon: the decision (None when none could be made) and what
+/// carrying it out did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub decision: Option<Decision>,
+    pub effect: Effect,
 }
 
 /// The run-level facts a history record carries besides the outcome.
@@ -104,67 +94,62 @@ pub struct RecordContext<'a> {
 }
 
 impl Outcome {
+    /// No decision: `err` stopped this horizon.
     pub fn failed(err: &anyhow::Error) -> Outcome {
-        Outcome::Failed {
-            message: format!("{err:#}"),
-            code: crate::exit::code_of(err),
+        Outcome {
+            decision: None,
+            effect: Effect::Failed {
+                message: format!("{err:#}"),
+                code: crate::exit::code_of(err),
+            },
         }
     }
 
-    /// The history action (dry-run outcomes have their own).
+    /// A decision not carried out.
+    pub fn dry_run(decision: Decision) -> Outcome {
+        Outcome {
+            decision: Some(decision),
+            effect: Effect::DryRun,
+        }
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        matches!(self.effect, Effect::DryRun)
+    }
+
+    /// The history action: the decision's, or `failed` when deciding or deploying failed.
     pub fn action(&self) -> Action {
-        match self {
-            Outcome::NoTrigger { .. } => Action::NoTrigger,
-            Outcome::Suppressed { .. } => Action::Suppressed,
-            Outcome::ProbationRollback { done: None, .. } => Action::WouldRollBack,
-            Outcome::ProbationRollback { done: Some(_), .. } => Action::RolledBack,
-            Outcome::Rejected(_) => Action::Rejected,
-            Outcome::TrialStarted(_) => Action::TrialStarted,
-            Outcome::WouldStartTrial(_) => Action::WouldStartTrial,
-            Outcome::OnTrial { .. } => Action::OnTrial,
-            Outcome::TrialFailed { .. } => Action::TrialFailed,
-            Outcome::Approved(_) => Action::WouldDeploy,
-            Outcome::Deployed { .. } => Action::Deployed,
-            Outcome::DeployFailed { .. } | Outcome::Failed { .. } => Action::Failed,
+        match (&self.decision, &self.effect) {
+            (Some(d), Effect::Unchanged | Effect::DryRun | Effect::Deployed(_) | Effect::RolledBack(_)) => {
+                d.action()
+            }
+            _ => Action::Failed,
         }
     }
 
     /// The exit code this outcome contributes. A rejection (a lost trial too) is a completed
     /// decision (0) unless the caller asked rejections to fail the run.
     pub fn exit_code(&self, fail_on_reject: bool) -> ExitCode {
-        match self {
-            Outcome::Rejected(_) | Outcome::TrialFailed { .. } if fail_on_reject => ExitCode::Rejected,
-            Outcome::DeployFailed { deploy, .. } => deploy.exit_code(),
-            Outcome::Failed { code, .. } => *code,
+        match (&self.decision, &self.effect) {
+            (_, Effect::DeployFailed(deploy)) => deploy.exit_code(),
+            (_, Effect::Failed { code, .. }) => *code,
+            (Some(Decision::Rejected(_) | Decision::TrialFailed { .. }), _) if fail_on_reject => {
+                ExitCode::Rejected
+            }
             _ => ExitCode::Success,
         }
     }
 
     fn evidence(&self) -> Option<&Evidence> {
-        match self {
-            Outcome::Rejected(e) | Outcome::TrialStarted(e) | Outcome::WouldStartTrial(e) => Some(e),
-            Outcome::Approved(a)
-            | Outcome::Deployed { approved: a, .. }
-            | Outcome::DeployFailed { approved: a, .. } => Some(&a.evidence),
-            _ => None,
-        }
+        self.decision.as_ref().and_then(Decision::evidence)
     }
 
     pub fn triggers(&self) -> Option<&TriggerReport> {
-        match self {
-            Outcome::NoTrigger { triggers, .. } | Outcome::Suppressed { triggers, .. } => Some(triggers),
-            _ => self.evidence().map(|e| &e.triggers),
-        }
+        self.decision.as_ref().and_then(Decision::triggers)
     }
 
     pub fn probation(&self) -> Option<&ProbationCheck> {
-        match self {
-            Outcome::NoTrigger { probation, .. } | Outcome::Suppressed { probation, .. } => {
-                probation.as_ref()
-            }
-            Outcome::ProbationRollback { check, .. } => Some(check),
-            _ => self.evidence().and_then(|e| e.probation.as_ref()),
-        }
+        self.decision.as_ref().and_then(Decision::probation)
     }
 
     pub fn validation(&self) -> Option<&ValidationReport> {
@@ -177,100 +162,142 @@ impl Outcome {
 
     /// The trial this outcome looked at, if any.
     pub fn trial(&self) -> Option<&TrialCheck> {
-        match self {
-            Outcome::OnTrial { check } | Outcome::TrialFailed { check } => Some(check),
-            _ => self.evidence().and_then(|e| e.trial.as_ref()),
-        }
+        self.decision.as_ref().and_then(Decision::trial)
     }
 
     pub fn deploy(&self) -> Option<&DeployOutcome> {
-        match self {
-            Outcome::Deployed { deploy, .. } | Outcome::DeployFailed { deploy, .. } => Some(deploy),
+        match &self.effect {
+            Effect::Deployed(d) | Effect::DeployFailed(d) => Some(d),
             _ => None,
         }
     }
 
+    /// The one-line summary: the table's message, history's `message` (before a mail note).
+    pub fn message(&self) -> String {
+        match (&self.decision, &self.effect) {
+            (_, Effect::Failed { message, .. }) => message.clone(),
+            (Some(d), Effect::DryRun) => messages::dry_run(d),
+            (Some(d), effect) => messages::carried_out(d, effect),
+            (None, _) => String::new(),
+        }
+    }
+
+    /// The history row of this outcome. A dry run has none.
+    pub fn record(&self, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
+        if self.is_dry_run() {
+            return None;
+        }
+        Some(self.row_of(h, rc))
+    }
+
+    fn row_of(&self, h: Horizon, rc: &RecordContext<'_>) -> HistoryRecord {
+        let message = match rc.mail_error {
+            Some(e) => format!("{}; mail failed: {e}", self.message()),
+            None => self.message(),
+        };
+        let mut r = blank_row(h, rc, self.action(), message);
+        if let Some(d) = &self.decision {
+            fill_from_decision(&mut r, d);
+        }
+        if let Effect::RolledBack(done) = &self.effect {
+            r.new = params(&done.restored);
+        }
+        r
+    }
+
+    /// The mails of this outcome, in sending order, with the event that selects each. The
+    /// picture, when there is one, is attached to the validation mails. A dry run sends none.
+    pub fn mails(&self, h: Horizon, run_id: &str, picture: Option<&Attachment>) -> Vec<(MailEvent, Email)> {
+        if self.is_dry_run() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(e) = self.evidence() {
+            out.push((MailEvent::Triggered, mails::triggered(h, run_id, e)));
+        }
+        out.extend(mails::main(self, h, run_id, picture));
+        out
+    }
+}
+
+/// The row a deploy or rollback about to be carried out will owe history: kept in the deploy
+/// journal, so a crash after the commit still gets its row (marked recovered). None for a
+/// decision that changes no config.
+pub fn owed(decision: &Decision, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
+    let message = match decision {
+        Decision::Approved(a) => messages::deployed(&a.evidence),
+        Decision::ProbationRollback { check } => format!("{}; rolled back", check.note),
+        _ => return None,
+    };
+    let mut r = blank_row(h, rc, decision.action(), message);
+    fill_from_decision(&mut r, decision);
+    Some(r)
+}
+
+/// A row with the run's facts and no evidence yet.
+fn blank_row(h: Horizon, rc: &RecordContext<'_>, action: Action, message: String) -> HistoryRecord {
+    HistoryRecord {
+        run_id: rc.run_id.to_string(),
+        horizon: h.label(),
+        optimization_date: rc.time,
+        action,
+        triggered_by: String::new(),
+        performance_degradation_pct: None,
+        drift_severity: None,
+        days_since_last: None,
+        success: action != Action::Failed,
+        old: rc.old,
+        new: RecordParams::default(),
+        candidate: RecordMetrics::default(),
+        current: RecordMetrics::default(),
+        duration_seconds: rc.duration_seconds,
+        message,
+    }
+}
+
+/// The decision's evidence in a row: triggers, the candidate and both validation metrics, a
+/// trial's or a probation rollback's figures.
+fn fill_from_decision(r: &mut HistoryRecord, d: &Decision) {
+    if let Some(t) = d.triggers() {
+        r.triggered_by = t.triggered_by();
+        r.performance_degradation_pct = t.performance_degradation_pct();
+        r.drift_severity = t.drift_severity();
+        r.days_since_last = t.days_since_last();
+    }
+    let validation = d.evidence().map(|e| &e.validation);
+    if let Some(v) = validation {
+        r.new = params(&v.candidate.params);
+        r.candidate = metrics(&v.candidate.metrics);
+        r.current = metrics(&v.current.metrics);
+    }
+    if let Some(t) = d.trial() {
+        if !matches!(d, Decision::TrialStarted(_)) {
+            r.triggered_by = TriggerKind::Trial.as_str().into();
+        }
+        if validation.is_none() {
+            r.new = params(&t.candidate);
+            r.candidate.rmse = t.candidate_rmse;
+            r.current.rmse = t.current_rmse;
+        }
+    }
+    if let Decision::ProbationRollback { check } = d {
+        r.triggered_by = TriggerKind::Probation.as_str().into();
+        r.candidate.rmse = check.live_rmse;
+        r.current.rmse = Some(check.promised_rmse);
+    }
+}
+
+/// The one-line messages.
+mod messages {
+    use super::{render, Decision, DeployStatus, Effect, Evidence, ValidationReport};
+
     /// `RMSE 12.345 -> 11.234 CLP (-9.0 %)`: current against candidate on the validation origins.
-    fn figures(v: &ValidationReport) -> String {
+    pub(super) fn figures(v: &ValidationReport) -> String {
         let (cur, cand) = (v.current.metrics.rmse, v.candidate.metrics.rmse);
         format!(
             "RMSE {cur:.3} -> {cand:.3} CLP ({:+.1} %)",
-            crate::validate::relative_change_pct(cand, cur)
+            crate::metrics::change_pct(cand, cur)
         )
-    }
-
-    /// The one-line summary: the table's message, history's `message` (before a mail note).
-    pub fn message(&self) -> String {
-        match self {
-            Outcome::NoTrigger { triggers, .. } | Outcome::Suppressed { triggers, .. } => {
-                triggers.reasons.join("; ")
-            }
-            Outcome::ProbationRollback { check, done: None } => format!("{}; would roll back", check.note),
-            Outcome::ProbationRollback { check, done: Some(d) } => {
-                format!("{}; rolled back to {} ({})", check.note, d.label, d.restored)
-            }
-            Outcome::Rejected(e) => {
-                let v = &e.validation;
-                let after = e
-                    .trial
-                    .as_ref()
-                    .map(|t| format!("{}; validated again: ", t.note))
-                    .unwrap_or_default();
-                format!(
-                    "{after}{} {}; {}",
-                    v.candidate.params,
-                    render::verdict(v),
-                    Self::figures(v)
-                )
-            }
-            Outcome::TrialStarted(e) => {
-                let v = &e.validation;
-                format!(
-                    "approved {}: {}; on trial until it beats the current config live",
-                    v.candidate.params,
-                    Self::figures(v)
-                )
-            }
-            Outcome::WouldStartTrial(e) => {
-                let v = &e.validation;
-                format!(
-                    "would start a live trial of {}: {}",
-                    v.candidate.params,
-                    Self::figures(v)
-                )
-            }
-            Outcome::OnTrial { check } | Outcome::TrialFailed { check } => check.note.clone(),
-            Outcome::Approved(a) => {
-                let v = &a.evidence.validation;
-                format!("would deploy {}: {}", v.candidate.params, Self::figures(v))
-            }
-            Outcome::Deployed { approved, deploy } => {
-                let v = &approved.evidence.validation;
-                format!(
-                    "{}deployed {}: {}; git: {}",
-                    Self::after_trial(&approved.evidence),
-                    v.candidate.params,
-                    Self::figures(v),
-                    render::git_summary(&deploy.git)
-                )
-            }
-            Outcome::DeployFailed { approved, deploy } => {
-                let cand = approved.evidence.validation.candidate.params;
-                match &deploy.status {
-                    DeployStatus::RollbackFailed {
-                        reason,
-                        rollback_error,
-                    } => format!(
-                        "deploy of {cand} failed ({reason}) and restoring the old config failed too ({rollback_error}); run `model-optimizer status`"
-                    ),
-                    DeployStatus::RolledBack { reason } => {
-                        format!("deploy of {cand} failed and was rolled back: {reason}")
-                    }
-                    DeployStatus::Deployed => format!("deploy of {cand} reported no failure"),
-                }
-            }
-            Outcome::Failed { message, .. } => message.clone(),
-        }
     }
 
     /// "trial ...: passed; " before a deploy that followed a trial.
@@ -281,205 +308,226 @@ impl Outcome {
             .unwrap_or_default()
     }
 
-    /// The history row of this outcome. Dry-run outcomes have none.
-    pub fn record(&self, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
-        if matches!(
-            self.action(),
-            Action::WouldDeploy | Action::WouldRollBack | Action::WouldStartTrial
-        ) {
-            return None;
-        }
-        Some(self.row_of(h, rc))
+    /// `deployed <params>: <figures>`, after the trial that led to it.
+    pub(super) fn deployed(e: &Evidence) -> String {
+        format!(
+            "{}deployed {}: {}",
+            after_trial(e),
+            e.validation.candidate.params,
+            figures(&e.validation)
+        )
     }
 
-    /// The row a deploy or rollback about to be carried out will owe history: kept in the
-    /// deploy journal, so a crash after the commit still gets its row (marked recovered).
-    pub fn owed(&self, h: Horizon, rc: &RecordContext<'_>) -> Option<HistoryRecord> {
-        let mut r = self.row_of(h, rc);
-        match self {
-            Outcome::Approved(a) => {
-                r.action = Action::Deployed;
-                r.message = format!(
-                    "{}deployed {}: {}",
-                    Self::after_trial(&a.evidence),
-                    a.evidence.validation.candidate.params,
-                    Self::figures(&a.evidence.validation)
-                );
+    /// What a dry run says it would do.
+    pub(super) fn dry_run(d: &Decision) -> String {
+        match d {
+            Decision::ProbationRollback { check } => format!("{}; would roll back", check.note),
+            Decision::TrialStarted(e) => format!(
+                "would start a live trial of {}: {}",
+                e.validation.candidate.params,
+                figures(&e.validation)
+            ),
+            Decision::Approved(a) => {
+                let v = &a.evidence.validation;
+                format!("would deploy {}: {}", v.candidate.params, figures(v))
             }
-            Outcome::ProbationRollback { check, .. } => {
-                r.action = Action::RolledBack;
-                r.triggered_by = TriggerKind::Probation.as_str().into();
-                r.message = format!("{}; rolled back", check.note);
-                r.candidate.rmse = check.live_rmse;
-                r.current.rmse = Some(check.promised_rmse);
-            }
-            _ => return None,
+            other => decided(other),
         }
-        r.success = true;
-        Some(r)
     }
 
-    fn row_of(&self, h: Horizon, rc: &RecordContext<'_>) -> HistoryRecord {
-        let action = self.action();
-        let message = match rc.mail_error {
-            Some(e) => format!("{}; mail failed: {e}", self.message()),
-            None => self.message(),
-        };
-        let mut r = HistoryRecord {
-            run_id: rc.run_id.to_string(),
-            horizon: h.label(),
-            optimization_date: rc.time,
-            action,
-            triggered_by: String::new(),
-            performance_degradation_pct: None,
-            drift_severity: None,
-            days_since_last: None,
-            success: action != Action::Failed,
-            old: rc.old,
-            new: RecordParams::default(),
-            candidate: RecordMetrics::default(),
-            current: RecordMetrics::default(),
-            duration_seconds: rc.duration_seconds,
-            message,
-        };
-        if let Some(t) = self.triggers() {
-            r.triggered_by = t.triggered_by();
-            r.performance_degradation_pct = t.performance_degradation_pct();
-            r.drift_severity = t.drift_severity();
-            r.days_since_last = t.days_since_last();
-        }
-        if let Some(v) = self.validation() {
-            r.new = params(&v.candidate.params);
-            r.candidate = metrics(&v.candidate.metrics);
-            r.current = metrics(&v.current.metrics);
-        }
-        if let Some(t) = self.trial() {
-            if !matches!(self, Outcome::TrialStarted(_)) {
-                r.triggered_by = TriggerKind::Trial.as_str().into();
+    /// What was done.
+    pub(super) fn carried_out(d: &Decision, effect: &Effect) -> String {
+        match (d, effect) {
+            (Decision::ProbationRollback { check }, Effect::RolledBack(done)) => {
+                format!(
+                    "{}; rolled back to {} ({})",
+                    check.note, done.label, done.restored
+                )
             }
-            if self.validation().is_none() {
-                r.new = params(&t.candidate);
-                r.candidate.rmse = t.candidate_rmse;
-                r.current.rmse = t.current_rmse;
+            (Decision::Approved(a), Effect::Deployed(deploy)) => format!(
+                "{}; git: {}",
+                deployed(&a.evidence),
+                render::git_summary(&deploy.git)
+            ),
+            (Decision::Approved(a), Effect::DeployFailed(deploy)) => {
+                deploy_failed(a.evidence.validation.candidate.params, &deploy.status)
             }
+            (other, _) => decided(other),
         }
-        if let Outcome::ProbationRollback { check, done: Some(d) } = self {
-            r.triggered_by = TriggerKind::Probation.as_str().into();
-            r.new = params(&d.restored);
-            r.candidate.rmse = check.live_rmse;
-            r.current.rmse = Some(check.promised_rmse);
-        }
-        r
     }
 
-    /// The mails of this outcome, in sending order, with the event that selects each. The
-    /// picture, when there is one, is attached to the validation mails.
-    pub fn mails(&self, h: Horizon, run_id: &str, picture: Option<&Attachment>) -> Vec<(MailEvent, Email)> {
-        let mut out = Vec::new();
-        if let Some(e) = self.evidence() {
-            if !matches!(self, Outcome::Approved(_) | Outcome::WouldStartTrial(_)) {
-                out.push((
-                    MailEvent::Triggered,
-                    Email {
-                        subject: format!(
-                            "[model-optimizer] {h} optimization triggered: {}",
-                            e.triggers.triggered_by()
-                        ),
-                        body: format!("{}\nrun {run_id}\n", e.triggers.reasons.join("; ")),
-                        attachments: Vec::new(),
-                    },
-                ));
+    fn deploy_failed(cand: crate::domain::InferenceParams, status: &DeployStatus) -> String {
+        match status {
+            DeployStatus::RollbackFailed {
+                reason,
+                rollback_error,
+            } => format!(
+                "deploy of {cand} failed ({reason}) and restoring the old config failed too ({rollback_error}); run `model-optimizer status`"
+            ),
+            DeployStatus::RolledBack { reason } => {
+                format!("deploy of {cand} failed and was rolled back: {reason}")
             }
+            DeployStatus::Deployed => format!("deploy of {cand} reported no failure"),
         }
-        let report = |e: &Evidence| {
-            format!(
-                "run {run_id}\n\ntriggers: {}\n\n{}\n{}",
-                e.triggers.reasons.join("; "),
-                render::render_validation(&e.validation),
-                e.search.as_ref().map(render::render_search).unwrap_or_default()
-            )
-        };
+    }
+
+    /// Decisions whose message does not depend on the effect.
+    fn decided(d: &Decision) -> String {
+        match d {
+            Decision::NoTrigger { triggers, .. } | Decision::Suppressed { triggers, .. } => {
+                triggers.reasons.join("; ")
+            }
+            Decision::Rejected(e) => {
+                let v = &e.validation;
+                let after = e
+                    .trial
+                    .as_ref()
+                    .map(|t| format!("{}; validated again: ", t.note))
+                    .unwrap_or_default();
+                format!(
+                    "{after}{} {}; {}",
+                    v.candidate.params,
+                    render::verdict(v),
+                    figures(v)
+                )
+            }
+            Decision::TrialStarted(e) => format!(
+                "approved {}: {}; on trial until it beats the current config live",
+                e.validation.candidate.params,
+                figures(&e.validation)
+            ),
+            Decision::OnTrial { check } | Decision::TrialFailed { check } => check.note.clone(),
+            Decision::ProbationRollback { check } => format!("{}; rolled back", check.note),
+            Decision::Approved(a) => deployed(&a.evidence),
+        }
+    }
+}
+
+/// The mails.
+mod mails {
+    use super::{
+        messages, render, Attachment, Decision, DeployStatus, Effect, Email, Evidence, Horizon, MailEvent,
+        Outcome,
+    };
+
+    /// "optimization triggered", sent before the verdict's mail.
+    pub(super) fn triggered(h: Horizon, run_id: &str, e: &Evidence) -> Email {
+        Email {
+            subject: format!(
+                "[model-optimizer] {h} optimization triggered: {}",
+                e.triggers.triggered_by()
+            ),
+            body: format!("{}\nrun {run_id}\n", e.triggers.reasons.join("; ")),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// The validation report a verdict mail carries.
+    fn report(run_id: &str, e: &Evidence) -> String {
+        format!(
+            "run {run_id}\n\ntriggers: {}\n\n{}\n{}",
+            e.triggers.reasons.join("; "),
+            render::render_validation(&e.validation),
+            e.search.as_ref().map(render::render_search).unwrap_or_default()
+        )
+    }
+
+    fn mail(subject: String, body: String, attachments: Vec<Attachment>) -> Email {
+        Email {
+            subject,
+            body,
+            attachments,
+        }
+    }
+
+    /// The verdict's or the effect's mail, if the outcome has one.
+    pub(super) fn main(
+        o: &Outcome,
+        h: Horizon,
+        run_id: &str,
+        picture: Option<&Attachment>,
+    ) -> Option<(MailEvent, Email)> {
         let attach = || picture.cloned().into_iter().collect::<Vec<_>>();
-        let main = match self {
-            Outcome::NoTrigger { .. }
-            | Outcome::Suppressed { .. }
-            | Outcome::Approved(_)
-            | Outcome::TrialStarted(_)
-            | Outcome::WouldStartTrial(_)
-            | Outcome::OnTrial { .. }
-            | Outcome::ProbationRollback { done: None, .. } => None,
-            Outcome::TrialFailed { check } => Some((
+        let message = o.message();
+        let Some(d) = &o.decision else {
+            return failed(o, h, run_id);
+        };
+        Some(match (d, &o.effect) {
+            (_, Effect::Failed { .. }) => return failed(o, h, run_id),
+            (Decision::TrialFailed { check }, _) => (
                 MailEvent::Rejected,
-                Email {
-                    subject: format!("[model-optimizer] {h} trial failed: {}", check.candidate),
-                    body: format!(
-                        "{}\nThe deployed config was not changed.\nrun {run_id}\n",
-                        self.message()
-                    ),
-                    attachments: Vec::new(),
-                },
-            )),
-            Outcome::ProbationRollback { done: Some(d), .. } => Some((
+                mail(
+                    format!("[model-optimizer] {h} trial failed: {}", check.candidate),
+                    format!("{message}\nThe deployed config was not changed.\nrun {run_id}\n"),
+                    Vec::new(),
+                ),
+            ),
+            (_, Effect::RolledBack(done)) => (
                 MailEvent::RolledBack,
-                Email {
-                    subject: format!("[model-optimizer] {h} rolled back after probation"),
-                    body: format!(
-                        "{}\ngit: {}\nrun {run_id}\n",
-                        self.message(),
-                        render::git_summary(&d.git)
+                mail(
+                    format!("[model-optimizer] {h} rolled back after probation"),
+                    format!(
+                        "{message}\ngit: {}\nrun {run_id}\n",
+                        render::git_summary(&done.git)
                     ),
-                    attachments: Vec::new(),
-                },
-            )),
-            Outcome::Rejected(e) => Some((
+                    Vec::new(),
+                ),
+            ),
+            (Decision::Rejected(e), _) => (
                 MailEvent::Rejected,
-                Email {
-                    subject: format!(
+                mail(
+                    format!(
                         "[model-optimizer] {h} {}; {}",
                         render::verdict(&e.validation),
-                        Self::figures(&e.validation)
+                        messages::figures(&e.validation)
                     ),
-                    body: format!("{}\n\n{}", self.message(), report(e)),
-                    attachments: attach(),
-                },
-            )),
-            Outcome::Deployed { approved, .. } => Some((
+                    format!("{message}\n\n{}", report(run_id, e)),
+                    attach(),
+                ),
+            ),
+            (Decision::Approved(a), Effect::Deployed(_)) => (
                 MailEvent::Deployed,
-                Email {
-                    subject: format!(
+                mail(
+                    format!(
                         "[model-optimizer] {h} deployed: {}",
-                        Self::figures(&approved.evidence.validation)
+                        messages::figures(&a.evidence.validation)
                     ),
-                    body: format!("{}\n\n{}", self.message(), report(&approved.evidence)),
-                    attachments: attach(),
-                },
-            )),
-            Outcome::DeployFailed { approved, deploy } => Some((
+                    format!("{message}\n\n{}", report(run_id, &a.evidence)),
+                    attach(),
+                ),
+            ),
+            (Decision::Approved(a), Effect::DeployFailed(deploy)) => (
                 MailEvent::Failed,
-                Email {
-                    subject: match deploy.status {
+                mail(
+                    match deploy.status {
                         DeployStatus::RollbackFailed { .. } => {
                             format!("[model-optimizer] {h} deploy failed, config needs attention")
                         }
                         _ => format!("[model-optimizer] {h} deploy failed and rolled back"),
                     },
-                    body: format!("{}\n\n{}", self.message(), report(&approved.evidence)),
-                    attachments: attach(),
-                },
-            )),
-            Outcome::Failed { message, .. } => Some((
-                MailEvent::Failed,
-                Email {
-                    subject: format!("[model-optimizer] {h} failed"),
-                    body: format!(
-                        "The optimization of {h} failed (run {run_id}):\n{message}\nThe deployed config was not changed.\n"
-                    ),
-                    attachments: Vec::new(),
-                },
-            )),
+                    format!("{message}\n\n{}", report(run_id, &a.evidence)),
+                    attach(),
+                ),
+            ),
+            _ => return None,
+        })
+    }
+
+    /// The mail of a horizon that failed.
+    fn failed(o: &Outcome, h: Horizon, run_id: &str) -> Option<(MailEvent, Email)> {
+        let Effect::Failed { message, .. } = &o.effect else {
+            return None;
         };
-        out.extend(main);
-        out
+        Some((
+            MailEvent::Failed,
+            mail(
+                format!("[model-optimizer] {h} failed"),
+                format!(
+                    "The optimization of {h} failed (run {run_id}):\n{message}\nThe deployed config was not changed.\n"
+                ),
+                Vec::new(),
+            ),
+        ))
     }
 }
 
@@ -503,7 +551,10 @@ fn metrics(m: &crate::backtest::Metrics) -> RecordMetrics {
 #[derive(Debug, Serialize)]
 pub struct HorizonResult {
     pub horizon: Horizon,
+    /// The history action (what a dry run would record).
     pub action: Action,
+    /// What carrying the decision out did: `dry_run` for a dry run.
+    pub effect: EffectKind,
     pub exit_code: ExitCode,
     pub message: String,
     /// `approved`, or `rejected: ` with every failing criterion; None without a validation.
@@ -522,19 +573,40 @@ pub struct HorizonResult {
     pub mail_error: Option<String>,
 }
 
+/// The action as a person reads it: a dry run's change says "would".
+pub fn action_label(action: Action, effect: EffectKind) -> &'static str {
+    match (action, effect) {
+        (Action::Deployed, EffectKind::DryRun) => "would deploy",
+        (Action::RolledBack, EffectKind::DryRun) => "would roll back",
+        (Action::TrialStarted, EffectKind::DryRun) => "would start trial",
+        (a, _) => a.as_str(),
+    }
+}
+
+/// Where a horizon's result went besides the outcome: the picture and the mail.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    pub plot: Option<String>,
+    pub mail_error: Option<String>,
+}
+
 impl HorizonResult {
+    pub fn action_label(&self) -> &'static str {
+        action_label(self.action, self.effect)
+    }
+
     pub fn new(
         h: Horizon,
         current: Option<InferenceParams>,
         outcome: &Outcome,
         fail_on_reject: bool,
-        plot: Option<String>,
-        mail_error: Option<String>,
+        delivered: Delivered,
     ) -> HorizonResult {
         let v = outcome.validation();
         HorizonResult {
             horizon: h,
             action: outcome.action(),
+            effect: outcome.effect.kind(),
             exit_code: outcome.exit_code(fail_on_reject),
             message: outcome.message(),
             verdict: v.map(render::verdict),
@@ -547,8 +619,8 @@ impl HorizonResult {
             search: outcome.search().cloned(),
             validation: v.cloned(),
             deploy: outcome.deploy().cloned(),
-            plot,
-            mail_error,
+            plot: delivered.plot,
+            mail_error: delivered.mail_error,
         }
     }
 }
@@ -557,85 +629,18 @@ impl HorizonResult {
 mod tests {
     use super::*;
     use crate::config::Settings;
-    use crate::decide::{self, World};
-    use crate::forecast::{QuantileForecast, QuantileModel, LEVELS};
     use crate::forecaster_config::ForecasterConfig;
-    use crate::search::ForwardCache;
-    use crate::series::Series;
-
-    /// Forecasts the mean of the whole context, +- fixed offsets: on a trending series a
-    /// shorter context is more accurate, so the search has something to find.
-    struct ContextMean;
-
-    impl QuantileModel for ContextMean {
-        fn max_context(&self) -> usize {
-            2048
-        }
-        fn predict(&self, contexts: &[&[f64]], h: usize) -> anyhow::Result<Vec<QuantileForecast>> {
-            Ok(contexts
-                .iter()
-                .map(|c| {
-                    let obs: Vec<f64> = c.iter().copied().filter(|v| !v.is_nan()).collect();
-                    let m = obs.iter().sum::<f64>() / obs.len() as f64;
-                    QuantileForecast {
-                        values: LEVELS.iter().map(|a| vec![m + (a - 0.5) * 40.0; h]).collect(),
-                    }
-                })
-                .collect())
-        }
-    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn series() -> Series {
-        crate::data::demo::synthetic_usdclp(7, 700, crate::data::demo::DEFAULT_START)
-    }
-
-    /// The decision on 7d for a current config at context 270, forced.
     fn decision(settings: &Settings) -> (Decision, ForecasterConfig) {
-        let s = series();
-        let now = at("2026-01-04T05:00:00Z");
-        let mut cfg = ForecasterConfig::initial(Horizon(7), "m", now);
-        cfg.context_length = 270;
-        let world = World {
-            settings,
-            now,
-            series: &s,
-            series_name: "series.parquet",
-            predictions: &[],
-            history: &[],
-            model: Some(&ContextMean),
-            model_id: "context-mean",
-            // chronos-bolt-tiny's dimensions, for the cost model.
-            dims: Some(crate::backtest::ModelDims {
-                d_model: 256,
-                d_ff: 1024,
-                inner: 256,
-                encoder_layers: 4,
-                decoder_layers: 4,
-                patch_size: 16,
-                use_reg_token: true,
-                max_context: 2048,
-                steps_per_pass: 64,
-                levels: 9,
-            }),
-        };
-        let d = decide::decide(&world, &cfg, true, &mut ForwardCache::new(), &mut |_| {}).unwrap();
-        (d, cfg)
+        crate::decide::fixture::forced_decision(settings)
     }
 
     fn loose() -> Settings {
-        let mut s = Settings::default();
-        let v = &mut s.validation;
-        v.min_rmse_improvement_pct = -100.0;
-        v.min_mape_improvement_pct = -100.0;
-        v.max_std_increase_pct = 10_000.0;
-        v.max_inference_time_increase_pct = 10_000.0;
-        v.min_coverage_95 = 0.0;
-        v.max_abs_bias = 1e9;
-        s
+        crate::decide::fixture::loose()
     }
 
     fn strict() -> Settings {
@@ -655,6 +660,13 @@ mod tests {
         }
     }
 
+    fn applied(d: Decision, effect: Effect) -> Outcome {
+        Outcome {
+            decision: Some(d),
+            effect,
+        }
+    }
+
     fn deploy_outcome(status: DeployStatus) -> DeployOutcome {
         DeployOutcome {
             status,
@@ -670,7 +682,7 @@ mod tests {
     #[test]
     fn a_rejection_is_a_completed_decision_with_its_verdict_everywhere() {
         let (d, _) = decision(&strict());
-        let o = Outcome::from(d);
+        let o = applied(d, Effect::Unchanged);
         assert_eq!(o.action(), Action::Rejected);
         assert_eq!(o.exit_code(false), ExitCode::Success);
         assert_eq!(o.exit_code(true), ExitCode::Rejected);
@@ -705,7 +717,7 @@ mod tests {
             .subject
             .starts_with("[model-optimizer] 7d rejected: RMSE "));
         assert!(mails[1].1.subject.contains(&verdict));
-        let row = HorizonResult::new(Horizon(7), None, &o, false, None, None);
+        let row = HorizonResult::new(Horizon(7), None, &o, false, Delivered::default());
         assert_eq!((row.action, row.exit_code), (Action::Rejected, ExitCode::Success));
         assert_eq!(row.verdict.as_deref(), Some(verdict.as_str()));
         assert_eq!(row.failing_criteria.len(), 1, "{:?}", row.failing_criteria);
@@ -717,7 +729,7 @@ mod tests {
         let Decision::TrialStarted(e) = d else {
             panic!("loose criteria approve, and an approval is tried first")
         };
-        let o = Outcome::TrialStarted(e.clone());
+        let o = applied(Decision::TrialStarted(e.clone()), Effect::Unchanged);
         assert_eq!(o.action(), Action::TrialStarted);
         assert_eq!(o.exit_code(true), ExitCode::Success);
         assert!(o.message().contains("on trial"), "{}", o.message());
@@ -728,12 +740,19 @@ mod tests {
         assert_eq!(row.new.params(), Some(e.validation.candidate.params));
         assert_eq!(row.old.params(), Some(cfg.params()));
         assert_eq!(row.candidate.rmse, Some(e.validation.candidate.metrics.rmse));
-        assert!(o.owed(Horizon(7), &rc).is_none(), "nothing to journal");
+        assert!(
+            owed(o.decision.as_ref().unwrap(), Horizon(7), &rc).is_none(),
+            "nothing to journal"
+        );
         let events: Vec<MailEvent> = o.mails(Horizon(7), "r", None).iter().map(|(e, _)| *e).collect();
         assert_eq!(events, [MailEvent::Triggered]);
         // A dry run only says it would start one: no row, no mail.
-        let would = Outcome::from(Decision::TrialStarted(e));
-        assert_eq!(would.action(), Action::WouldStartTrial);
+        let would = Outcome::dry_run(Decision::TrialStarted(e));
+        assert_eq!(would.action(), Action::TrialStarted);
+        assert_eq!(
+            action_label(would.action(), would.effect.kind()),
+            "would start trial"
+        );
         assert!(
             would.message().starts_with("would start a live trial of "),
             "{}",
@@ -762,11 +781,12 @@ mod tests {
         assert_eq!(a.new_config.search_iterations, Some(27));
 
         // A dry run: reported, never recorded or mailed.
-        let dry = Outcome::Approved(a.clone());
+        let dry = Outcome::dry_run(Decision::Approved(a.clone()));
         assert_eq!(
             (dry.action(), dry.exit_code(true)),
-            (Action::WouldDeploy, ExitCode::Success)
+            (Action::Deployed, ExitCode::Success)
         );
+        assert_eq!(action_label(dry.action(), dry.effect.kind()), "would deploy");
         assert!(dry.record(Horizon(7), &rc(None)).is_none());
         assert!(dry.mails(Horizon(7), "run-1", None).is_empty());
         assert!(
@@ -775,10 +795,10 @@ mod tests {
             dry.message()
         );
 
-        let done = Outcome::Deployed {
-            approved: a.clone(),
-            deploy: deploy_outcome(DeployStatus::Deployed),
-        };
+        let done = applied(
+            Decision::Approved(a.clone()),
+            Effect::Deployed(deploy_outcome(DeployStatus::Deployed)),
+        );
         assert_eq!(
             (done.action(), done.exit_code(true)),
             (Action::Deployed, ExitCode::Success)
@@ -803,12 +823,12 @@ mod tests {
             .starts_with("[model-optimizer] 7d deployed: RMSE "));
         assert_eq!(mails[1].1.attachments, vec![pic]);
 
-        let undone = Outcome::DeployFailed {
-            approved: a.clone(),
-            deploy: deploy_outcome(DeployStatus::RolledBack {
+        let undone = applied(
+            Decision::Approved(a.clone()),
+            Effect::DeployFailed(deploy_outcome(DeployStatus::RolledBack {
                 reason: "smoke check failed".into(),
-            }),
-        };
+            })),
+        );
         assert_eq!(undone.exit_code(false), ExitCode::DeployFailed);
         let r = undone.record(Horizon(7), &rc(None)).unwrap();
         assert_eq!((r.action, r.success), (Action::Failed, false));
@@ -819,13 +839,13 @@ mod tests {
         assert_eq!(mails[1].0, MailEvent::Failed);
         assert!(mails[1].1.subject.ends_with("deploy failed and rolled back"));
 
-        let stuck = Outcome::DeployFailed {
-            approved: a,
-            deploy: deploy_outcome(DeployStatus::RollbackFailed {
+        let stuck = applied(
+            Decision::Approved(a),
+            Effect::DeployFailed(deploy_outcome(DeployStatus::RollbackFailed {
                 reason: "r".into(),
                 rollback_error: "e".into(),
-            }),
-        };
+            })),
+        );
         assert_eq!(stuck.exit_code(false), ExitCode::Runtime);
         assert!(stuck.mails(Horizon(7), "run-1", None)[1]
             .1
@@ -865,25 +885,26 @@ mod tests {
             rolled_back: true,
             note: "probation: live RMSE 20.000 vs promised 10.000 (+100.0 %, limit +30 %)".into(),
         };
-        let would = Outcome::ProbationRollback {
-            check: check.clone(),
-            done: None,
-        };
-        assert_eq!(would.action(), Action::WouldRollBack);
+        let would = Outcome::dry_run(Decision::ProbationRollback { check: check.clone() });
+        assert_eq!(would.action(), Action::RolledBack);
+        assert_eq!(
+            action_label(would.action(), would.effect.kind()),
+            "would roll back"
+        );
         assert!(would.record(Horizon(7), &rc(None)).is_none());
         let restored = InferenceParams {
             context_length: 180,
             num_samples: 100,
             temperature: 1.0,
         };
-        let done = Outcome::ProbationRollback {
-            check,
-            done: Some(RollbackDone {
+        let done = applied(
+            Decision::ProbationRollback { check },
+            Effect::RolledBack(RollbackDone {
                 label: "20251220_020000".into(),
                 restored,
                 git: GitRecord::Off,
             }),
-        };
+        );
         assert_eq!(
             (done.action(), done.exit_code(true)),
             (Action::RolledBack, ExitCode::Success)

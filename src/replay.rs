@@ -12,15 +12,15 @@ use anyhow::ensure;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::applier::{self, Applier, MemoryApplier};
 use crate::config::Settings;
 use crate::decide::{self, Decision, World};
-use crate::deploy::{DeployOutcome, DeployStatus, GitRecord};
 use crate::domain::{Horizon, InferenceParams};
 use crate::forecast::{self, QuantileForecast, QuantileModel};
 use crate::forecaster_config::ForecasterConfig;
 use crate::history::{Action, HistoryRecord};
 use crate::metrics;
-use crate::outcome::{self, Outcome, RecordContext, RollbackDone};
+use crate::outcome::{self, Effect, Outcome, RecordContext};
 use crate::search::ForwardCache;
 use crate::series::{Prediction, Series};
 
@@ -178,18 +178,73 @@ pub struct ReplayReport {
     pub forwards_requested: usize,
 }
 
-/// One horizon's state carried from run to run.
+/// One horizon's record of the replay, carried from run to run (its configs live in the
+/// [`MemoryApplier`]).
 struct State {
-    cfg: ForecasterConfig,
-    /// Configs replaced by deploys, newest last (what a rollback restores).
-    previous: Vec<ForecasterConfig>,
+    horizon: Horizon,
     timeline: Vec<(Option<NaiveDate>, ForecasterConfig, Action)>,
+    /// (run date, config replaced, config deployed, promised improvement %).
     deploys: Vec<(NaiveDate, ForecasterConfig, ForecasterConfig, f64)>,
     runs: usize,
     optimizations: usize,
     failures: usize,
     counts: BTreeMap<Action, usize>,
     triggers: BTreeMap<String, usize>,
+}
+
+impl State {
+    fn new(initial: &ForecasterConfig) -> State {
+        State {
+            horizon: initial.horizon,
+            timeline: vec![(None, initial.clone(), Action::NoTrigger)],
+            deploys: Vec::new(),
+            runs: 0,
+            optimizations: 0,
+            failures: 0,
+            counts: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one run's outcome; `before` and `after` are the configs in effect around it.
+    fn count(
+        &mut self,
+        outcome: &Outcome,
+        d: NaiveDate,
+        before: &ForecasterConfig,
+        after: &ForecasterConfig,
+    ) {
+        self.runs += 1;
+        let action = outcome.action();
+        *self.counts.entry(action).or_default() += 1;
+        if action == Action::Failed {
+            self.failures += 1;
+        }
+        if outcome
+            .decision
+            .as_ref()
+            .is_some_and(Decision::is_triggered_optimization)
+        {
+            self.optimizations += 1;
+        }
+        // A trial's end validates the candidate again: its triggers are not counted again.
+        if let Some(t) = outcome.triggers().filter(|_| outcome.trial().is_none()) {
+            for kind in t.triggers() {
+                *self.triggers.entry(kind.as_str().to_string()).or_default() += 1;
+            }
+        }
+        match &outcome.effect {
+            Effect::Deployed(_) => {
+                let promised = outcome.validation().map_or(f64::NAN, |v| {
+                    metrics::improvement_pct(v.candidate.metrics.rmse, v.current.metrics.rmse)
+                });
+                self.deploys.push((d, before.clone(), after.clone(), promised));
+                self.timeline.push((Some(d), after.clone(), action));
+            }
+            Effect::RolledBack(_) => self.timeline.push((Some(d), after.clone(), action)),
+            _ => {}
+        }
+    }
 }
 
 /// The run dates: `from`, then every `every_days` days, up to `to`.
@@ -208,6 +263,80 @@ fn clock(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(23, 59, 59).expect("a valid time").and_utc()
 }
 
+/// The replay in progress: what production keeps between runs, in memory.
+struct Sim<'a> {
+    input: &'a ReplayInput<'a>,
+    settings: Settings,
+    cache: ForwardCache,
+    applier: MemoryApplier,
+    /// Longest horizon first: shorter ones reuse its forwards.
+    states: Vec<State>,
+    history: Vec<HistoryRecord>,
+    predictions: Vec<Prediction>,
+}
+
+impl Sim<'_> {
+    /// The weekly job on `d`: `decide` and [`applier::apply`] per horizon, as `run` does.
+    fn run(&mut self, d: NaiveDate) -> anyhow::Result<()> {
+        let known = self.input.series.truncated_at(d);
+        let now = clock(d);
+        self.applier.now = now;
+        let tracked = tracked_on(&self.predictions, d);
+        let run_id = format!("replay-{}", d.format("%Y%m%d"));
+        let mut records = Vec::new();
+        for st in &mut self.states {
+            let world = World {
+                settings: &self.settings,
+                now,
+                series: &known,
+                series_name: self.input.series_name,
+                predictions: &tracked,
+                history: &self.history,
+                model: Some(self.input.model),
+                model_id: self.input.model_id,
+                dims: Some(self.input.dims),
+            };
+            let before = self.applier.current(st.horizon)?;
+            let rc = RecordContext {
+                run_id: &run_id,
+                time: decide::record_time(now),
+                old: outcome::params(&before.params()),
+                duration_seconds: 0.0,
+                mail_error: None,
+            };
+            let outcome = match decide::decide(&world, &before, false, &mut self.cache, &mut |_| {}) {
+                Ok(decision) => applier::apply(&mut self.applier, st.horizon, decision, &rc),
+                Err(e) => Outcome::failed(&e),
+            };
+            st.count(&outcome, d, &before, &self.applier.current(st.horizon)?);
+            records.extend(outcome.record(st.horizon, &rc));
+        }
+        self.history.extend(records);
+        Ok(())
+    }
+
+    /// The business-day forecasts after `d` up to `until`, each with the config then in effect.
+    fn forecast(&mut self, d: NaiveDate, until: NaiveDate) -> anyhow::Result<()> {
+        for st in &self.states {
+            let cfg = self.applier.current(st.horizon)?;
+            daily_forecasts(self.input, &mut self.cache, &cfg, d, until, &mut self.predictions)?;
+        }
+        Ok(())
+    }
+}
+
+/// The forecasts made up to `d` as a run on `d` sees them: targets after it are not known yet.
+fn tracked_on(predictions: &[Prediction], d: NaiveDate) -> Vec<Prediction> {
+    predictions
+        .iter()
+        .filter(|p| p.forecast_date <= d)
+        .map(|p| Prediction {
+            actual: p.actual.filter(|_| p.target_date <= d),
+            ..p.clone()
+        })
+        .collect()
+}
+
 /// Replays the weekly job over `spec`.
 pub fn replay(
     input: &ReplayInput<'_>,
@@ -223,93 +352,27 @@ pub fn replay(
     // its searches time nothing (decisions never read a timing).
     let mut settings = input.settings.clone();
     settings.search.timing_runs = 0;
-    let settings = &settings;
-    let mut cache = ForwardCache::new();
-    let mut states: Vec<State> = input
-        .initial
-        .iter()
-        .map(|c| State {
-            cfg: c.clone(),
-            previous: Vec::new(),
-            timeline: vec![(None, c.clone(), Action::NoTrigger)],
-            deploys: Vec::new(),
-            runs: 0,
-            optimizations: 0,
-            failures: 0,
-            counts: BTreeMap::new(),
-            triggers: BTreeMap::new(),
-        })
-        .collect();
-    // Longest horizon first: shorter ones reuse its forwards.
-    states.sort_by_key(|s| std::cmp::Reverse(s.cfg.horizon));
-    let prefetched = prefetch(input, settings, spec, &states, &mut cache, progress)?;
-    let mut history: Vec<HistoryRecord> = Vec::new();
-    let mut predictions: Vec<Prediction> = Vec::new();
+    let mut initial = input.initial.clone();
+    initial.sort_by_key(|c| std::cmp::Reverse(c.horizon));
+    let mut sim = Sim {
+        input,
+        applier: MemoryApplier::new(&initial, settings.deploy.backups_to_keep, clock(spec.from)),
+        states: initial.iter().map(State::new).collect(),
+        settings,
+        cache: ForwardCache::new(),
+        history: Vec::new(),
+        predictions: Vec::new(),
+    };
+    let prefetched = prefetch(input, &sim.settings, spec, &initial, &mut sim.cache, progress)?;
     for (k, &d) in dates.iter().enumerate() {
-        let known = input.series.truncated_at(d);
-        let now = clock(d);
-        // What the forecasts made so far look like on this date: targets up to it are known.
-        let tracked: Vec<Prediction> = predictions
-            .iter()
-            .filter(|p| p.forecast_date <= d)
-            .map(|p| Prediction {
-                actual: p.actual.filter(|_| p.target_date <= d),
-                ..p.clone()
-            })
-            .collect();
-        let mut records = Vec::new();
-        for st in &mut states {
-            let world = World {
-                settings,
-                now,
-                series: &known,
-                series_name: input.series_name,
-                predictions: &tracked,
-                history: &history,
-                model: Some(input.model),
-                model_id: input.model_id,
-                dims: Some(input.dims),
-            };
-            let before = st.cfg.params();
-            let outcome = match decide::decide(&world, &st.cfg, false, &mut cache, &mut |_| {}) {
-                Ok(decision) => apply(st, decision, d),
-                Err(e) => Outcome::failed(&e),
-            };
-            st.runs += 1;
-            let action = outcome.action();
-            *st.counts.entry(action).or_default() += 1;
-            if action == Action::Failed {
-                st.failures += 1;
-            }
-            // A trial's end validates the candidate again: not another triggered optimization.
-            if let Some(t) = outcome.triggers().filter(|_| outcome.trial().is_none()) {
-                if t.should_optimize {
-                    st.optimizations += 1;
-                }
-                for kind in t.triggers() {
-                    *st.triggers.entry(kind.as_str().to_string()).or_default() += 1;
-                }
-            }
-            let rc = RecordContext {
-                run_id: &format!("replay-{}", d.format("%Y%m%d")),
-                time: decide::record_time(now),
-                old: outcome::params(&before),
-                duration_seconds: 0.0,
-                mail_error: None,
-            };
-            records.extend(outcome.record(st.cfg.horizon, &rc));
-        }
-        history.extend(records);
-        // The business-day forecasts until the next run, each with the config now in effect.
+        sim.run(d)?;
         let until = dates.get(k + 1).map_or(spec.to, |n| *n - Duration::days(1));
-        for st in &states {
-            daily_forecasts(input, &mut cache, &st.cfg, d, until, &mut predictions)?;
-        }
+        sim.forecast(d, until)?;
         progress(ReplayProgress::RunFinished { date: d });
     }
     let mut horizons = Vec::new();
-    for st in &states {
-        horizons.push(score(input, &mut cache, spec, st)?);
+    for st in &sim.states {
+        horizons.push(score(input, &mut sim.cache, spec, st)?);
     }
     horizons.sort_by_key(|h| h.horizon);
     let kpis = kpis(&horizons);
@@ -320,57 +383,9 @@ pub fn replay(
         run_dates: dates.len(),
         horizons,
         kpis,
-        forwards_computed: cache.series_run,
-        forwards_requested: cache.series_run + cache.series_reused - prefetched,
+        forwards_computed: sim.cache.series_run,
+        forwards_requested: sim.cache.series_run + sim.cache.series_reused - prefetched,
     })
-}
-
-/// Applies a decision to one horizon's in-memory state; the outcome as `run` would record it.
-fn apply(st: &mut State, decision: Decision, d: NaiveDate) -> Outcome {
-    let in_memory = |config: &str| DeployOutcome {
-        status: DeployStatus::Deployed,
-        config: config.into(),
-        backup: None,
-        git: GitRecord::Off,
-        revert_commit: None,
-        pruned: Vec::new(),
-        warnings: Vec::new(),
-    };
-    match decision {
-        Decision::Approved(a) => {
-            let v = &a.evidence.validation;
-            let promised = 100.0 * (1.0 - v.candidate.metrics.rmse / v.current.metrics.rmse);
-            let old = std::mem::replace(&mut st.cfg, a.new_config.clone());
-            st.deploys.push((d, old.clone(), a.new_config.clone(), promised));
-            st.previous.push(old);
-            st.timeline
-                .push((Some(d), a.new_config.clone(), Action::Deployed));
-            Outcome::Deployed {
-                approved: a,
-                deploy: in_memory("(replay: in memory)"),
-            }
-        }
-        Decision::ProbationRollback { check } => match st.previous.pop() {
-            Some(prev) => {
-                st.cfg = prev.clone();
-                st.timeline.push((Some(d), prev.clone(), Action::RolledBack));
-                Outcome::ProbationRollback {
-                    check,
-                    done: Some(RollbackDone {
-                        label: "the config before the deploy".into(),
-                        restored: prev.params(),
-                        git: GitRecord::Off,
-                    }),
-                }
-            }
-            None => Outcome::Failed {
-                message: "probation rollback with no earlier config to restore".into(),
-                code: crate::exit::ExitCode::Runtime,
-            },
-        },
-        Decision::TrialStarted(e) => Outcome::TrialStarted(e),
-        other => Outcome::from(other),
-    }
 }
 
 /// Contexts sent to the model at once by [`prefetch`].
@@ -391,11 +406,11 @@ fn prefetch(
     input: &ReplayInput<'_>,
     settings: &Settings,
     spec: &ReplaySpec,
-    states: &[State],
+    initial: &[ForecasterConfig],
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(ReplayProgress),
 ) -> anyhow::Result<usize> {
-    let configs: Vec<&ForecasterConfig> = states.iter().map(|st| &st.cfg).collect();
+    let configs: Vec<&ForecasterConfig> = initial.iter().collect();
     let plan = prefetch_plan(input.series, settings, spec, &configs);
     let total: usize = plan.iter().map(|p| p.origins.len()).sum();
     let mut done = 0;
@@ -653,7 +668,7 @@ fn score(
     spec: &ReplaySpec,
     st: &State,
 ) -> anyhow::Result<HorizonReplay> {
-    let h = st.cfg.horizon;
+    let h = st.horizon;
     let s = input.series;
     let origins = scored_origins(s, h.steps(), spec.from, spec.to);
     ensure!(
@@ -722,7 +737,7 @@ fn score(
                 &path_forecasts(input, cache, &old.params(), hs, &window)?,
                 &window,
             )?;
-            Some(100.0 * (1.0 - new_scores.rmse / old_scores.rmse))
+            Some(metrics::improvement_pct(new_scores.rmse, old_scores.rmse))
         };
         deploy_checks.push(DeployCheck {
             date: *date,
@@ -738,7 +753,7 @@ fn score(
         let scores = arm(&path_forecasts(input, cache, &p, hs, &origins)?, &origins)?;
         fixed_configs.push(FixedConfig {
             params: p,
-            improvement_vs_static_pct: 100.0 * (1.0 - scores.rmse / static_scores.rmse),
+            improvement_vs_static_pct: metrics::improvement_pct(scores.rmse, static_scores.rmse),
             scores,
         });
     }
@@ -761,7 +776,7 @@ fn score(
                 action: *action,
             })
             .collect(),
-        improvement_vs_static_pct: 100.0 * (1.0 - policy_scores.rmse / static_scores.rmse),
+        improvement_vs_static_pct: metrics::improvement_pct(policy_scores.rmse, static_scores.rmse),
         policy: policy_scores,
         static_configs: static_scores,
         fixed_configs,

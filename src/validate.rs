@@ -148,20 +148,6 @@ pub struct ValidationReport {
     pub approved: bool,
 }
 
-/// `100 (candidate - current) / current`; a zero current gives 0 when the candidate is 0
-/// too and an infinite change otherwise.
-pub fn relative_change_pct(candidate: f64, current: f64) -> f64 {
-    if current == 0.0 {
-        if candidate == 0.0 {
-            0.0
-        } else {
-            candidate.signum() * f64::INFINITY
-        }
-    } else {
-        100.0 * (candidate - current) / current.abs()
-    }
-}
-
 /// Criteria 4 and 5, which the search also uses to pick its best config.
 pub fn meets_absolute_criteria(m: &Metrics, h: Horizon, s: &ValidationSettings) -> bool {
     Comparison::AtLeast.holds(m.coverage_95, s.min_coverage_95)
@@ -176,7 +162,7 @@ fn relative(
     comparison: Comparison,
     threshold: f64,
 ) -> Measure {
-    let change = relative_change_pct(candidate, current);
+    let change = crate::metrics::change_pct(candidate, current);
     let value = if improvement { -change } else { change };
     Measure {
         name: name.to_string(),
@@ -539,7 +525,7 @@ mod tests {
         InferenceCost {
             candidate_mflop,
             current_mflop: 100.0,
-            change_pct: relative_change_pct(candidate_mflop, 100.0),
+            change_pct: crate::metrics::change_pct(candidate_mflop, 100.0),
         }
     }
 
@@ -800,7 +786,7 @@ mod tests {
         // Origin 10 errors (1, -2): (4 * 5 - 5) / 2 = 7.5 per step on average.
         assert_eq!(d.len(), 4);
         assert!((d[0] - 7.5).abs() < 1e-12);
-        assert_eq!(relative_change_pct(0.0, 0.0), 0.0);
-        assert_eq!(relative_change_pct(1.0, 0.0), f64::INFINITY);
+        assert_eq!(crate::metrics::change_pct(0.0, 0.0), 0.0);
+        assert_eq!(crate::metrics::change_pct(1.0, 0.0), f64::INFINITY);
     }
 }

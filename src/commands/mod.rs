@@ -11,12 +11,20 @@ mod run;
 mod status;
 mod validate;
 
+use std::path::Path;
+
+use crate::applier::Applier;
 use crate::cli::{Cli, Command};
+use crate::decide::World;
+use crate::deploy::{DeployOutcome, DeployRequest, RollbackOutcome};
 use crate::domain::Horizon;
 use crate::exit::ExitCode;
+use crate::forecast::QuantileModel;
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, DemoDataRequest, Request};
-use crate::series::Series;
+use crate::history::HistoryRecord;
+use crate::model::ChronosBolt;
+use crate::series::{Prediction, Series};
 
 /// Runs the parsed command line.
 pub fn execute(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -35,6 +43,123 @@ pub fn execute(cli: &Cli) -> anyhow::Result<ExitCode> {
         Request::Run(r) => run::run(&ctx, &r),
         Request::DemoData(r) => demo_data::run(&r),
         Request::Replay(r) => replay::run(&ctx, &r),
+    }
+}
+
+/// What a decision reads, loaded once per command: `run`, `validate` and `status --check`
+/// judge a horizon from the same inputs (`replay` builds the same [`World`] week by week).
+pub(crate) struct Loaded {
+    pub series: Series,
+    pub series_name: String,
+    pub predictions: Vec<Prediction>,
+    pub history: Vec<HistoryRecord>,
+    /// None only for `status --check` when the model cannot be loaded.
+    pub model: Option<ChronosBolt>,
+    /// What a deployed config records as its model.
+    pub model_id: String,
+}
+
+impl Loaded {
+    /// Loads the series (cut at `--as-of`), tracked predictions, history and the model.
+    pub fn load(ctx: &Context) -> anyhow::Result<Loaded> {
+        let mut loaded = Loaded::inputs(ctx)?;
+        loaded.model = Some(ChronosBolt::open(&ctx.settings.model.id)?);
+        Ok(loaded)
+    }
+
+    /// As [`Loaded::load`], but a model that cannot be loaded is left out (with a warning):
+    /// the triggers can then be evaluated without a hindcast.
+    pub fn load_model_if_possible(ctx: &Context) -> anyhow::Result<Loaded> {
+        let mut loaded = Loaded::inputs(ctx)?;
+        match ChronosBolt::open(&ctx.settings.model.id) {
+            Ok(m) => loaded.model = Some(m),
+            Err(e) => tracing::warn!("performance hindcast unavailable: {e:#}"),
+        }
+        Ok(loaded)
+    }
+
+    fn inputs(ctx: &Context) -> anyhow::Result<Loaded> {
+        Ok(Loaded {
+            model_id: ChronosBolt::identity(&ctx.settings.model.id)?,
+            series: load_series(ctx)?,
+            series_name: ctx.series_path().display().to_string(),
+            predictions: crate::data::load_predictions(&ctx.predictions_path())?,
+            history: crate::data::history::read(&ctx.history_path())?,
+            model: None,
+        })
+    }
+
+    pub fn world<'a>(&'a self, ctx: &'a Context) -> World<'a> {
+        World {
+            settings: &ctx.settings,
+            now: ctx.now,
+            series: &self.series,
+            series_name: &self.series_name,
+            predictions: &self.predictions,
+            history: &self.history,
+            model: self.model.as_ref().map(|m| m as &dyn QuantileModel),
+            model_id: &self.model_id,
+            dims: self
+                .model
+                .as_ref()
+                .map(|m| crate::backtest::ModelDims::of(m.config())),
+        }
+    }
+}
+
+/// The [`Applier`] of production: the root's config files, backups and git, through
+/// `deploy`. A deploy is smoke-checked with `model` on `series` before it stands.
+pub(crate) struct FileApplier<'a> {
+    pub ctx: &'a Context,
+    /// Smoke-checks a freshly written config file; None deploys without one.
+    pub smoke: Option<&'a dyn Fn(&Path) -> anyhow::Result<()>>,
+}
+
+impl Applier for FileApplier<'_> {
+    fn deploy(
+        &mut self,
+        config: &ForecasterConfig,
+        message: &str,
+        owed: &HistoryRecord,
+    ) -> anyhow::Result<DeployOutcome> {
+        let h = config.horizon;
+        let bytes = config.to_bytes();
+        let no_check = |_: &Path| Ok(());
+        let done = crate::deploy::deploy(
+            DeployRequest {
+                configs_dir: &self.ctx.configs_dir(),
+                horizon: h,
+                new_config: &bytes,
+                message,
+                git: &self.ctx.settings.git,
+                backups_to_keep: self.ctx.settings.deploy.backups_to_keep,
+                now: self.ctx.now,
+                record: owed,
+            },
+            self.smoke.unwrap_or(&no_check),
+        )?;
+        for w in &done.warnings {
+            tracing::warn!("{h}: {w}");
+        }
+        Ok(done)
+    }
+
+    fn rollback(
+        &mut self,
+        h: Horizon,
+        to: Option<&str>,
+        owed: &HistoryRecord,
+    ) -> anyhow::Result<RollbackOutcome> {
+        let ctx = self.ctx;
+        let done = crate::deploy::rollback(&ctx.configs_dir(), h, to, &ctx.settings.git, ctx.now, owed)?;
+        for w in &done.warnings {
+            tracing::warn!("{h}: {w}");
+        }
+        Ok(done)
+    }
+
+    fn current(&self, h: Horizon) -> anyhow::Result<ForecasterConfig> {
+        read_config(self.ctx, h)
     }
 }
 
@@ -224,4 +349,147 @@ pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
         tracing::warn!("recovery: {m}");
     }
     Ok(messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::applier::{apply, MemoryApplier};
+    use crate::config::GitMode;
+    use crate::decide::{fixture, Decision};
+    use crate::history::{Action, RecordParams};
+    use crate::outcome::{EffectKind, RecordContext};
+    use crate::probation::ProbationCheck;
+    use chrono::{DateTime, Utc};
+
+    /// One step of the sequence both appliers are given.
+    enum Step {
+        Decided(Decision),
+        /// `rollback` by an operator, without `--to`.
+        Operator,
+    }
+
+    fn probation_rollback() -> Decision {
+        Decision::ProbationRollback {
+            check: ProbationCheck {
+                deployed_at: "2026-01-11T02:00:00Z".parse().unwrap(),
+                origins: 8,
+                live_rmse: Some(20.0),
+                promised_rmse: 10.0,
+                limit_pct: 30.0,
+                degradation_pct: Some(100.0),
+                replaced_rmse: None,
+                relative_degradation_pct: None,
+                relative_limit_pct: 0.0,
+                rolled_back: true,
+                note: "probation: live RMSE 20.000 vs promised 10.000".into(),
+            },
+        }
+    }
+
+    /// Applies `step` and returns (the history action, what was restored or deployed).
+    fn take(
+        applier: &mut dyn Applier,
+        step: &Step,
+        h: Horizon,
+        rc: &RecordContext<'_>,
+    ) -> (Action, EffectKind) {
+        match step {
+            Step::Decided(d) => {
+                let o = apply(applier, h, d.clone(), rc);
+                (o.record(h, rc).unwrap().action, o.effect.kind())
+            }
+            Step::Operator => {
+                let row = crate::outcome::owed(&probation_rollback(), h, rc).unwrap();
+                applier.rollback(h, None, &row).unwrap();
+                (Action::RolledBack, EffectKind::RolledBack)
+            }
+        }
+    }
+
+    #[test]
+    fn the_file_and_the_memory_applier_end_with_the_same_config_and_history_actions() {
+        let mut settings = fixture::loose();
+        settings.deploy.trial_min_origins = 0;
+        settings.git.mode = GitMode::Off;
+        let (d, cfg) = fixture::forced_decision(&settings);
+        let Decision::Approved(first) = d else {
+            panic!("loose criteria without trials approve")
+        };
+        let mut second = first.clone();
+        second.new_config.num_samples = if first.new_config.num_samples == 50 {
+            100
+        } else {
+            50
+        };
+        assert_ne!(second.new_config, first.new_config);
+        let steps = [
+            Step::Decided(Decision::Approved(first.clone())),
+            Step::Decided(Decision::Approved(second.clone())),
+            Step::Decided(probation_rollback()),
+            Step::Operator,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let t0: DateTime<Utc> = "2026-01-04T02:00:00Z".parse().unwrap();
+        let mut ctx = Context {
+            settings_path: root.join("configs/optimizer.toml"),
+            root,
+            settings: settings.clone(),
+            json: false,
+            as_of: None,
+            now: t0,
+        };
+        let h = cfg.horizon;
+        std::fs::create_dir_all(ctx.configs_dir()).unwrap();
+        std::fs::write(h.config_path(&ctx.configs_dir()), cfg.to_bytes()).unwrap();
+        let mut memory = MemoryApplier::new(std::slice::from_ref(&cfg), settings.deploy.backups_to_keep, t0);
+        let (mut file_log, mut memory_log) = (Vec::new(), Vec::new());
+        for (k, step) in steps.iter().enumerate() {
+            ctx.now = t0 + chrono::Duration::days(7 * k as i64);
+            memory.now = ctx.now;
+            let rc = RecordContext {
+                run_id: "r",
+                time: ctx.now,
+                old: RecordParams::default(),
+                duration_seconds: 0.0,
+                mail_error: None,
+            };
+            file_log.push(take(
+                &mut FileApplier {
+                    ctx: &ctx,
+                    smoke: None,
+                },
+                step,
+                h,
+                &rc,
+            ));
+            // `run` and `rollback` end the journal once the row is appended.
+            crate::deploy::finish(&ctx.configs_dir()).unwrap();
+            memory_log.push(take(&mut memory, step, h, &rc));
+            let files = FileApplier {
+                ctx: &ctx,
+                smoke: None,
+            };
+            assert_eq!(
+                files.current(h).unwrap(),
+                memory.current(h).unwrap(),
+                "after step {k}"
+            );
+        }
+        assert_eq!(file_log, memory_log);
+        let actions: Vec<Action> = file_log.iter().map(|(a, _)| *a).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::Deployed,
+                Action::Deployed,
+                Action::RolledBack,
+                Action::RolledBack
+            ]
+        );
+        // The probation rollback restored the first deploy; the operator's rollback then
+        // undid it (the newest backup that differs is the second deploy's config).
+        assert_eq!(memory.current(h).unwrap(), second.new_config);
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::applier::Applier;
 use crate::deploy::{self, lock::RunLock};
 use crate::domain::MailEvent;
 use crate::exit::ExitCode;
@@ -81,11 +82,10 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
     let target = ForecasterConfig::read(&target_path)?;
     let mut record = operator_record(ctx, current.as_ref(), &target, &label);
     let target_spec = target_path.display().to_string();
-    let outcome = deploy::rollback(&dir, h, Some(&target_spec), &ctx.settings.git, ctx.now, &record)?;
-    for w in &outcome.warnings {
-        tracing::warn!("{h}: {w}");
-    }
-    let restored = ForecasterConfig::read(&outcome.config)?;
+    // The same applier, and so the same rules, as a probation rollback in `run`.
+    let mut files = super::FileApplier { ctx, smoke: None };
+    let outcome = files.rollback(h, Some(&target_spec), &record)?;
+    let restored = files.current(h)?;
     let mail_error = super::send_mail(
         ctx,
         MailEvent::RolledBack,

@@ -8,20 +8,21 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::decide::{self, Approved, Decision, World};
-use crate::deploy::{self, lock::RunLock, DeployRequest, DeployStatus};
+use super::{FileApplier, Loaded};
+use crate::applier;
+use crate::decide;
+use crate::deploy::{self, lock::RunLock};
 use crate::domain::Horizon;
 use crate::exit::ExitCode;
 use crate::forecast::{self, QuantileModel};
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, RunRequest};
 use crate::history::{HistoryRecord, RecordParams};
-use crate::model::ChronosBolt;
 use crate::notify::Attachment;
-use crate::outcome::{self, HorizonResult, Outcome, RecordContext, RollbackDone};
+use crate::outcome::{self, Delivered, Effect, HorizonResult, Outcome, RecordContext};
 use crate::output::{self, Render};
 use crate::search::ForwardCache;
-use crate::series::{Prediction, Series};
+use crate::series::Series;
 
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
@@ -59,7 +60,7 @@ impl Render for RunSummary {
                     .map_or_else(|| "-".to_string(), |t| t.reasons.join("; ")),
                 output::opt(h.candidate),
                 h.verdict.clone().unwrap_or_else(|| "-".to_string()),
-                h.action.as_str().to_string(),
+                h.action_label().to_string(),
                 h.plot.clone().unwrap_or_else(|| "-".to_string()),
             ]
         });
@@ -91,28 +92,6 @@ impl Render for RunSummary {
     }
 }
 
-/// What every horizon of a run reads, loaded once.
-struct Shared {
-    series: Series,
-    predictions: Vec<Prediction>,
-    history: Vec<HistoryRecord>,
-    model: ChronosBolt,
-    model_id: String,
-}
-
-impl Shared {
-    fn load(ctx: &Context) -> anyhow::Result<Shared> {
-        let model_id = ChronosBolt::identity(&ctx.settings.model.id)?;
-        Ok(Shared {
-            series: super::load_series(ctx)?,
-            predictions: crate::data::load_predictions(&ctx.predictions_path())?,
-            history: crate::data::history::read(&ctx.history_path())?,
-            model: ChronosBolt::open(&ctx.settings.model.id)?,
-            model_id,
-        })
-    }
-}
-
 /// Where finished horizons go: the summary rows, and history rows appended one horizon at a
 /// time so a completed horizon is on disk before the next one starts.
 struct Ledger<'a> {
@@ -132,11 +111,11 @@ impl Ledger<'_> {
         h: Horizon,
         cfg: Option<&ForecasterConfig>,
         outcome: &Outcome,
-        shared: Option<&Shared>,
+        loaded: Option<&Loaded>,
         started: Instant,
     ) {
         let dry = self.req.dry_run;
-        let plot = match (outcome.validation(), shared) {
+        let plot = match (outcome.validation(), loaded) {
             (Some(v), Some(s)) if !dry => {
                 match super::write_plot(&self.ctx.reports_dir(), &self.run_id, h, &s.series, v) {
                     Ok(p) => Some(p),
@@ -163,7 +142,7 @@ impl Ledger<'_> {
                 }
             }
         }
-        if let Outcome::Failed { message, .. } = outcome {
+        if let Effect::Failed { message, .. } = &outcome.effect {
             tracing::error!("{h}: {message}");
         }
         if !dry {
@@ -182,8 +161,10 @@ impl Ledger<'_> {
             cfg.map(ForecasterConfig::params),
             outcome,
             self.req.fail_on_reject,
-            plot.map(|p| p.display().to_string()),
-            mail_error,
+            Delivered {
+                plot: plot.map(|p| p.display().to_string()),
+                mail_error,
+            },
         ));
     }
 
@@ -282,7 +263,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
         return ledger.close(recovery);
     }
     let started = Instant::now();
-    let shared = match Shared::load(ctx) {
+    let loaded = match Loaded::load(ctx) {
         Ok(s) => s,
         Err(e) => {
             // Every horizon needs the series, predictions, history and model.
@@ -303,13 +284,13 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
         let _enter = span.enter();
         let outcome = match &ledger.history_error {
             // A row that could not be written keeps its journal; no further deploy may start.
-            Some(e) => Outcome::Failed {
-                message: format!("not decided: history could not be written ({e})"),
-                code: ExitCode::Runtime,
-            },
-            None => horizon(ctx, req, &shared, &ledger.run_id, cfg, &mut cache),
+            Some(e) => Outcome::failed(&crate::exit::failure(
+                ExitCode::Runtime,
+                format!("not decided: history could not be written ({e})"),
+            )),
+            None => horizon(ctx, req, &loaded, &ledger.run_id, cfg, &mut cache),
         };
-        ledger.finish(cfg.horizon, Some(cfg), &outcome, Some(&shared), started);
+        ledger.finish(cfg.horizon, Some(cfg), &outcome, Some(&loaded), started);
     }
     ledger.close(recovery)
 }
@@ -318,42 +299,24 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
 fn horizon(
     ctx: &Context,
     req: &RunRequest,
-    shared: &Shared,
+    loaded: &Loaded,
     run_id: &str,
     cfg: &ForecasterConfig,
     cache: &mut ForwardCache,
 ) -> Outcome {
-    let world = World {
-        settings: &ctx.settings,
-        now: ctx.now,
-        series: &shared.series,
-        series_name: &ctx.series_path().display().to_string(),
-        predictions: &shared.predictions,
-        history: &shared.history,
-        model: Some(&shared.model),
-        model_id: &shared.model_id,
-        dims: Some(crate::backtest::ModelDims::of(shared.model.config())),
-    };
+    let world = loaded.world(ctx);
     let bar = output::Progress::new(0, &format!("search {}", cfg.horizon));
     let mut progress = |p: crate::search::Progress| super::progress_event(&bar, &p);
+    let started = Instant::now();
     let decision = decide::decide(&world, cfg, req.force, cache, &mut progress);
     bar.finish();
-    match decision {
-        Err(e) => Outcome::failed(&e),
-        Ok(d) if req.dry_run => Outcome::from(d),
-        Ok(d) => apply(ctx, shared, run_id, cfg, d).unwrap_or_else(|e| Outcome::failed(&e)),
+    let decision = match decision {
+        Ok(d) => d.took(started.elapsed().as_secs_f64()),
+        Err(e) => return Outcome::failed(&e),
+    };
+    if req.dry_run {
+        return Outcome::dry_run(decision);
     }
-}
-
-/// Carries out a decision: deploys an approved candidate, rolls back a broken promise.
-fn apply(
-    ctx: &Context,
-    shared: &Shared,
-    run_id: &str,
-    cfg: &ForecasterConfig,
-    d: Decision,
-) -> anyhow::Result<Outcome> {
-    let h = cfg.horizon;
     let rc = RecordContext {
         run_id,
         time: decide::record_time(ctx.now),
@@ -361,83 +324,13 @@ fn apply(
         duration_seconds: 0.0,
         mail_error: None,
     };
-    match d {
-        Decision::ProbationRollback { check } => {
-            let owed = Outcome::ProbationRollback {
-                check: check.clone(),
-                done: None,
-            }
-            .owed(h, &rc)
-            .expect("a rollback owes a row");
-            let done = deploy::rollback(&ctx.configs_dir(), h, None, &ctx.settings.git, ctx.now, &owed)?;
-            let restored = ForecasterConfig::read(&done.config)?;
-            Ok(Outcome::ProbationRollback {
-                check,
-                done: Some(RollbackDone {
-                    label: done.label,
-                    restored: restored.params(),
-                    git: done.git,
-                }),
-            })
-        }
-        Decision::Approved(approved) => {
-            let owed = Outcome::Approved(approved.clone())
-                .owed(h, &rc)
-                .expect("a deploy owes a row");
-            deploy_approved(ctx, shared, run_id, approved, &owed)
-        }
-        // A trial starts by its history row alone.
-        Decision::TrialStarted(e) => Ok(Outcome::TrialStarted(e)),
-        other => Ok(Outcome::from(other)),
-    }
-}
-
-fn deploy_approved(
-    ctx: &Context,
-    shared: &Shared,
-    run_id: &str,
-    approved: Box<Approved>,
-    owed: &HistoryRecord,
-) -> anyhow::Result<Outcome> {
-    let v = &approved.evidence.validation;
-    let h = approved.new_config.horizon;
-    let cand = v.candidate.params;
-    let message = format!(
-        "model-optimizer: deploy {h} context={} samples={} temperature={:.1} (RMSE {:+.1}%)\n\n{}\nrun {run_id}\n",
-        cand.context_length,
-        cand.num_samples,
-        cand.temperature,
-        crate::validate::relative_change_pct(v.candidate.metrics.rmse, v.current.metrics.rmse),
-        crate::render::render_validation(v),
-    );
-    let bytes = approved.new_config.to_bytes();
-    let smoke = |path: &std::path::Path| smoke_check(&shared.model, &shared.series, path, h);
-    let outcome = deploy::deploy(
-        DeployRequest {
-            configs_dir: &ctx.configs_dir(),
-            horizon: h,
-            new_config: &bytes,
-            message: &message,
-            git: &ctx.settings.git,
-            backups_to_keep: ctx.settings.deploy.backups_to_keep,
-            now: ctx.now,
-            record: owed,
-        },
-        &smoke,
-    )?;
-    for w in &outcome.warnings {
-        tracing::warn!("{h}: {w}");
-    }
-    Ok(match outcome.status {
-        DeployStatus::Deployed => Outcome::Deployed {
-            approved,
-            deploy: outcome,
-        },
-        _ => Outcome::DeployFailed {
-            approved,
-            deploy: outcome,
-        },
-    })
+    let model = loaded.model.as_ref().expect("run loads the model");
+    let smoke = |path: &std::path::Path| smoke_check(model, &loaded.series, path, cfg.horizon);
+    let mut files = FileApplier {
+        ctx,
+        smoke: Some(&smoke),
+    };
+    applier::apply(&mut files, cfg.horizon, decision, &rc)
 }
 
 /// The smoke check of a freshly written config: read it back, parse it, forecast once.

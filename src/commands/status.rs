@@ -23,6 +23,8 @@ pub struct StatusReport {
     pub horizons: Vec<HorizonStatus>,
     /// `--check`: the trigger report of every horizon.
     pub triggers: Option<Vec<TriggerReport>>,
+    /// `--check`: what a run would do next, per horizon.
+    pub next: Option<Vec<CheckRow>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,6 +92,9 @@ impl Render for StatusReport {
         if let Some(reports) = &self.triggers {
             s.push_str(&triggers_table(reports));
             s.push('\n');
+        }
+        for r in self.next.iter().flatten() {
+            s.push_str(&format!("{}: next run: {} ({})\n", r.horizon, r.next, r.note));
         }
         s
     }
@@ -207,10 +212,11 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|cfg| horizon_status(ctx, cfg, &records, repo.as_ref()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let triggers = if check_triggers {
-        Some(check(ctx, &configs_for_check, &series, &records)?)
+    let (triggers, next) = if check_triggers {
+        let (t, n) = check(ctx, &configs_for_check)?;
+        (Some(t), Some(n))
     } else {
-        None
+        (None, None)
     };
     output::emit(
         ctx.json,
@@ -222,6 +228,7 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
             recovery,
             horizons: out,
             triggers,
+            next,
         },
     )?;
     Ok(ExitCode::Success)
@@ -279,38 +286,50 @@ fn recover_if_idle(ctx: &Context) -> anyhow::Result<Vec<String>> {
     }
 }
 
-/// `--check`: the trigger report of every horizon, from the trigger part of `decide`. The
-/// performance hindcast needs the model; when it cannot be loaded the report says the tracked
-/// data were insufficient and why.
-fn check(
-    ctx: &Context,
-    configs: &[ForecasterConfig],
-    series: &crate::series::Series,
-    records: &[HistoryRecord],
-) -> anyhow::Result<Vec<TriggerReport>> {
-    let predictions = crate::data::load_predictions(&ctx.predictions_path())?;
-    let model = match crate::model::ChronosBolt::open(&ctx.settings.model.id) {
-        Ok(m) => Some(m),
-        Err(e) => {
-            tracing::warn!("performance hindcast unavailable: {e:#}");
-            None
-        }
-    };
-    let series_name = ctx.series_path().display().to_string();
-    let world = crate::decide::World {
-        settings: &ctx.settings,
-        now: ctx.now,
-        series,
-        series_name: &series_name,
-        predictions: &predictions,
-        history: records,
-        model: model.as_ref().map(|m| m as &dyn crate::forecast::QuantileModel),
-        model_id: &ctx.settings.model.id,
-        dims: model.as_ref().map(|m| crate::backtest::ModelDims::of(m.config())),
-    };
+/// One horizon's `--check`: what a run would do next, without its search.
+#[derive(Debug, Serialize)]
+pub struct CheckRow {
+    pub horizon: Horizon,
+    /// The decision's action when no search is needed (`no_trigger`, `suppressed`,
+    /// `rolled_back`, `on_trial`, `trial_failed`), else `optimize` or `validate_trial`;
+    /// `unknown` when the model could not be loaded (the triggers are then evaluated
+    /// without a hindcast).
+    pub next: String,
+    pub note: String,
+}
+
+/// `--check`: per horizon, the first half of `decide` (probation, a pending trial, the
+/// triggers) from the same inputs `run` reads. The probation and trial checks and the
+/// performance hindcast need the model; when it cannot be loaded only the triggers are
+/// evaluated, and the report says the tracked data were insufficient and why.
+fn check(ctx: &Context, configs: &[ForecasterConfig]) -> anyhow::Result<(Vec<TriggerReport>, Vec<CheckRow>)> {
+    let loaded = super::Loaded::load_model_if_possible(ctx)?;
+    let world = loaded.world(ctx);
     let mut cache = crate::search::ForwardCache::new();
-    configs
-        .iter()
-        .map(|c| crate::decide::trigger_report(&world, c, &mut cache, false))
-        .collect()
+    let mut reports = Vec::new();
+    let mut rows = Vec::new();
+    for c in configs {
+        let (report, next, note) = match world.model {
+            Some(model) => {
+                let p = crate::decide::preview(&world, model, c, false, &mut cache)?;
+                let report = match p.triggers() {
+                    Some(t) => t.clone(),
+                    None => crate::decide::trigger_report(&world, c, &mut cache, false)?,
+                };
+                (report, p.next().to_string(), p.note())
+            }
+            None => {
+                let report = crate::decide::trigger_report(&world, c, &mut cache, false)?;
+                let note = report.reasons.join("; ");
+                (report, "unknown".to_string(), note)
+            }
+        };
+        reports.push(report);
+        rows.push(CheckRow {
+            horizon: c.horizon,
+            next,
+            note,
+        });
+    }
+    Ok((reports, rows))
 }

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::decide::{self, World};
+use crate::decide;
 use crate::domain::Horizon;
 use crate::exit::{invalid, ExitCode};
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, ValidateRequest};
-use crate::model::ChronosBolt;
 use crate::output::{self, Render};
 use crate::render;
 use crate::search::{ForwardCache, SearchReport};
@@ -62,27 +61,17 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let series = super::load_series(ctx)?;
-    let model = ChronosBolt::open(&ctx.settings.model.id)?;
-    let series_name = ctx.series_path().display().to_string();
-    let world = World {
-        settings: &ctx.settings,
-        now: ctx.now,
-        series: &series,
-        series_name: &series_name,
-        predictions: &[],
-        history: &[],
-        model: Some(&model),
-        model_id: &ctx.settings.model.id,
-        dims: Some(crate::backtest::ModelDims::of(model.config())),
-    };
+    // The same inputs `run` decides from: history's lost live checks count (criterion 8).
+    let loaded = super::Loaded::load(ctx)?;
+    let world = loaded.world(ctx);
+    let model = world.model.expect("validate loads the model");
     decide::check_series(&world, &current)?;
     let mut cache = ForwardCache::new();
     let bar = output::Progress::new(0, &format!("search {h}"));
     let mut progress = |p: crate::search::Progress| super::progress_event(&bar, &p);
     let outcome = decide::search_and_validate(
         &world,
-        &model,
+        model,
         &current,
         candidate.as_ref(),
         &mut cache,
@@ -91,7 +80,13 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
     bar.finish();
     let run_id = super::run_id(ctx);
     let plot: Option<PathBuf> = match &req.plot {
-        Some(dir) => Some(super::write_plot(dir, &run_id, h, &series, &outcome.validation)?),
+        Some(dir) => Some(super::write_plot(
+            dir,
+            &run_id,
+            h,
+            &loaded.series,
+            &outcome.validation,
+        )?),
         None => None,
     };
     let approved = outcome.validation.approved;

@@ -34,13 +34,46 @@ pub struct Backup {
 impl Backup {
     /// `YYYYmmdd_HHMMSS`, plus `_N` for a same-second sequel: what `--to` accepts.
     pub fn label(&self) -> String {
-        let ts = self.taken.format(TIMESTAMP_FORMAT).to_string();
-        if self.seq > 1 {
-            format!("{ts}_{}", self.seq)
-        } else {
-            ts
+        label_of(self.taken, self.seq)
+    }
+}
+
+/// The label of the backup taken at `taken`, `seq`-th in that second.
+pub fn label_of(taken: NaiveDateTime, seq: u32) -> String {
+    let ts = taken.format(TIMESTAMP_FORMAT).to_string();
+    if seq > 1 {
+        format!("{ts}_{seq}")
+    } else {
+        ts
+    }
+}
+
+/// The time a backup taken at `now` is named by: whole seconds.
+pub fn taken_at(now: DateTime<Utc>) -> NaiveDateTime {
+    now.naive_utc()
+        .with_nanosecond(0)
+        .unwrap_or_else(|| now.naive_utc())
+}
+
+/// The path of the backup of `h` taken at `taken`, `seq`-th in that second.
+pub fn path(configs_dir: &Path, h: Horizon, taken: NaiveDateTime, seq: u32) -> PathBuf {
+    backups_dir(configs_dir).join(file_name(h, taken, seq))
+}
+
+/// The rule of a default rollback: the first of `newest_first` (backups with their bytes)
+/// whose bytes differ from the `current` config's. A failed deploy leaves a backup identical
+/// to the restored config, and restoring that would change nothing.
+pub fn first_differing<T>(
+    current: Option<&[u8]>,
+    newest_first: impl IntoIterator<Item = anyhow::Result<(T, Vec<u8>)>>,
+) -> anyhow::Result<Option<T>> {
+    for b in newest_first {
+        let (item, bytes) = b?;
+        if current != Some(bytes.as_slice()) {
+            return Ok(Some(item));
         }
     }
+    Ok(None)
 }
 
 /// `<configs>/backups`.
@@ -103,10 +136,7 @@ pub fn create(configs_dir: &Path, h: Horizon, now: DateTime<Utc>) -> anyhow::Res
     fs::create_dir_all(&dir)
         .with_context(|| format!("{}: cannot create the backups directory", dir.display()))?;
     // Names have whole seconds; keep `taken` equal to what `list` parses back.
-    let taken = now
-        .naive_utc()
-        .with_nanosecond(0)
-        .unwrap_or_else(|| now.naive_utc());
+    let taken = taken_at(now);
     let mut seq = 1;
     let path = loop {
         let p = dir.join(file_name(h, taken, seq));

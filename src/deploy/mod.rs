@@ -502,15 +502,12 @@ pub fn rollback_target(
     } else {
         let current = fs::read(h.config_path(configs_dir)).ok();
         let all = backup::list(configs_dir, h)?;
-        let mut found = None;
-        for b in &all {
+        let read = all.iter().map(|b| {
             let bytes =
                 fs::read(&b.path).with_context(|| format!("{}: cannot read backup", b.path.display()))?;
-            if current.as_deref() != Some(bytes.as_slice()) {
-                found = Some(b.path.clone());
-                break;
-            }
-        }
+            Ok((b.path.clone(), bytes))
+        });
+        let found = backup::first_differing(current.as_deref(), read)?;
         found.ok_or_else(|| {
             exit::failure(
                 ExitCode::Runtime,

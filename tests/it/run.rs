@@ -54,6 +54,7 @@ struct Summary {
 struct HorizonRow {
     horizon: String,
     action: String,
+    effect: String,
     approved: Option<bool>,
     failing_criteria: Vec<String>,
     plot: Option<String>,
@@ -240,7 +241,10 @@ fn dry_run_changes_nothing_and_sends_no_mail() {
     let summary: Summary = out.success().json();
     assert_eq!(summary.horizons.len(), 4);
     assert!(
-        summary.horizons.iter().all(|h| h.action == "would_deploy"),
+        summary
+            .horizons
+            .iter()
+            .all(|h| (h.action.as_str(), h.effect.as_str()) == ("deployed", "dry_run")),
         "{:?}",
         summary.horizons
     );
@@ -781,7 +785,7 @@ fn probation_rolls_back_a_deploy_that_breaks_its_promise() {
         &m,
     ]);
     let summary: Summary = out.json();
-    assert_ne!(summary.horizons[0].action, "would_roll_back");
+    assert_ne!(summary.horizons[0].action, "rolled_back");
 }
 
 /// An approved candidate is first tried live: the run records `trial_started` and leaves the
@@ -808,7 +812,12 @@ fn an_approved_candidate_is_tried_live_before_it_is_deployed() {
         if !unreachable {
             // A dry run says what it would do and records nothing.
             let s = run(&["--force", "--as-of", "2024-05-02", "--dry-run"]);
-            assert_eq!(s.horizons[0].action, "would_start_trial", "{s:?}");
+            let row = &s.horizons[0];
+            assert_eq!(
+                (row.action.as_str(), row.effect.as_str()),
+                ("trial_started", "dry_run"),
+                "{s:?}"
+            );
             assert!(!env.path("data/optimization_history/history.parquet").exists());
         }
         let s = run(&["--force", "--as-of", "2024-05-02"]);
