@@ -575,26 +575,17 @@ pub fn lost_live_checks(
     since: NaiveDate,
     now: DateTime<Utc>,
 ) -> usize {
-    let label = h.label();
     let recorded = crate::history::RecordParams::of(params);
     let same = |o: &crate::history::RecordParams| *o == recorded;
     history
         .iter()
         .filter(|r| {
             let lost = match r.action {
-                Action::RolledBack => {
-                    r.triggered_by
-                        .split(',')
-                        .any(|t| t == TriggerKind::Probation.as_str())
-                        && same(&r.old)
-                }
+                Action::RolledBack => r.triggered_by_kind(TriggerKind::Probation) && same(&r.old),
                 Action::TrialFailed => same(&r.new),
                 _ => false,
             };
-            r.horizon == label
-                && lost
-                && r.optimization_date.date_naive() >= since
-                && r.optimization_date <= now
+            r.horizon == h && lost && r.optimization_date.date_naive() >= since && r.optimization_date <= now
         })
         .count()
 }
@@ -686,10 +677,10 @@ mod tests {
     fn row(h: &str, day: &str, action: Action, by: &str, old: (i64, i64, f64)) -> HistoryRecord {
         HistoryRecord {
             run_id: "r".into(),
-            horizon: h.into(),
+            horizon: h.parse().unwrap(),
             optimization_date: format!("{day}T02:00:00Z").parse().unwrap(),
             action,
-            triggered_by: by.into(),
+            triggered_by: crate::domain::TriggerKind::split(by).unwrap(),
             performance_degradation_pct: None,
             drift_severity: None,
             days_since_last: None,

@@ -229,9 +229,38 @@ impl TriggerKind {
         }
     }
 
+    pub const ALL: [TriggerKind; 7] = [
+        TriggerKind::Performance,
+        TriggerKind::Drift,
+        TriggerKind::Time,
+        TriggerKind::Force,
+        TriggerKind::Probation,
+        TriggerKind::Trial,
+        TriggerKind::Operator,
+    ];
+
+    pub fn parse(s: &str) -> Option<TriggerKind> {
+        TriggerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// History's comma-joined form.
     pub fn join(kinds: &[TriggerKind]) -> String {
         kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The kinds of a comma-joined form (empty for ""); an unknown name is an error naming it.
+    pub fn split(text: &str) -> Result<Vec<TriggerKind>, String> {
+        text.split(',')
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                TriggerKind::parse(t).ok_or_else(|| {
+                    format!(
+                        "unknown trigger {t:?} (expected one of: {})",
+                        TriggerKind::ALL.map(TriggerKind::as_str).join(", ")
+                    )
+                })
+            })
+            .collect()
     }
 }
 

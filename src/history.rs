@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::InferenceParams;
+use crate::domain::{Horizon, InferenceParams, Severity, TriggerKind};
 
 /// What a run did for one horizon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -105,17 +105,20 @@ pub struct RecordMetrics {
     pub coverage_95: Option<f64>,
 }
 
-/// One history row.
+/// One history row. Typed in memory; `data::history` converts to and from the file's
+/// strings, and JSON (output, the deploy journal) carries `triggered_by` in the file's
+/// comma-joined form.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRecord {
     pub run_id: String,
-    pub horizon: String,
+    pub horizon: Horizon,
     pub optimization_date: DateTime<Utc>,
     pub action: Action,
-    /// Comma-separated trigger names (`performance,drift,time,force,probation`), empty if none.
-    pub triggered_by: String,
+    /// What started this run's optimization or rollback, in order; empty if nothing did.
+    #[serde(with = "comma_joined")]
+    pub triggered_by: Vec<TriggerKind>,
     pub performance_degradation_pct: Option<f64>,
-    pub drift_severity: Option<String>,
+    pub drift_severity: Option<Severity>,
     pub days_since_last: Option<i64>,
     pub success: bool,
     pub old: RecordParams,
@@ -126,8 +129,31 @@ pub struct HistoryRecord {
     pub message: String,
 }
 
+/// `triggered_by` as the file writes it: `performance,drift`, empty if none.
+mod comma_joined {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::domain::TriggerKind;
+
+    pub fn serialize<S: Serializer>(kinds: &[TriggerKind], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&TriggerKind::join(kinds))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TriggerKind>, D::Error> {
+        let text = String::deserialize(d)?;
+        TriggerKind::split(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl HistoryRecord {
+    /// Whether `kind` is among what started this row.
+    pub fn triggered_by_kind(&self, kind: TriggerKind) -> bool {
+        self.triggered_by.contains(&kind)
+    }
+}
+
 /// The newest record of `horizon` whose action counts as an optimization.
-pub fn last_optimization<'a>(records: &'a [HistoryRecord], horizon: &str) -> Option<&'a HistoryRecord> {
+pub fn last_optimization(records: &[HistoryRecord], horizon: Horizon) -> Option<&HistoryRecord> {
     records
         .iter()
         .filter(|r| r.horizon == horizon && r.action.is_optimization())
@@ -137,7 +163,7 @@ pub fn last_optimization<'a>(records: &'a [HistoryRecord], horizon: &str) -> Opt
 /// The newest record of `horizon` at or before `now` whose action is one of `actions`.
 pub fn last_of<'a>(
     records: &'a [HistoryRecord],
-    horizon: &str,
+    horizon: Horizon,
     now: DateTime<Utc>,
     actions: &[Action],
 ) -> Option<&'a HistoryRecord> {
@@ -148,7 +174,7 @@ pub fn last_of<'a>(
 }
 
 /// The newest record of `horizon`, whatever its action.
-pub fn last_record<'a>(records: &'a [HistoryRecord], horizon: &str) -> Option<&'a HistoryRecord> {
+pub fn last_record(records: &[HistoryRecord], horizon: Horizon) -> Option<&HistoryRecord> {
     records
         .iter()
         .filter(|r| r.horizon == horizon)

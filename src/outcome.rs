@@ -238,10 +238,10 @@ pub fn owed(decision: &Decision, h: Horizon, rc: &RecordContext<'_>) -> Option<H
 fn blank_row(h: Horizon, rc: &RecordContext<'_>, action: Action, message: String) -> HistoryRecord {
     HistoryRecord {
         run_id: rc.run_id.to_string(),
-        horizon: h.label(),
+        horizon: h,
         optimization_date: rc.time,
         action,
-        triggered_by: String::new(),
+        triggered_by: Vec::new(),
         performance_degradation_pct: None,
         drift_severity: None,
         days_since_last: None,
@@ -259,7 +259,7 @@ fn blank_row(h: Horizon, rc: &RecordContext<'_>, action: Action, message: String
 /// trial's or a probation rollback's figures.
 fn fill_from_decision(r: &mut HistoryRecord, d: &Decision) {
     if let Some(t) = d.triggers() {
-        r.triggered_by = t.triggered_by();
+        r.triggered_by = t.triggers();
         r.performance_degradation_pct = t.performance_degradation_pct();
         r.drift_severity = t.drift_severity();
         r.days_since_last = t.days_since_last();
@@ -272,7 +272,7 @@ fn fill_from_decision(r: &mut HistoryRecord, d: &Decision) {
     }
     if let Some(t) = d.trial() {
         if !matches!(d, Decision::TrialStarted(_)) {
-            r.triggered_by = TriggerKind::Trial.as_str().into();
+            r.triggered_by = vec![TriggerKind::Trial];
         }
         if validation.is_none() {
             r.new = params(&t.candidate);
@@ -281,7 +281,7 @@ fn fill_from_decision(r: &mut HistoryRecord, d: &Decision) {
         }
     }
     if let Decision::ProbationRollback { check } = d {
-        r.triggered_by = TriggerKind::Probation.as_str().into();
+        r.triggered_by = vec![TriggerKind::Probation];
         r.candidate.rmse = check.live_rmse;
         r.current.rmse = Some(check.promised_rmse);
     }
@@ -695,11 +695,12 @@ mod tests {
         );
         let r = o.record(Horizon(7), &rc(Some("smtp down"))).unwrap();
         assert_eq!(
-            (r.action, r.success, r.horizon.as_str()),
+            (r.action, r.success, r.horizon.label().as_str()),
             (Action::Rejected, true, "7d")
         );
         assert_eq!(
-            r.triggered_by, "time,force",
+            TriggerKind::join(&r.triggered_by),
+            "time,force",
             "never optimized: the time trigger fires too"
         );
         assert_eq!(
@@ -863,7 +864,7 @@ mod tests {
         );
         let r = f.record(Horizon(15), &rc(None)).unwrap();
         assert_eq!(
-            (r.action, r.success, r.horizon.as_str()),
+            (r.action, r.success, r.horizon.label().as_str()),
             (Action::Failed, false, "15d")
         );
         assert_eq!(r.message, "data/predictions.parquet: not parquet");
@@ -910,7 +911,7 @@ mod tests {
             (Action::RolledBack, ExitCode::Success)
         );
         let r = done.record(Horizon(7), &rc(None)).unwrap();
-        assert_eq!(r.triggered_by, "probation");
+        assert_eq!(r.triggered_by, [TriggerKind::Probation]);
         assert_eq!((r.candidate.rmse, r.current.rmse), (Some(20.0), Some(10.0)));
         assert_eq!(r.new, params(&restored));
         let mails = done.mails(Horizon(7), "run-1", None);

@@ -57,7 +57,7 @@ pub fn due(
     now: DateTime<Utc>,
     settings: &DeploySettings,
 ) -> Option<Due> {
-    let last = history::last_of(history, &h.label(), now, &[Action::Deployed, Action::RolledBack])?;
+    let last = history::last_of(history, h, now, &[Action::Deployed, Action::RolledBack])?;
     if last.action != Action::Deployed
         || history::days_since(last.optimization_date, now.date_naive()) > settings.probation_days
     {
@@ -151,10 +151,10 @@ mod tests {
     fn record(h: &str, when: &str, action: Action) -> HistoryRecord {
         HistoryRecord {
             run_id: "r".into(),
-            horizon: h.into(),
+            horizon: h.parse().unwrap(),
             optimization_date: at(when),
             action,
-            triggered_by: String::new(),
+            triggered_by: Vec::new(),
             performance_degradation_pct: None,
             drift_severity: None,
             days_since_last: None,

@@ -73,7 +73,7 @@ pub fn pending(
         Action::Deployed,
         Action::RolledBack,
     ];
-    let last = history::last_of(history, &h.label(), now, &ends)?;
+    let last = history::last_of(history, h, now, &ends)?;
     if last.action != Action::TrialStarted || last.old.params() != Some(cfg.params()) {
         return None;
     }
@@ -176,10 +176,10 @@ mod tests {
     fn row(h: &str, when: &str, action: Action, old: usize, new: usize) -> HistoryRecord {
         HistoryRecord {
             run_id: "r".into(),
-            horizon: h.into(),
+            horizon: h.parse().unwrap(),
             optimization_date: at(when),
             action,
-            triggered_by: String::new(),
+            triggered_by: Vec::new(),
             performance_degradation_pct: None,
             drift_severity: None,
             days_since_last: None,

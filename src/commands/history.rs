@@ -23,12 +23,12 @@ impl Render for HistoryReport {
         let rows = self.records.iter().map(|r| {
             vec![
                 r.optimization_date.format("%Y-%m-%d %H:%M").to_string(),
-                r.horizon.clone(),
+                r.horizon.label(),
                 r.action.as_str().to_string(),
                 if r.triggered_by.is_empty() {
                     "-".to_string()
                 } else {
-                    r.triggered_by.clone()
+                    crate::domain::TriggerKind::join(&r.triggered_by)
                 },
                 params(&r.old),
                 params(&r.new),
@@ -69,7 +69,7 @@ pub fn run(ctx: &Context, horizon: Option<Horizon>, limit: usize) -> anyhow::Res
     let path = ctx.history_path();
     let mut records = crate::data::history::read(&path)?;
     if let Some(h) = horizon {
-        records.retain(|r| r.horizon == h.label());
+        records.retain(|r| r.horizon == h);
     }
     records.sort_by_key(|r| std::cmp::Reverse(r.optimization_date));
     let total = records.len();

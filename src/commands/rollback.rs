@@ -172,10 +172,10 @@ fn operator_record(
 ) -> HistoryRecord {
     HistoryRecord {
         run_id: super::run_id(ctx),
-        horizon: target.horizon.label(),
+        horizon: target.horizon,
         optimization_date: super::record_time(ctx),
         action: Action::RolledBack,
-        triggered_by: crate::domain::TriggerKind::Operator.as_str().into(),
+        triggered_by: vec![crate::domain::TriggerKind::Operator],
         performance_degradation_pct: None,
         drift_severity: None,
         days_since_last: None,

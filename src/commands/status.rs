@@ -8,7 +8,7 @@ use crate::domain::Horizon;
 use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::Context;
-use crate::history::{self, HistoryRecord};
+use crate::history::{self, Action, HistoryRecord};
 use crate::output::{self, num, opt, Render};
 use crate::triggers::TriggerReport;
 
@@ -55,7 +55,7 @@ pub struct HorizonStatus {
 pub struct LastRun {
     pub run_id: String,
     pub date: DateTime<Utc>,
-    pub action: String,
+    pub action: Action,
     pub message: String,
 }
 
@@ -64,7 +64,7 @@ impl From<&HistoryRecord> for LastRun {
         LastRun {
             run_id: r.run_id.clone(),
             date: r.optimization_date,
-            action: r.action.as_str().to_string(),
+            action: r.action,
             message: r.message.clone(),
         }
     }
@@ -114,7 +114,7 @@ fn horizons_table(horizons: &[HorizonStatus]) -> String {
             format!("{}d", h.config_age_days),
             h.last_action.as_ref().map_or_else(
                 || "never optimized".to_string(),
-                |l| format!("{} {}", l.date.format("%Y-%m-%d"), l.action),
+                |l| format!("{} {}", l.date.format("%Y-%m-%d"), l.action.as_str()),
             ),
             opt(h.days_since_last_optimization),
             h.backups.to_string(),
@@ -243,15 +243,14 @@ fn horizon_status(
 ) -> anyhow::Result<HorizonStatus> {
     let configs_dir = ctx.configs_dir();
     let h = cfg.horizon;
-    let label = h.label();
     let path = h.config_path(&configs_dir);
-    let last_opt = history::last_optimization(records, &label);
+    let last_opt = history::last_optimization(records, h);
     Ok(HorizonStatus {
         horizon: h,
         config_file: path.display().to_string(),
         config_age_days: (ctx.today() - cfg.timestamp.date_naive()).num_days(),
         last_optimization: last_opt.map(LastRun::from),
-        last_action: history::last_record(records, &label).map(LastRun::from),
+        last_action: history::last_record(records, h).map(LastRun::from),
         days_since_last_optimization: last_opt.map(|r| history::days_since(r.optimization_date, ctx.today())),
         never_optimized: last_opt.is_none(),
         backups: crate::deploy::backup::list(&configs_dir, h)?.len(),

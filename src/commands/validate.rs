@@ -21,6 +21,8 @@ pub struct ValidateOutput {
     pub run_id: String,
     pub horizon: Horizon,
     pub model: String,
+    /// `approved`, or `rejected: ` with every failing criterion (the verdict `run` prints).
+    pub verdict: String,
     /// None with `--candidate`.
     pub search: Option<SearchReport>,
     pub validation: ValidationReport,
@@ -96,6 +98,7 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
             run_id,
             horizon: h,
             model: ctx.settings.model.id.clone(),
+            verdict: render::verdict(&outcome.validation),
             search: outcome.search,
             validation: outcome.validation,
             plot: plot.map(|p| p.display().to_string()),

@@ -6,6 +6,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::frame::{self, Frame};
+use crate::domain::{Severity, TriggerKind};
 use crate::exit;
 use crate::history::{Action, HistoryRecord, RecordMetrics, RecordParams};
 
@@ -96,14 +97,6 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
 
     let mut records = Vec::with_capacity(frame.height());
     for i in 0..frame.height() {
-        let action = Action::parse(&action_text[i]).ok_or_else(|| {
-            exit::invalid(format!(
-                "{}: unknown action {:?} at row {i} (expected one of: {}); {FIX}",
-                path.display(),
-                action_text[i],
-                Action::ALL.map(Action::as_str).join(", ")
-            ))
-        })?;
         let params_at = |p: &ParamColumns| RecordParams {
             context_length: p.0[i],
             num_samples: p.1[i],
@@ -116,14 +109,21 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
             bias: m[3][i],
             coverage_95: m[4][i],
         };
+        let bad = |what: &str, e: String| {
+            exit::invalid(format!("{}: {what} at row {i}: {e}; {FIX}", path.display()))
+        };
         records.push(HistoryRecord {
             run_id: run_id[i].clone(),
-            horizon: horizon[i].clone(),
+            horizon: horizon[i].parse().map_err(|e| bad("horizon", format!("{e}")))?,
             optimization_date: date[i],
-            action,
-            triggered_by: triggered_by[i].clone(),
+            action: parse_action(&action_text[i]).map_err(|e| bad("action", e))?,
+            triggered_by: TriggerKind::split(&triggered_by[i]).map_err(|e| bad("triggered_by", e))?,
             performance_degradation_pct: degradation[i],
-            drift_severity: drift[i].clone(),
+            drift_severity: drift[i]
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| bad("drift_severity", e))?,
             days_since_last: days[i],
             success: success[i],
             old: params_at(&old),
@@ -135,6 +135,15 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
         });
     }
     Ok(records)
+}
+
+fn parse_action(text: &str) -> Result<Action, String> {
+    Action::parse(text).ok_or_else(|| {
+        format!(
+            "unknown action {text:?} (expected one of: {})",
+            Action::ALL.map(Action::as_str).join(", ")
+        )
+    })
 }
 
 /// Appends `records` to the history: reads the existing file (refusing to touch one it cannot
@@ -185,17 +194,24 @@ fn to_frame(records: &[HistoryRecord]) -> anyhow::Result<DataFrame> {
     let i64s = |get: fn(&HistoryRecord) -> Option<i64>| r.iter().map(get).collect::<Vec<_>>();
     let columns = vec![
         col("run_id", strs(|x| &x.run_id)),
-        col("horizon", strs(|x| &x.horizon)),
+        col("horizon", r.iter().map(|x| x.horizon.label()).collect::<Vec<_>>()),
         frame::utc_micros_column("optimization_date", r.iter().map(|x| x.optimization_date))?,
         col("action", strs(|x| x.action.as_str())),
-        col("triggered_by", strs(|x| &x.triggered_by)),
+        col(
+            "triggered_by",
+            r.iter()
+                .map(|x| TriggerKind::join(&x.triggered_by))
+                .collect::<Vec<_>>(),
+        ),
         col(
             "performance_degradation_pct",
             f64s(|x| x.performance_degradation_pct),
         ),
         col(
             "drift_severity",
-            r.iter().map(|x| x.drift_severity.as_deref()).collect::<Vec<_>>(),
+            r.iter()
+                .map(|x| x.drift_severity.map(Severity::as_str))
+                .collect::<Vec<_>>(),
         ),
         col("days_since_last", i64s(|x| x.days_since_last)),
         col("success", r.iter().map(|x| x.success).collect::<Vec<_>>()),
@@ -238,12 +254,12 @@ mod tests {
     fn deployed() -> HistoryRecord {
         HistoryRecord {
             run_id: "20240303T020000Z-1a2b".into(),
-            horizon: "7d".into(),
+            horizon: crate::domain::Horizon(7),
             optimization_date: at(1_709_431_200, 123_456),
             action: Action::Deployed,
-            triggered_by: "performance,drift".into(),
+            triggered_by: crate::domain::TriggerKind::split("performance,drift").unwrap(),
             performance_degradation_pct: Some(23.456_789_012_345),
-            drift_severity: Some("moderate".into()),
+            drift_severity: Some(crate::domain::Severity::Medium),
             days_since_last: Some(14),
             success: true,
             old: RecordParams {
@@ -278,10 +294,10 @@ mod tests {
     fn no_trigger() -> HistoryRecord {
         HistoryRecord {
             run_id: "20240310T020000Z-ffee".into(),
-            horizon: "90d".into(),
+            horizon: crate::domain::Horizon(90),
             optimization_date: at(1_710_036_000, 0),
             action: Action::NoTrigger,
-            triggered_by: String::new(),
+            triggered_by: Vec::new(),
             performance_degradation_pct: None,
             drift_severity: None,
             days_since_last: None,
@@ -382,7 +398,34 @@ mod tests {
         df.with_column(Column::new("action".into(), vec!["deployed", "exploded"]))
             .unwrap();
         write(df);
-        check_invalid(&path, "unknown action \"exploded\" at row 1");
+        check_invalid(&path, "action at row 1: unknown action \"exploded\"");
+        // Typed in memory: an unknown trigger, severity or horizon is named the same way.
+        for (column, values, needle) in [
+            (
+                "triggered_by",
+                ["time", "time,meteor"],
+                "triggered_by at row 1: unknown trigger \"meteor\"",
+            ),
+            (
+                "horizon",
+                ["7d", "seven"],
+                "horizon at row 1: horizon `seven` must look like `7d`",
+            ),
+        ] {
+            let mut df = full.clone();
+            df.with_column(Column::new(column.into(), values.to_vec()))
+                .unwrap();
+            write(df);
+            check_invalid(&path, needle);
+        }
+        let mut df = full.clone();
+        df.with_column(Column::new(
+            "drift_severity".into(),
+            [Some("LOW"), Some("moderate")],
+        ))
+        .unwrap();
+        write(df);
+        check_invalid(&path, "drift_severity at row 1: unknown severity \"moderate\"");
         let mut df = full.clone();
         let ms = df
             .column("optimization_date")

@@ -13,10 +13,10 @@ use crate::history::{Action, HistoryRecord};
 /// The history row the callers hand to `deploy` and `rollback`.
 static RECORD: std::sync::LazyLock<HistoryRecord> = std::sync::LazyLock::new(|| HistoryRecord {
     run_id: "20260111T050000Z-42".into(),
-    horizon: "7d".into(),
+    horizon: crate::domain::Horizon(7),
     optimization_date: at("2026-01-11T05:00:00Z"),
     action: Action::Deployed,
-    triggered_by: "force".into(),
+    triggered_by: crate::domain::TriggerKind::split("force").unwrap(),
     performance_degradation_pct: None,
     drift_severity: None,
     days_since_last: None,

@@ -101,9 +101,9 @@ impl TriggerReport {
         self.performance.degradation_pct
     }
 
-    /// The history record's `drift_severity` (`NONE`..`HIGH`; None when the data were too short).
-    pub fn drift_severity(&self) -> Option<String> {
-        (self.drift.status == drift::DriftStatus::Evaluated).then(|| self.drift.severity.as_str().to_string())
+    /// The history record's `drift_severity` (None when the data were too short).
+    pub fn drift_severity(&self) -> Option<Severity> {
+        (self.drift.status == drift::DriftStatus::Evaluated).then_some(self.drift.severity)
     }
 
     /// The history record's `days_since_last` (None if never optimized).
@@ -274,7 +274,10 @@ mod tests {
         assert_eq!(r.days_since_last(), Some(7));
         assert!(r.performance_degradation_pct().unwrap() > 20.0);
         assert!(
-            matches!(r.drift_severity().as_deref(), Some("MEDIUM" | "HIGH")),
+            matches!(
+                r.drift_severity(),
+                Some(crate::domain::Severity::Medium | crate::domain::Severity::High)
+            ),
             "{:?}",
             r.drift_severity()
         );

@@ -38,7 +38,7 @@ pub fn evaluate_time(
         .filter(|r| r.optimization_date <= now)
         .cloned()
         .collect();
-    let last = history::last_optimization(&past, &horizon.label());
+    let last = history::last_optimization(&past, horizon);
     let threshold = settings.time_days;
     match last {
         None => TimeReport {
@@ -78,10 +78,10 @@ pub(crate) mod tests {
     pub(crate) fn record(horizon: &str, at: DateTime<Utc>, action: Action) -> HistoryRecord {
         HistoryRecord {
             run_id: format!("run-{}", at.timestamp()),
-            horizon: horizon.to_string(),
+            horizon: horizon.parse().unwrap(),
             optimization_date: at,
             action,
-            triggered_by: "time".into(),
+            triggered_by: crate::domain::TriggerKind::split("time").unwrap(),
             performance_degradation_pct: None,
             drift_severity: None,
             days_since_last: None,

@@ -419,10 +419,10 @@ mod crash {
     fn record(run_id: &str) -> HistoryRecord {
         HistoryRecord {
             run_id: run_id.into(),
-            horizon: "7d".into(),
+            horizon: model_optimizer::domain::Horizon(7),
             optimization_date: at("2026-01-11T05:00:00Z"),
             action: Action::Deployed,
-            triggered_by: "force".into(),
+            triggered_by: model_optimizer::domain::TriggerKind::split("force").unwrap(),
             performance_degradation_pct: None,
             drift_severity: None,
             days_since_last: None,

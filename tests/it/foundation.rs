@@ -66,12 +66,12 @@ struct Row {
 fn record(run: &str, h: &str, day: u32, action: Action) -> HistoryRecord {
     HistoryRecord {
         run_id: run.into(),
-        horizon: h.into(),
+        horizon: h.parse().unwrap(),
         optimization_date: Utc.with_ymd_and_hms(2024, 6, day, 5, 0, 0).unwrap(),
         action,
-        triggered_by: "time".into(),
+        triggered_by: model_optimizer::domain::TriggerKind::split("time").unwrap(),
         performance_degradation_pct: Some(3.5),
-        drift_severity: Some("LOW".into()),
+        drift_severity: Some(model_optimizer::domain::Severity::Low),
         days_since_last: None,
         success: true,
         old: RecordParams {

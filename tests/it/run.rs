@@ -55,6 +55,7 @@ struct HorizonRow {
     horizon: String,
     action: String,
     effect: String,
+    verdict: Option<String>,
     approved: Option<bool>,
     failing_criteria: Vec<String>,
     plot: Option<String>,
@@ -1132,4 +1133,100 @@ fn forecast_bounds_hold_under_an_address_space_limit() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(env.snapshot(), before);
+}
+
+#[derive(Debug, Deserialize)]
+struct ValidateOut {
+    verdict: String,
+    validation: CandidateValidation,
+}
+
+#[derive(Debug, Deserialize)]
+struct CandidateValidation {
+    candidate: CandidateOut,
+}
+
+#[derive(Debug, Deserialize)]
+struct CandidateOut {
+    params: ParamsOut,
+}
+
+#[derive(Debug, Deserialize)]
+struct ParamsOut {
+    context_length: i64,
+    num_samples: i64,
+    temperature: f64,
+}
+
+/// `validate` judges with the history `run` reads: parameters a probation rolled back since
+/// the first confirmation origin fail criterion 8 in both, with the same verdict.
+#[test]
+fn validate_and_a_dry_run_both_reject_parameters_probation_rolled_back_by_criterion_8() {
+    use model_optimizer::domain::{Horizon, TriggerKind};
+    use model_optimizer::history::{Action, HistoryRecord, RecordMetrics, RecordParams};
+    let env = e2e_env(LENIENT);
+    let m = model_arg();
+    let validate = || {
+        env.run(&[
+            "validate",
+            "--horizon",
+            "7d",
+            "--as-of",
+            "2024-05-02",
+            "--json",
+            "--model",
+            &m,
+        ])
+    };
+    let first: ValidateOut = validate().expect_code(0).json();
+    assert_eq!(first.verdict, "approved");
+    let p = &first.validation.candidate.params;
+    let rolled_back = HistoryRecord {
+        run_id: "earlier".into(),
+        horizon: Horizon(7),
+        optimization_date: "2024-04-21T06:00:00Z".parse().unwrap(),
+        action: Action::RolledBack,
+        triggered_by: vec![TriggerKind::Probation],
+        performance_degradation_pct: None,
+        drift_severity: None,
+        days_since_last: None,
+        success: true,
+        old: RecordParams {
+            context_length: Some(p.context_length),
+            num_samples: Some(p.num_samples),
+            temperature: Some(p.temperature),
+        },
+        new: RecordParams::default(),
+        candidate: RecordMetrics::default(),
+        current: RecordMetrics::default(),
+        duration_seconds: 0.0,
+        message: "probation: rolled back".into(),
+    };
+    model_optimizer::data::history::append(
+        &env.path("data/optimization_history/history.parquet"),
+        &[rolled_back],
+    )
+    .unwrap();
+    let again: ValidateOut = validate().expect_code(3).json();
+    assert!(
+        again.verdict.starts_with("rejected: ") && again.verdict.contains("probation rollbacks"),
+        "{}",
+        again.verdict
+    );
+    let out = env.run(&[
+        "run",
+        "--horizon",
+        "7d",
+        "--as-of",
+        "2024-05-02",
+        "--dry-run",
+        "--force",
+        "--json",
+        "--model",
+        &m,
+    ]);
+    let summary: Summary = out.success().json();
+    let row = &summary.horizons[0];
+    assert_eq!(row.action, "rejected", "{row:?}");
+    assert_eq!(row.verdict.as_deref(), Some(again.verdict.as_str()));
 }
