@@ -106,14 +106,21 @@ pub struct ReplayArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Which horizons a run takes: `--all` or one or more `--horizon`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct HorizonChoice {
     /// Every horizon with a config file.
     #[arg(long, conflicts_with = "horizon")]
     pub all: bool,
     /// A horizon such as 7d (repeatable).
     #[arg(long = "horizon", value_name = "H")]
     pub horizon: Vec<Horizon>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub horizons: HorizonChoice,
     /// Compute everything, print what would happen, change nothing and send no mail.
     #[arg(long)]
     pub dry_run: bool,

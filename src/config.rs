@@ -425,117 +425,10 @@ impl Settings {
 
     /// Range checks; the error names the key.
     pub fn validate(&self) -> Result<(), String> {
-        let t = &self.triggers;
-        positive("triggers.performance_threshold_pct", t.performance_threshold_pct)?;
-        if t.performance_recent_days == 0 || t.performance_baseline_days <= t.performance_recent_days {
-            return Err(
-                "triggers.performance_baseline_days must exceed triggers.performance_recent_days > 0".into(),
-            );
-        }
-        unit_open("triggers.drift_alpha", t.drift_alpha)?;
-        unit_open("triggers.drift_ks_pvalue", t.drift_ks_pvalue)?;
-        if t.drift_current_window < 5 || t.drift_reference_window < 5 {
-            return Err("triggers.drift_current_window and drift_reference_window must be >= 5".into());
-        }
-        if t.time_days < 1 {
-            return Err("triggers.time_days must be >= 1".into());
-        }
-        if t.cooldown_days < 0 {
-            return Err("triggers.cooldown_days must be >= 0".into());
-        }
-        let s = &self.search;
-        if s.validation_window < 2 || s.selection_origins < 2 {
-            return Err(
-                "search.validation_window and search.selection_origins must be >= 2 (the significance tests need two origins)"
-                    .into(),
-            );
-        }
-        if s.origin_spacing == 0 {
-            return Err("search.origin_spacing must be >= 1".into());
-        }
-        positive("search.num_samples_tolerance_pct", s.num_samples_tolerance_pct)?;
-        for (key, a, score) in [
-            (
-                "temperature_change_alpha",
-                s.temperature_change_alpha,
-                "interval score",
-            ),
-            ("context_change_alpha", s.context_change_alpha, "RMSE"),
-        ] {
-            if !(a > 0.0 && a <= 1.0) {
-                return Err(format!(
-                    "search.{key} = {a} must be in (0, 1] (1 lets the lowest {score} win outright)"
-                ));
-            }
-        }
-        for (k, v) in &s.context_lengths {
-            context_list(&format!("search.context_lengths.{k}"), v)?;
-        }
-        context_list("search.default_context_lengths", &s.default_context_lengths)?;
-        list("search.num_samples", &s.num_samples, |n| {
-            domain::check_num_samples(*n)
-        })?;
-        list("search.temperature", &s.temperature, |t| {
-            domain::check_temperature(*t)
-        })?;
-        let v = &self.validation;
-        for (key, x) in [
-            ("validation.min_rmse_improvement_pct", v.min_rmse_improvement_pct),
-            ("validation.min_mape_improvement_pct", v.min_mape_improvement_pct),
-            ("validation.max_std_increase_pct", v.max_std_increase_pct),
-            (
-                "validation.max_inference_time_increase_pct",
-                v.max_inference_time_increase_pct,
-            ),
-            (
-                "validation.max_interval_score_increase_pct",
-                v.max_interval_score_increase_pct,
-            ),
-        ] {
-            if !x.is_finite() || !(-100.0..=10_000.0).contains(&x) {
-                return Err(format!("{key} = {x} must be a percentage in [-100, 10000]"));
-            }
-        }
-        if !(0.0..=1.0).contains(&v.min_coverage_95) {
-            return Err(format!(
-                "validation.min_coverage_95 = {} must be in [0, 1]",
-                v.min_coverage_95
-            ));
-        }
-        positive("validation.max_abs_bias", v.max_abs_bias)?;
-        for (k, x) in &v.max_abs_bias_per_horizon {
-            positive(&format!("validation.max_abs_bias_per_horizon.{k}"), *x)?;
-        }
-        unit_open("validation.dm_alpha", v.dm_alpha)?;
-        let d = &self.deploy;
-        if d.backups_to_keep == 0 {
-            return Err("deploy.backups_to_keep must be >= 1".into());
-        }
-        if d.probation_days < 0 {
-            return Err("deploy.probation_days must be >= 0".into());
-        }
-        positive(
-            "deploy.probation_max_degradation_pct",
-            d.probation_max_degradation_pct,
-        )?;
-        let r = d.probation_max_relative_degradation_pct;
-        if !(r.is_finite() && r >= 0.0) {
-            return Err(format!(
-                "deploy.probation_max_relative_degradation_pct = {r} must be a number >= 0"
-            ));
-        }
-        if d.probation_min_origins == 0 {
-            return Err("deploy.probation_min_origins must be >= 1".into());
-        }
-        if d.trial_days < 1 {
-            return Err(format!("deploy.trial_days = {} must be >= 1", d.trial_days));
-        }
-        let t = d.trial_min_improvement_pct;
-        if !(t.is_finite() && (0.0..100.0).contains(&t)) {
-            return Err(format!(
-                "deploy.trial_min_improvement_pct = {t} must be a number in [0, 100)"
-            ));
-        }
+        check_triggers(&self.triggers)?;
+        check_search(&self.search)?;
+        check_validation(&self.validation)?;
+        check_deploy(&self.deploy)?;
         if self.git.author_name.trim().is_empty() || !self.git.author_email.contains('@') {
             return Err("git.author_name must be set and git.author_email must be an address".into());
         }
@@ -554,6 +447,129 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+fn check_triggers(t: &TriggerSettings) -> Result<(), String> {
+    positive("triggers.performance_threshold_pct", t.performance_threshold_pct)?;
+    if t.performance_recent_days == 0 || t.performance_baseline_days <= t.performance_recent_days {
+        return Err(
+            "triggers.performance_baseline_days must exceed triggers.performance_recent_days > 0".into(),
+        );
+    }
+    unit_open("triggers.drift_alpha", t.drift_alpha)?;
+    unit_open("triggers.drift_ks_pvalue", t.drift_ks_pvalue)?;
+    if t.drift_current_window < 5 || t.drift_reference_window < 5 {
+        return Err("triggers.drift_current_window and drift_reference_window must be >= 5".into());
+    }
+    if t.time_days < 1 {
+        return Err("triggers.time_days must be >= 1".into());
+    }
+    if t.cooldown_days < 0 {
+        return Err("triggers.cooldown_days must be >= 0".into());
+    }
+    Ok(())
+}
+
+fn check_search(s: &SearchSettings) -> Result<(), String> {
+    if s.validation_window < 2 || s.selection_origins < 2 {
+        return Err(
+            "search.validation_window and search.selection_origins must be >= 2 (the significance tests need two origins)"
+                .into(),
+        );
+    }
+    if s.origin_spacing == 0 {
+        return Err("search.origin_spacing must be >= 1".into());
+    }
+    positive("search.num_samples_tolerance_pct", s.num_samples_tolerance_pct)?;
+    for (key, a, score) in [
+        (
+            "temperature_change_alpha",
+            s.temperature_change_alpha,
+            "interval score",
+        ),
+        ("context_change_alpha", s.context_change_alpha, "RMSE"),
+    ] {
+        if !(a > 0.0 && a <= 1.0) {
+            return Err(format!(
+                "search.{key} = {a} must be in (0, 1] (1 lets the lowest {score} win outright)"
+            ));
+        }
+    }
+    for (k, v) in &s.context_lengths {
+        context_list(&format!("search.context_lengths.{k}"), v)?;
+    }
+    context_list("search.default_context_lengths", &s.default_context_lengths)?;
+    list("search.num_samples", &s.num_samples, |n| {
+        domain::check_num_samples(*n)
+    })?;
+    list("search.temperature", &s.temperature, |t| {
+        domain::check_temperature(*t)
+    })?;
+    Ok(())
+}
+
+fn check_validation(v: &ValidationSettings) -> Result<(), String> {
+    for (key, x) in [
+        ("validation.min_rmse_improvement_pct", v.min_rmse_improvement_pct),
+        ("validation.min_mape_improvement_pct", v.min_mape_improvement_pct),
+        ("validation.max_std_increase_pct", v.max_std_increase_pct),
+        (
+            "validation.max_inference_time_increase_pct",
+            v.max_inference_time_increase_pct,
+        ),
+        (
+            "validation.max_interval_score_increase_pct",
+            v.max_interval_score_increase_pct,
+        ),
+    ] {
+        if !x.is_finite() || !(-100.0..=10_000.0).contains(&x) {
+            return Err(format!("{key} = {x} must be a percentage in [-100, 10000]"));
+        }
+    }
+    if !(0.0..=1.0).contains(&v.min_coverage_95) {
+        return Err(format!(
+            "validation.min_coverage_95 = {} must be in [0, 1]",
+            v.min_coverage_95
+        ));
+    }
+    positive("validation.max_abs_bias", v.max_abs_bias)?;
+    for (k, x) in &v.max_abs_bias_per_horizon {
+        positive(&format!("validation.max_abs_bias_per_horizon.{k}"), *x)?;
+    }
+    unit_open("validation.dm_alpha", v.dm_alpha)?;
+    Ok(())
+}
+
+fn check_deploy(d: &DeploySettings) -> Result<(), String> {
+    if d.backups_to_keep == 0 {
+        return Err("deploy.backups_to_keep must be >= 1".into());
+    }
+    if d.probation_days < 0 {
+        return Err("deploy.probation_days must be >= 0".into());
+    }
+    positive(
+        "deploy.probation_max_degradation_pct",
+        d.probation_max_degradation_pct,
+    )?;
+    let r = d.probation_max_relative_degradation_pct;
+    if !(r.is_finite() && r >= 0.0) {
+        return Err(format!(
+            "deploy.probation_max_relative_degradation_pct = {r} must be a number >= 0"
+        ));
+    }
+    if d.probation_min_origins == 0 {
+        return Err("deploy.probation_min_origins must be >= 1".into());
+    }
+    if d.trial_days < 1 {
+        return Err(format!("deploy.trial_days = {} must be >= 1", d.trial_days));
+    }
+    let t = d.trial_min_improvement_pct;
+    if !(t.is_finite() && (0.0..100.0).contains(&t)) {
+        return Err(format!(
+            "deploy.trial_min_improvement_pct = {t} must be a number in [0, 100)"
+        ));
+    }
+    Ok(())
 }
 
 /// Settings from a merged table: deserialized (unknown keys refused) and range-checked. The

@@ -146,6 +146,7 @@ impl Decision {
 
     /// Stamps how long deciding took on the config an approval would deploy (the decision
     /// itself reads no clock).
+    #[must_use]
     pub fn took(mut self, seconds: f64) -> Decision {
         if let Decision::Approved(a) = &mut self {
             a.new_config.optimization_time_seconds = Some(seconds);
@@ -509,13 +510,15 @@ pub fn search_and_validate(
         None
     } else {
         let mut r = search::search(
-            model,
-            series,
-            h,
-            &s.search,
-            &s.validation,
-            &split.selection,
-            Some(current.params()),
+            &search::SearchInput {
+                model,
+                series,
+                horizon: h,
+                settings: &s.search,
+                validation: &s.validation,
+                selection: &split.selection,
+                current: Some(current.params()),
+            },
             cache,
             progress,
         )?;

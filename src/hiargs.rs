@@ -260,14 +260,14 @@ impl Request {
         use crate::domain as d;
         Ok(match command {
             C::Run(a) => {
-                if !a.all && a.horizon.is_empty() {
+                if !a.horizons.all && a.horizons.horizon.is_empty() {
                     return Err(crate::exit::failure(
                         crate::exit::ExitCode::Usage,
                         "run needs --all or at least one --horizon H",
                     ));
                 }
                 Request::Run(RunRequest {
-                    horizons: ctx.select_horizons(&a.horizon)?,
+                    horizons: ctx.select_horizons(&a.horizons.horizon)?,
                     dry_run: a.dry_run,
                     force: a.force,
                     fail_on_reject: a.fail_on_reject,

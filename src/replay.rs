@@ -661,6 +661,82 @@ fn scores(points: &[(f64, f64)], dist: Option<&[StepForecast]>) -> anyhow::Resul
     })
 }
 
+/// The scores of forecast paths at `origins` (steps 1..=h each).
+fn arm(series: &Series, paths: &[Vec<StepForecast>], origins: &[usize]) -> anyhow::Result<Scores> {
+    let (points, dists) = path_pairs(series, origins, paths);
+    scores(&points, Some(&dists))
+}
+
+/// Each deploy's promise beside what it realized while in effect (up to the horizon's next
+/// change or the end), against the config it replaced on the same origins.
+fn deploy_checks(
+    input: &ReplayInput<'_>,
+    cache: &mut ForwardCache,
+    spec: &ReplaySpec,
+    st: &State,
+) -> anyhow::Result<Vec<DeployCheck>> {
+    let (s, hs) = (input.series, st.horizon.steps());
+    let mut out = Vec::new();
+    for (date, old, new, promised) in &st.deploys {
+        let end = st
+            .timeline
+            .iter()
+            .filter_map(|(after, _, _)| *after)
+            .find(|a| a > date)
+            .unwrap_or(spec.to);
+        let window = scored_origins(s, hs, *date + Duration::days(1), end);
+        let realized = if window.is_empty() {
+            None
+        } else {
+            let new_scores = arm(
+                s,
+                &path_forecasts(input, cache, &new.params(), hs, &window)?,
+                &window,
+            )?;
+            let old_scores = arm(
+                s,
+                &path_forecasts(input, cache, &old.params(), hs, &window)?,
+                &window,
+            )?;
+            Some(metrics::improvement_pct(new_scores.rmse, old_scores.rmse))
+        };
+        out.push(DeployCheck {
+            date: *date,
+            from: old.params(),
+            to: new.params(),
+            promised_improvement_pct: *promised,
+            realized_improvement_pct: realized,
+            origins: window.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// Every grid config of `h` held fixed over the replay's origins, best RMSE first.
+fn fixed_configs(
+    input: &ReplayInput<'_>,
+    cache: &mut ForwardCache,
+    h: Horizon,
+    origins: &[usize],
+    static_scores: &Scores,
+) -> anyhow::Result<Vec<FixedConfig>> {
+    let mut out = Vec::new();
+    for p in crate::search::grid(&input.settings.search, h)? {
+        let scores = arm(
+            input.series,
+            &path_forecasts(input, cache, &p, h.steps(), origins)?,
+            origins,
+        )?;
+        out.push(FixedConfig {
+            params: p,
+            improvement_vs_static_pct: metrics::improvement_pct(scores.rmse, static_scores.rmse),
+            scores,
+        });
+    }
+    out.sort_by(|a, b| a.scores.rmse.total_cmp(&b.scores.rmse));
+    Ok(out)
+}
+
 /// Scores one horizon's policy, its static configs and the random walk over the replay.
 fn score(
     input: &ReplayInput<'_>,
@@ -694,17 +770,13 @@ fn score(
     }
     let initial = st.timeline[0].1.params();
     let fixed = path_forecasts(input, cache, &initial, hs, &origins)?;
-    let arm = |paths: &[Vec<StepForecast>], origins: &[usize]| -> anyhow::Result<Scores> {
-        let (points, dists) = path_pairs(s, origins, paths);
-        scores(&points, Some(&dists))
-    };
     let rw_points: Vec<(f64, f64)> = origins
         .iter()
         .flat_map(|&i| (1..=hs).map(move |k| (s.values[i], s.values[i + k])))
         .filter(|p| !p.1.is_nan())
         .collect();
-    let policy_scores = arm(&policy, &origins)?;
-    let static_scores = arm(&fixed, &origins)?;
+    let policy_scores = arm(s, &policy, &origins)?;
+    let static_scores = arm(s, &fixed, &origins)?;
     let squared_errors = origins
         .iter()
         .enumerate()
@@ -717,47 +789,8 @@ fn score(
             )
         })
         .collect();
-    let mut deploy_checks = Vec::new();
-    for (date, old, new, promised) in &st.deploys {
-        let end = st
-            .timeline
-            .iter()
-            .filter_map(|(after, _, _)| *after)
-            .find(|a| a > date)
-            .unwrap_or(spec.to);
-        let window = scored_origins(s, hs, *date + Duration::days(1), end);
-        let realized = if window.is_empty() {
-            None
-        } else {
-            let new_scores = arm(
-                &path_forecasts(input, cache, &new.params(), hs, &window)?,
-                &window,
-            )?;
-            let old_scores = arm(
-                &path_forecasts(input, cache, &old.params(), hs, &window)?,
-                &window,
-            )?;
-            Some(metrics::improvement_pct(new_scores.rmse, old_scores.rmse))
-        };
-        deploy_checks.push(DeployCheck {
-            date: *date,
-            from: old.params(),
-            to: new.params(),
-            promised_improvement_pct: *promised,
-            realized_improvement_pct: realized,
-            origins: window.len(),
-        });
-    }
-    let mut fixed_configs = Vec::new();
-    for p in crate::search::grid(&input.settings.search, h)? {
-        let scores = arm(&path_forecasts(input, cache, &p, hs, &origins)?, &origins)?;
-        fixed_configs.push(FixedConfig {
-            params: p,
-            improvement_vs_static_pct: metrics::improvement_pct(scores.rmse, static_scores.rmse),
-            scores,
-        });
-    }
-    fixed_configs.sort_by(|a, b| a.scores.rmse.total_cmp(&b.scores.rmse));
+    let deploy_checks = deploy_checks(input, cache, spec, st)?;
+    let fixed_configs = fixed_configs(input, cache, h, &origins, &static_scores)?;
     let capture_pct = fixed_configs
         .first()
         .filter(|best| best.scores.rmse < static_scores.rmse)

@@ -547,24 +547,40 @@ fn choose(configs: &mut [ConfigResult], tolerance_pct: f64, incumbent: Incumbent
     (within, rules)
 }
 
+/// What a grid search reads.
+#[derive(Clone, Copy)]
+pub struct SearchInput<'a> {
+    pub model: &'a dyn QuantileModel,
+    pub series: &'a Series,
+    pub horizon: Horizon,
+    pub settings: &'a SearchSettings,
+    pub validation: &'a ValidationSettings,
+    /// The selection origins, ascending.
+    pub selection: &'a [usize],
+    /// The deployed config's parameters.
+    pub current: Option<InferenceParams>,
+}
+
 /// The grid search of horizon `h` on the selection origins `selection` (ascending; see
 /// [`backtest::split_origins`]); `current` is the deployed config's parameters, whose context
 /// length and temperature the rules keep unless beaten significantly (see
 /// [`IncumbentChoice`]). Nothing
 /// at a later origin is looked at: every forecast comes from a context ending at one of
 /// `selection`, every actual is at most `h` rows after one.
-#[allow(clippy::too_many_arguments)]
 pub fn search(
-    model: &dyn QuantileModel,
-    series: &Series,
-    h: Horizon,
-    settings: &SearchSettings,
-    validation: &ValidationSettings,
-    selection: &[usize],
-    current: Option<InferenceParams>,
+    input: &SearchInput<'_>,
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<SearchReport> {
+    let SearchInput {
+        model,
+        series,
+        horizon: h,
+        settings,
+        validation,
+        selection,
+        current,
+    } = *input;
     let start = Instant::now();
     ensure!(!selection.is_empty(), "the search needs at least one origin");
     let params = grid(settings, h)?;

@@ -273,35 +273,14 @@ pub fn per_origin_differential(
     Ok(out)
 }
 
-/// Validates `candidate` against `current`, both backtested on the confirmation origins of
-/// `origins`, with criterion 3 from `cost` (see [`InferenceCost::of`]).
-pub fn validate(
-    h: Horizon,
-    candidate: &Evaluation,
-    current: &Evaluation,
-    origins: OriginsUsed,
-    cost: InferenceCost,
+/// Criteria 1-3: the candidate against the current config.
+fn relative_criteria(
+    c: &Metrics,
+    k: &Metrics,
+    cost: &InferenceCost,
     s: &ValidationSettings,
-) -> anyhow::Result<ValidationReport> {
-    let d = loss_differential(candidate, current)?;
-    ensure!(
-        d.len() == origins.confirmation.origins,
-        "the candidate was backtested on {} origins, the confirmation part has {}",
-        d.len(),
-        origins.confirmation.origins
-    );
-    let dm = diebold_mariano(&d, origins.test_horizon)?;
-    let pts = &candidate.points;
-    let cw = clark_west(
-        &pts.iter().map(|p| p.forecast).collect::<Vec<_>>(),
-        &pts.iter().map(|p| p.random_walk).collect::<Vec<_>>(),
-        &pts.iter().map(|p| p.actual).collect::<Vec<_>>(),
-        &pts.iter().map(|p| p.origin).collect::<Vec<_>>(),
-        origins.test_horizon - 1,
-    )?;
-    let (c, k) = (&candidate.metrics, &current.metrics);
-    let max_bias = s.max_abs_bias_for(h);
-    let mut criteria = vec![
+) -> Vec<Criterion> {
+    vec![
         criterion(
             1,
             "accuracy improves",
@@ -348,6 +327,12 @@ pub fn validate(
                 s.max_inference_time_increase_pct,
             )],
         ),
+    ]
+}
+
+/// Criteria 4 and 5: what every deployed config must meet on its own.
+fn absolute_criteria(h: Horizon, c: &Metrics, s: &ValidationSettings) -> Vec<Criterion> {
+    vec![
         criterion(
             4,
             "CI95 is calibrated",
@@ -369,10 +354,41 @@ pub fn validate(
                 c.bias.abs(),
                 "CLP",
                 Comparison::Below,
-                max_bias,
+                s.max_abs_bias_for(h),
             )],
         ),
-    ];
+    ]
+}
+
+/// Validates `candidate` against `current`, both backtested on the confirmation origins of
+/// `origins`, with criterion 3 from `cost` (see [`InferenceCost::of`]).
+pub fn validate(
+    h: Horizon,
+    candidate: &Evaluation,
+    current: &Evaluation,
+    origins: OriginsUsed,
+    cost: InferenceCost,
+    s: &ValidationSettings,
+) -> anyhow::Result<ValidationReport> {
+    let d = loss_differential(candidate, current)?;
+    ensure!(
+        d.len() == origins.confirmation.origins,
+        "the candidate was backtested on {} origins, the confirmation part has {}",
+        d.len(),
+        origins.confirmation.origins
+    );
+    let dm = diebold_mariano(&d, origins.test_horizon)?;
+    let pts = &candidate.points;
+    let cw = clark_west(
+        &pts.iter().map(|p| p.forecast).collect::<Vec<_>>(),
+        &pts.iter().map(|p| p.random_walk).collect::<Vec<_>>(),
+        &pts.iter().map(|p| p.actual).collect::<Vec<_>>(),
+        &pts.iter().map(|p| p.origin).collect::<Vec<_>>(),
+        origins.test_horizon - 1,
+    )?;
+    let (c, k) = (&candidate.metrics, &current.metrics);
+    let mut criteria = relative_criteria(c, k, &cost, s);
+    criteria.extend(absolute_criteria(h, c, s));
     if s.require_dm_significance {
         let m = absolute(
             "Diebold-Mariano one-sided p-value",

@@ -107,12 +107,15 @@ impl Loaded {
     }
 }
 
+/// Checks a freshly written config file (it parses and forecasts).
+pub(crate) type SmokeCheck<'a> = &'a dyn Fn(&Path) -> anyhow::Result<()>;
+
 /// The [`Applier`] of production: the root's config files, backups and git, through
-/// `deploy`. A deploy is smoke-checked with `model` on `series` before it stands.
+/// `deploy`. A deploy stands only after its smoke check.
 pub(crate) struct FileApplier<'a> {
     pub ctx: &'a Context,
-    /// Smoke-checks a freshly written config file; None deploys without one.
-    pub smoke: Option<&'a dyn Fn(&Path) -> anyhow::Result<()>>,
+    /// None deploys without a smoke check.
+    pub smoke: Option<SmokeCheck<'a>>,
 }
 
 impl Applier for FileApplier<'_> {
@@ -364,7 +367,7 @@ mod tests {
 
     /// One step of the sequence both appliers are given.
     enum Step {
-        Decided(Decision),
+        Decided(Box<Decision>),
         /// `rollback` by an operator, without `--to`.
         Operator,
     }
@@ -396,7 +399,7 @@ mod tests {
     ) -> (Action, EffectKind) {
         match step {
             Step::Decided(d) => {
-                let o = apply(applier, h, d.clone(), rc);
+                let o = apply(applier, h, (**d).clone(), rc);
                 (o.record(h, rc).unwrap().action, o.effect.kind())
             }
             Step::Operator => {
@@ -424,9 +427,9 @@ mod tests {
         };
         assert_ne!(second.new_config, first.new_config);
         let steps = [
-            Step::Decided(Decision::Approved(first.clone())),
-            Step::Decided(Decision::Approved(second.clone())),
-            Step::Decided(probation_rollback()),
+            Step::Decided(Box::new(Decision::Approved(first.clone()))),
+            Step::Decided(Box::new(Decision::Approved(second.clone()))),
+            Step::Decided(Box::new(probation_rollback())),
             Step::Operator,
         ];
         let dir = tempfile::tempdir().unwrap();

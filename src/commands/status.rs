@@ -308,20 +308,17 @@ fn check(ctx: &Context, configs: &[ForecasterConfig]) -> anyhow::Result<(Vec<Tri
     let mut reports = Vec::new();
     let mut rows = Vec::new();
     for c in configs {
-        let (report, next, note) = match world.model {
-            Some(model) => {
-                let p = crate::decide::preview(&world, model, c, false, &mut cache)?;
-                let report = match p.triggers() {
-                    Some(t) => t.clone(),
-                    None => crate::decide::trigger_report(&world, c, &mut cache, false)?,
-                };
-                (report, p.next().to_string(), p.note())
-            }
-            None => {
-                let report = crate::decide::trigger_report(&world, c, &mut cache, false)?;
-                let note = report.reasons.join("; ");
-                (report, "unknown".to_string(), note)
-            }
+        let (report, next, note) = if let Some(model) = world.model {
+            let p = crate::decide::preview(&world, model, c, false, &mut cache)?;
+            let report = match p.triggers() {
+                Some(t) => t.clone(),
+                None => crate::decide::trigger_report(&world, c, &mut cache, false)?,
+            };
+            (report, p.next().to_string(), p.note())
+        } else {
+            let report = crate::decide::trigger_report(&world, c, &mut cache, false)?;
+            let note = report.reasons.join("; ");
+            (report, "unknown".to_string(), note)
         };
         reports.push(report);
         rows.push(CheckRow {

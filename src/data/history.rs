@@ -114,7 +114,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
         };
         records.push(HistoryRecord {
             run_id: run_id[i].clone(),
-            horizon: horizon[i].parse().map_err(|e| bad("horizon", format!("{e}")))?,
+            horizon: horizon[i].parse().map_err(|e| bad("horizon", e))?,
             optimization_date: date[i],
             action: parse_action(&action_text[i]).map_err(|e| bad("action", e))?,
             triggered_by: TriggerKind::split(&triggered_by[i]).map_err(|e| bad("triggered_by", e))?,

@@ -216,33 +216,127 @@ fn file_has(path: &Path, bytes: &[u8]) -> bool {
     fs::read(path).is_ok_and(|b| b == bytes)
 }
 
-/// The journal of an operation about to start.
-fn new_journal(
+/// What an operation about to change a config starts from.
+struct Begin<'a> {
     operation: Operation,
+    configs_dir: &'a Path,
     h: Horizon,
     now: DateTime<Utc>,
-    had_config: bool,
-    new_bytes: &[u8],
-    message: &str,
-    (uses_git, git): (bool, &GitSettings),
-    record: &HistoryRecord,
-) -> Journal {
-    Journal {
-        operation,
-        horizon: h,
-        pid: std::process::id(),
-        started: now,
-        step: Step::Started,
-        backup: None,
-        had_config,
-        new_fingerprint: fingerprint(new_bytes),
-        commit: None,
-        message: message.to_string(),
-        uses_git,
-        author_name: git.author_name.clone(),
-        author_email: git.author_email.clone(),
-        failure: None,
-        record: Some(record.clone()),
+    /// The bytes the config will hold.
+    new_bytes: &'a [u8],
+    /// The commit message.
+    message: &'a str,
+    git: &'a GitSettings,
+    /// The history row the operation owes.
+    record: &'a HistoryRecord,
+}
+
+/// An operation that has journaled itself and backed up the config it replaces.
+struct Started {
+    config: PathBuf,
+    repo: Option<PathBuf>,
+    git_record: GitRecord,
+    journal: Journal,
+    /// The backup of the replaced config (None when there was no config).
+    backup: Option<PathBuf>,
+    backups_existed: bool,
+    warnings: Vec<String>,
+}
+
+impl Begin<'_> {
+    fn verb(&self) -> &'static str {
+        match self.operation {
+            Operation::Deploy => "deploy",
+            Operation::Rollback => "rollback",
+        }
+    }
+
+    /// Refuses a symlinked config, readies git, writes the journal and backs up the current
+    /// config. `Err` means nothing changed.
+    fn start(&self) -> anyhow::Result<Started> {
+        let (dir, h, verb) = (self.configs_dir, self.h, self.verb());
+        let config = h.config_path(dir);
+        refuse_symlink(&config)?;
+        let (repo, git_record) = prepare_git(dir, self.git)?;
+        let had_config = config.is_file();
+        let mut journal = self.journal(had_config, repo.is_some());
+        journal
+            .save(dir)
+            .map_err(|e| e.context(format!("{verb} of {h} not started: cannot write the journal")))?;
+        let backups_existed = backup::backups_dir(dir).is_dir();
+        let backup = if had_config {
+            match backup::create(dir, h, self.now) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    return Err(abandon(
+                        dir,
+                        e.context(format!(
+                            "{verb} of {h} not started: the backup of the current config failed"
+                        )),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        journal.backup = backup
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let mut warnings = Vec::new();
+        advance(&mut journal, Step::BackedUp, dir, &mut warnings);
+        Ok(Started {
+            config,
+            repo,
+            git_record,
+            journal,
+            backup,
+            backups_existed,
+            warnings,
+        })
+    }
+
+    /// The journal of this operation, at its first step.
+    fn journal(&self, had_config: bool, uses_git: bool) -> Journal {
+        Journal {
+            operation: self.operation,
+            horizon: self.h,
+            pid: std::process::id(),
+            started: self.now,
+            step: Step::Started,
+            backup: None,
+            had_config,
+            new_fingerprint: fingerprint(self.new_bytes),
+            commit: None,
+            message: self.message.to_string(),
+            uses_git,
+            author_name: self.git.author_name.clone(),
+            author_email: self.git.author_email.clone(),
+            failure: None,
+            record: Some(self.record.clone()),
+        }
+    }
+
+    /// Replaces the config with the new bytes. `Err` when the file was not replaced: the
+    /// backup taken for it is removed again and the journal abandoned, so nothing changed.
+    /// `Ok(Some(error))` when it was replaced but the write reported an error.
+    fn write(&self, started: &Started) -> anyhow::Result<Option<anyhow::Error>> {
+        let (dir, h, verb) = (self.configs_dir, self.h, self.verb());
+        let Err(e) = atomic::write_atomic(&started.config, self.new_bytes) else {
+            return Ok(None);
+        };
+        if file_has(&started.config, self.new_bytes) {
+            return Ok(Some(e));
+        }
+        let mut e = e.context(format!(
+            "{verb} of {h} not done: the config was not replaced, nothing changed"
+        ));
+        if let Some(b) = &started.backup {
+            if let Err(b_err) = take_back_backup(dir, b, started.backups_existed) {
+                e = e.context(format!("{b_err:#}"));
+            }
+        }
+        Err(abandon(dir, e))
     }
 }
 
@@ -262,144 +356,127 @@ pub fn deploy(
     req: DeployRequest<'_>,
     smoke: &dyn Fn(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<DeployOutcome> {
-    let dir = req.configs_dir;
-    let h = req.horizon;
-    let config = h.config_path(dir);
-    ensure_no_journal(dir)?;
-    refuse_symlink(&config)?;
-    let (repo, mut git_record) = prepare_git(dir, req.git)?;
-    let had_config = config.is_file();
-    let mut journal = new_journal(
-        Operation::Deploy,
-        h,
-        req.now,
-        had_config,
-        req.new_config,
-        req.message,
-        (repo.is_some(), req.git),
-        req.record,
-    );
-    journal
-        .save(dir)
-        .map_err(|e| e.context(format!("deploy of {h} not started: cannot write the journal")))?;
-    let backups_existed = backup::backups_dir(dir).is_dir();
-
-    // (1) Backup.
-    let backup = if had_config {
-        match backup::create(dir, h, req.now) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                return Err(abandon(
-                    dir,
-                    e.context(format!("deploy of {h} not started: the backup failed")),
-                ));
-            }
-        }
-    } else {
-        None
+    ensure_no_journal(req.configs_dir)?;
+    let begin = Begin {
+        operation: Operation::Deploy,
+        configs_dir: req.configs_dir,
+        h: req.horizon,
+        now: req.now,
+        new_bytes: req.new_config,
+        message: req.message,
+        git: req.git,
+        record: req.record,
     };
-    journal.backup = backup
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
-    let mut warnings = Vec::new();
-    advance(&mut journal, Step::BackedUp, dir, &mut warnings);
+    let mut started = begin.start()?;
     failpoint::hit("after_backup");
-
     // (2) Write. A write that did not replace the file changed nothing but the backup.
-    let mut failure: Option<String> = None;
-    if let Err(e) = atomic::write_atomic(&config, req.new_config) {
-        if !file_has(&config, req.new_config) {
-            let mut e = e.context(format!(
-                "deploy of {h} not done: the config was not replaced, nothing changed"
-            ));
-            if let Some(b) = &backup {
-                if let Err(b_err) = take_back_backup(dir, b, backups_existed) {
-                    e = e.context(format!("{b_err:#}"));
-                }
-            }
-            return Err(abandon(dir, e));
-        }
-        failure = Some(format!("writing the config: {e:#}"));
-    }
-    // (3) Commit, (4) smoke check.
-    if failure.is_none() {
-        advance(&mut journal, Step::Written, dir, &mut warnings);
-        if let Some(root) = &repo {
-            match git::commit_file(
-                root,
-                &config,
-                req.message,
-                &req.git.author_name,
-                &req.git.author_email,
-            ) {
-                Ok(Some(id)) => {
-                    journal.commit = Some(id.hex().to_string());
-                    git_record = GitRecord::Committed(id);
-                }
-                Ok(None) => git_record = GitRecord::Unchanged,
-                Err(e) => failure = Some(format!("committing the config: {e:#}")),
-            }
-            if failure.is_none() {
-                advance(&mut journal, Step::Committed, dir, &mut warnings);
-                failpoint::hit("after_commit");
-            }
-        }
-    }
-    if failure.is_none() {
-        match smoke(&config) {
-            Ok(()) => advance(&mut journal, Step::Checked, dir, &mut warnings),
-            Err(e) => failure = Some(format!("smoke check of {}: {e:#}", config.display())),
-        }
-    }
-
+    let failure = match begin.write(&started)? {
+        Some(e) => Some(format!("writing the config: {e:#}")),
+        // (3) Commit, (4) smoke check.
+        None => commit_and_check(&req, &mut started, smoke),
+    };
     let mut outcome = DeployOutcome {
         status: DeployStatus::Deployed,
-        config: config.clone(),
-        backup,
-        git: git_record.clone(),
+        config: started.config.clone(),
+        backup: started.backup.clone(),
+        git: started.git_record.clone(),
         revert_commit: None,
         pruned: Vec::new(),
         warnings: Vec::new(),
     };
     match failure {
         None => {
-            match backup::prune(dir, h, req.backups_to_keep) {
+            match backup::prune(req.configs_dir, req.horizon, req.backups_to_keep) {
                 Ok(p) => outcome.pruned = p,
-                Err(e) => warnings.push(format!("pruning backups: {e:#}")),
+                Err(e) => started.warnings.push(format!("pruning backups: {e:#}")),
             }
-            advance(&mut journal, Step::Done, dir, &mut warnings);
+            advance(
+                &mut started.journal,
+                Step::Done,
+                req.configs_dir,
+                &mut started.warnings,
+            );
         }
-        Some(reason) => {
-            tracing::warn!(horizon = %h, %reason, "deploy failed; restoring the previous config");
-            journal.failure = Some(reason.clone());
-            advance(&mut journal, Step::RestoringAfterFailure, dir, &mut warnings);
-            failpoint::hit("during_rollback");
-            match undo_deploy(
-                &req,
-                &config,
-                outcome.backup.as_deref(),
-                repo.as_deref(),
-                &git_record,
-                &reason,
-            ) {
-                Ok(revert) => {
-                    outcome.revert_commit = revert;
-                    outcome.status = DeployStatus::RolledBack { reason };
-                    advance(&mut journal, Step::Undone, dir, &mut warnings);
-                }
-                Err(e) => {
-                    outcome.status = DeployStatus::RollbackFailed {
-                        reason,
-                        rollback_error: format!("{e:#}"),
-                    };
-                    advance(&mut journal, Step::UndoFailed, dir, &mut warnings);
-                }
+        Some(reason) => restore_after_failure(&req, &mut started, &mut outcome, reason),
+    }
+    outcome.warnings = started.warnings;
+    Ok(outcome)
+}
+
+/// Steps 3 and 4 of a deploy whose config was written: the commit (per mode) and the smoke
+/// check. Returns why the deploy failed, if it did.
+fn commit_and_check(
+    req: &DeployRequest<'_>,
+    started: &mut Started,
+    smoke: &dyn Fn(&Path) -> anyhow::Result<()>,
+) -> Option<String> {
+    let dir = req.configs_dir;
+    advance(&mut started.journal, Step::Written, dir, &mut started.warnings);
+    if let Some(root) = &started.repo {
+        match git::commit_file(
+            root,
+            &started.config,
+            req.message,
+            &req.git.author_name,
+            &req.git.author_email,
+        ) {
+            Ok(Some(id)) => {
+                started.journal.commit = Some(id.hex().to_string());
+                started.git_record = GitRecord::Committed(id);
             }
+            Ok(None) => started.git_record = GitRecord::Unchanged,
+            Err(e) => return Some(format!("committing the config: {e:#}")),
+        }
+        advance(&mut started.journal, Step::Committed, dir, &mut started.warnings);
+        failpoint::hit("after_commit");
+    }
+    match smoke(&started.config) {
+        Ok(()) => {
+            advance(&mut started.journal, Step::Checked, dir, &mut started.warnings);
+            None
+        }
+        Err(e) => Some(format!("smoke check of {}: {e:#}", started.config.display())),
+    }
+}
+
+/// Restores the old config after a deploy step failed (`reason`), and says how that went.
+fn restore_after_failure(
+    req: &DeployRequest<'_>,
+    started: &mut Started,
+    outcome: &mut DeployOutcome,
+    reason: String,
+) {
+    let (dir, h) = (req.configs_dir, req.horizon);
+    tracing::warn!(horizon = %h, %reason, "deploy failed; restoring the previous config");
+    started.journal.failure = Some(reason.clone());
+    advance(
+        &mut started.journal,
+        Step::RestoringAfterFailure,
+        dir,
+        &mut started.warnings,
+    );
+    failpoint::hit("during_rollback");
+    match undo_deploy(
+        req,
+        &started.config,
+        outcome.backup.as_deref(),
+        started.repo.as_deref(),
+        &started.git_record,
+        &reason,
+    ) {
+        Ok(revert) => {
+            outcome.revert_commit = revert;
+            outcome.status = DeployStatus::RolledBack { reason };
+            advance(&mut started.journal, Step::Undone, dir, &mut started.warnings);
+        }
+        Err(e) => {
+            outcome.status = DeployStatus::RollbackFailed {
+                reason,
+                rollback_error: format!("{e:#}"),
+            };
+            advance(&mut started.journal, Step::UndoFailed, dir, &mut started.warnings);
         }
     }
-    outcome.warnings = warnings;
-    Ok(outcome)
 }
 
 /// Ends an operation whose history row the caller has appended: removes the journal (and
@@ -553,7 +630,6 @@ pub fn rollback(
     record: &HistoryRecord,
 ) -> anyhow::Result<RollbackOutcome> {
     let dir = configs_dir;
-    let config = h.config_path(dir);
     ensure_no_journal(dir)?;
     let (restored_from, label) = rollback_target(dir, h, to)?;
     let bytes = fs::read(&restored_from)
@@ -566,106 +642,84 @@ pub fn rollback(
             parsed.horizon
         )));
     }
-    refuse_symlink(&config)?;
-    let (repo, mut git_record) = prepare_git(dir, git_settings)?;
-    let had_config = config.is_file();
     let message = format!(
         "model-optimizer: rollback {h} to {label}\n\n{}",
         run_trailer(record)
     );
-    let mut journal = new_journal(
-        Operation::Rollback,
+    let begin = Begin {
+        operation: Operation::Rollback,
+        configs_dir: dir,
         h,
         now,
-        had_config,
-        &bytes,
-        &message,
-        (repo.is_some(), git_settings),
+        new_bytes: &bytes,
+        message: &message,
+        git: git_settings,
         record,
-    );
-    journal
-        .save(dir)
-        .map_err(|e| e.context(format!("rollback of {h} not started: cannot write the journal")))?;
-    let backups_existed = backup::backups_dir(dir).is_dir();
-    let safety_backup = if had_config {
-        match backup::create(dir, h, now) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                return Err(abandon(
-                    dir,
-                    e.context(format!(
-                        "rollback of {h} not started: the backup of the current config failed"
-                    )),
-                ));
-            }
-        }
-    } else {
-        None
     };
-    journal.backup = safety_backup
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
-    let mut warnings = Vec::new();
-    advance(&mut journal, Step::BackedUp, dir, &mut warnings);
+    let mut started = begin.start()?;
     failpoint::hit("during_rollback");
-    if let Err(e) = atomic::write_atomic(&config, &bytes) {
-        if !file_has(&config, &bytes) {
-            let mut e = e.context(format!(
-                "rollback of {h} not done: the config was not replaced, nothing changed"
-            ));
-            if let Some(b) = &safety_backup {
-                if let Err(b_err) = take_back_backup(dir, b, backups_existed) {
-                    e = e.context(format!("{b_err:#}"));
-                }
-            }
-            return Err(abandon(dir, e));
-        }
-        warnings.push(format!("{e:#}"));
+    if let Some(e) = begin.write(&started)? {
+        started.warnings.push(format!("{e:#}"));
     }
-    if !file_has(&config, &bytes) {
+    if !file_has(&started.config, &bytes) {
         anyhow::bail!(
             "{}: the restored config differs from {} after writing; check the disk, then run `model-optimizer status`",
-            config.display(),
+            started.config.display(),
             restored_from.display()
         );
     }
-    advance(&mut journal, Step::Written, dir, &mut warnings);
-    if let Some(root) = &repo {
-        match git::commit_file(
-            root,
-            &config,
-            &message,
-            &git_settings.author_name,
-            &git_settings.author_email,
-        ) {
-            Ok(Some(id)) => {
-                journal.commit = Some(id.hex().to_string());
-                git_record = GitRecord::Committed(id);
-                advance(&mut journal, Step::Committed, dir, &mut warnings);
-            }
-            Ok(None) => git_record = GitRecord::Unchanged,
-            Err(e) => warnings.push(format!(
+    advance(&mut started.journal, Step::Written, dir, &mut started.warnings);
+    commit_rollback(&begin, &mut started, &restored_from, &label);
+    advance(&mut started.journal, Step::Done, dir, &mut started.warnings);
+    Ok(RollbackOutcome {
+        config: started.config,
+        restored_from,
+        label,
+        safety_backup: started.backup,
+        git: started.git_record,
+        warnings: started.warnings,
+    })
+}
+
+/// Commits a restored config (per mode); a failed commit is a warning naming the command to
+/// run, since the rollback itself stands.
+fn commit_rollback(begin: &Begin<'_>, started: &mut Started, restored_from: &Path, label: &str) {
+    let Some(root) = &started.repo else {
+        return;
+    };
+    let (h, git_settings) = (begin.h, begin.git);
+    match git::commit_file(
+        root,
+        &started.config,
+        begin.message,
+        &git_settings.author_name,
+        &git_settings.author_email,
+    ) {
+        Ok(Some(id)) => {
+            started.journal.commit = Some(id.hex().to_string());
+            started.git_record = GitRecord::Committed(id);
+            advance(
+                &mut started.journal,
+                Step::Committed,
+                begin.configs_dir,
+                &mut started.warnings,
+            );
+        }
+        Ok(None) => started.git_record = GitRecord::Unchanged,
+        Err(e) => {
+            let warning = format!(
                 "{} was restored from {}, but the rollback commit failed ({e:#}); commit it with `{}`",
-                config.display(),
+                started.config.display(),
                 restored_from.display(),
                 git::commit_command(
                     root,
-                    &config,
+                    &started.config,
                     &format!("model-optimizer: rollback {h} to {label}")
                 )
-            )),
+            );
+            started.warnings.push(warning);
         }
     }
-    advance(&mut journal, Step::Done, dir, &mut warnings);
-    Ok(RollbackOutcome {
-        config,
-        restored_from,
-        label,
-        safety_backup,
-        git: git_record,
-        warnings,
-    })
 }
 
 #[cfg(test)]

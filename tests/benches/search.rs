@@ -93,13 +93,15 @@ fn main() {
                 .expect("forward");
         }
         let mut report = search::search(
-            model.as_ref(),
-            &series,
-            *h,
-            &settings,
-            &validation,
-            &split.selection,
-            None,
+            &search::SearchInput {
+                model: model.as_ref(),
+                series: &series,
+                horizon: *h,
+                settings: &settings,
+                validation: &validation,
+                selection: &split.selection,
+                current: None,
+            },
             &mut cache,
             &mut |_| {},
         )

@@ -209,13 +209,15 @@ fn twenty_seven_configs_cost_three_forward_batches() {
     let mut events = Vec::new();
     let mut cache = ForwardCache::new();
     let report = search::search(
-        &model,
-        &series,
-        h,
-        &settings,
-        &ValidationSettings::default(),
-        &parts.selection,
-        None,
+        &search::SearchInput {
+            model: &model,
+            series: &series,
+            horizon: h,
+            settings: &settings,
+            validation: &ValidationSettings::default(),
+            selection: &parts.selection,
+            current: None,
+        },
         &mut cache,
         &mut |p| events.push(p),
     )
@@ -253,13 +255,15 @@ fn twenty_seven_configs_cost_three_forward_batches() {
     // The same search again through the same cache runs no batch at all.
     model.reset();
     let again = search::search(
-        &model,
-        &series,
-        h,
-        &settings,
-        &ValidationSettings::default(),
-        &parts.selection,
-        None,
+        &search::SearchInput {
+            model: &model,
+            series: &series,
+            horizon: h,
+            settings: &settings,
+            validation: &ValidationSettings::default(),
+            selection: &parts.selection,
+            current: None,
+        },
         &mut cache,
         &mut |_| {},
     )
@@ -306,13 +310,15 @@ fn search_result_equals_brute_force_evaluation_and_the_rules_by_hand() {
                 ..h_settings.clone()
             };
             let report = search::search(
-                model.as_ref(),
-                &series,
-                h,
-                &s,
-                &ValidationSettings::default(),
-                &origins,
-                None,
+                &search::SearchInput {
+                    model: model.as_ref(),
+                    series: &series,
+                    horizon: h,
+                    settings: &s,
+                    validation: &ValidationSettings::default(),
+                    selection: &origins,
+                    current: None,
+                },
                 &mut ForwardCache::new(),
                 &mut |_| {},
             )
@@ -364,13 +370,15 @@ fn no_confirmation_origin_is_ever_seen_by_the_search() {
         let parts = split(&series, h, &settings);
         let model = Counting::watching(inner.as_ref(), &series.values);
         let report = search::search(
-            &model,
-            &series,
-            h,
-            &settings,
-            &ValidationSettings::default(),
-            &parts.selection,
-            None,
+            &search::SearchInput {
+                model: &model,
+                series: &series,
+                horizon: h,
+                settings: &settings,
+                validation: &ValidationSettings::default(),
+                selection: &parts.selection,
+                current: None,
+            },
             &mut ForwardCache::new(),
             &mut |_| {},
         )
@@ -399,13 +407,15 @@ fn no_confirmation_origin_is_ever_seen_by_the_search() {
         }
         assert_eq!(split(&changed, h, &settings).selection, parts.selection);
         let blind = search::search(
-            inner.as_ref(),
-            &changed,
-            h,
-            &settings,
-            &ValidationSettings::default(),
-            &parts.selection,
-            None,
+            &search::SearchInput {
+                model: inner.as_ref(),
+                series: &changed,
+                horizon: h,
+                settings: &settings,
+                validation: &ValidationSettings::default(),
+                selection: &parts.selection,
+                current: None,
+            },
             &mut ForwardCache::new(),
             &mut |_| {},
         )
@@ -446,26 +456,30 @@ fn horizons_share_forwards_where_origins_coincide() {
     let o7 = split(&series, Horizon(7), &settings).selection;
     // Longest first: 15-step forecasts serve the 7-step ones at the origins both share.
     search::search(
-        &model,
-        &series,
-        Horizon(15),
-        &settings,
-        &v,
-        &o15,
-        None,
+        &search::SearchInput {
+            model: &model,
+            series: &series,
+            horizon: Horizon(15),
+            settings: &settings,
+            validation: &v,
+            selection: &o15,
+            current: None,
+        },
         &mut cache,
         &mut |_| {},
     )
     .unwrap();
     model.reset();
     let shared = search::search(
-        &model,
-        &series,
-        Horizon(7),
-        &settings,
-        &v,
-        &o7,
-        None,
+        &search::SearchInput {
+            model: &model,
+            series: &series,
+            horizon: Horizon(7),
+            settings: &settings,
+            validation: &v,
+            selection: &o7,
+            current: None,
+        },
         &mut cache,
         &mut |_| {},
     )
@@ -479,13 +493,15 @@ fn horizons_share_forwards_where_origins_coincide() {
     assert_eq!(cache.series_reused, 2 * (o7.len() - fresh));
     // Same results as a search with its own cache.
     let alone = search::search(
-        inner.as_ref(),
-        &series,
-        Horizon(7),
-        &settings,
-        &v,
-        &o7,
-        None,
+        &search::SearchInput {
+            model: inner.as_ref(),
+            series: &series,
+            horizon: Horizon(7),
+            settings: &settings,
+            validation: &v,
+            selection: &o7,
+            current: None,
+        },
         &mut ForwardCache::new(),
         &mut |_| {},
     )
@@ -530,13 +546,15 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
     assert_eq!(model.batches(), vec![(78, 7); 3]);
     model.reset();
     let report = search::search(
-        &model,
-        &series,
-        h,
-        &settings,
-        &v,
-        &parts.selection,
-        None,
+        &search::SearchInput {
+            model: &model,
+            series: &series,
+            horizon: h,
+            settings: &settings,
+            validation: &v,
+            selection: &parts.selection,
+            current: None,
+        },
         &mut cache,
         &mut |_| {},
     )
