@@ -439,28 +439,6 @@ pub fn time_postprocess_ms(
     Ok(median(&mut times))
 }
 
-/// Median wall time (ms) over `runs` of one complete forecast at `params`: a single-series
-/// forward of `context` (cut to the config's context length) plus the post-processing.
-pub fn measure_inference_ms(
-    model: &dyn QuantileModel,
-    context: &[f64],
-    h: usize,
-    params: &InferenceParams,
-    runs: usize,
-) -> anyhow::Result<f64> {
-    let context = &context[context.len().saturating_sub(params.context_length)..];
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        let out = model.predict(&[context], h)?;
-        check_batch(&out, 1, h)?;
-        let summary = summarize_with(&out[0], &DrawPlan::new(params.num_samples), params.temperature)?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-        std::hint::black_box(summary);
-    }
-    Ok(median(&mut times))
-}
-
 /// The dimensions of a Chronos-Bolt network that its forward cost depends on (our type; the
 /// caller fills it from the checkpoint's config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -792,15 +770,7 @@ mod tests {
     }
 
     #[test]
-    fn timing_helpers_report_a_median() {
-        let c = [1.0, 2.0, 3.0];
-        assert!(time_forward_ms(&LastValue, &c, 5, 3).unwrap() >= 0.0);
-        let params = InferenceParams {
-            context_length: 2,
-            num_samples: 50,
-            temperature: 1.0,
-        };
-        assert!(measure_inference_ms(&LastValue, &c, 5, &params, 3).unwrap() >= 0.0);
+    fn the_median_of_odd_and_even_counts() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Process exit codes, documented in README.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitCode {
     /// Success, or nothing to do.

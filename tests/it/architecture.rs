@@ -238,3 +238,90 @@ fn each_external_crate_is_used_by_its_one_module() {
         }
     }
 }
+
+/// Functions whose body holds more than `limit` lines of code between the line that opens it
+/// and the line that closes it (blank and comment lines not counted, as clippy's
+/// `too_many_lines` counts), outside test modules: (file, line, name, lines).
+fn long_functions(c: &Crate, limit: usize) -> Vec<(String, usize, String, usize)> {
+    let mut out = Vec::new();
+    for (p, code) in &c.files {
+        if p.ends_with("tests.rs") {
+            continue;
+        }
+        let lines: Vec<&str> = code.lines().collect();
+        // Test modules sit at the end of a file.
+        let end = lines
+            .iter()
+            .position(|l| l.trim() == "#[cfg(test)]")
+            .unwrap_or(lines.len());
+        let mut i = 0;
+        while i < end {
+            let Some(name) = fn_name(lines[i]) else {
+                i += 1;
+                continue;
+            };
+            let (mut depth, mut opened, mut counted, mut j) = (0i64, false, 0, i);
+            while j < end {
+                let l = lines[j];
+                if opened && !l.trim().is_empty() {
+                    counted += 1;
+                }
+                for ch in l.chars() {
+                    match ch {
+                        '{' => {
+                            depth += 1;
+                            opened = true;
+                        }
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                }
+                if opened && depth == 0 {
+                    // The closing line is not body.
+                    counted -= usize::from(j > i && !l.trim().is_empty());
+                    break;
+                }
+                if !opened && l.trim_end().ends_with(';') {
+                    break;
+                }
+                j += 1;
+            }
+            if counted > limit {
+                out.push((p.display().to_string(), i + 1, name, counted));
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The name of the function a line declares, if it declares one.
+fn fn_name(line: &str) -> Option<String> {
+    let mut rest = line.trim_start();
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "async ",
+        "unsafe ",
+    ] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    let after = rest.strip_prefix("fn ")?;
+    Some(
+        after
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect(),
+    )
+}
+
+#[test]
+fn no_production_function_is_over_100_lines() {
+    let c = load();
+    let long = long_functions(&c, 100);
+    assert!(long.is_empty(), "functions over 100 lines: {long:?}");
+    // The check sees functions: a lower limit finds the longest ones.
+    assert!(!long_functions(&c, 60).is_empty());
+}
