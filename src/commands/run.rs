@@ -118,6 +118,8 @@ impl Shared {
 struct Ledger<'a> {
     ctx: &'a Context,
     req: &'a RunRequest,
+    /// Wall-clock start, for the metrics.
+    started_at: chrono::DateTime<chrono::Utc>,
     run_id: String,
     results: Vec<HorizonResult>,
     /// Rows not yet appended because an append failed; retried with the next horizon.
@@ -182,7 +184,7 @@ impl Ledger<'_> {
             cfg.map(ForecasterConfig::params),
             outcome,
             self.req.fail_on_reject,
-            plot.map(|p| p.display().to_string()),
+            plot.map(|p| self.ctx.shown(&p)),
             mail_error,
         ));
     }
@@ -222,6 +224,17 @@ impl Ledger<'_> {
         if self.history_error.is_some() {
             code = code.worst(ExitCode::Runtime);
         }
+        if !self.req.dry_run {
+            crate::exposition::publish(
+                self.ctx,
+                &crate::exposition::Event::Run {
+                    start: self.started_at,
+                    end: chrono::Utc::now(),
+                    exit_code: code,
+                    results: &self.results,
+                },
+            );
+        }
         output::emit(
             self.ctx.json,
             &RunSummary {
@@ -239,6 +252,31 @@ impl Ledger<'_> {
 }
 
 pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
+    // Refused before anything changes (the metrics included), a dry run too: it checks the
+    // set-up a real run needs.
+    deploy::lock::require_owner(&ctx.root)?;
+    let started_at = chrono::Utc::now();
+    let result = run_job(ctx, req, started_at);
+    // A run refused before its horizons (the lock, a git state, recovery) is a run too.
+    if let (Err(e), false) = (&result, req.dry_run) {
+        crate::exposition::publish(
+            ctx,
+            &crate::exposition::Event::Run {
+                start: started_at,
+                end: chrono::Utc::now(),
+                exit_code: crate::exit::code_of(e),
+                results: &[],
+            },
+        );
+    }
+    result
+}
+
+fn run_job(
+    ctx: &Context,
+    req: &RunRequest,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<ExitCode> {
     // A dry run changes no file, so it neither takes the lock (creating the lock file) nor
     // cleans up; it only says what a real run would recover.
     let _lock = if req.dry_run {
@@ -265,6 +303,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
     let mut ledger = Ledger {
         ctx,
         req,
+        started_at,
         run_id: super::run_id(ctx),
         results: Vec::new(),
         unwritten: Vec::new(),

@@ -23,6 +23,8 @@ pub struct StatusReport {
     pub horizons: Vec<HorizonStatus>,
     /// `--check`: the trigger report of every horizon.
     pub triggers: Option<Vec<TriggerReport>>,
+    /// The dead-man check: the age of the last completed weekly run.
+    pub last_completed_run: crate::deadman::RunAge,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +87,7 @@ impl Render for StatusReport {
         for r in &self.recovery {
             s.push_str(&format!("recovery: {r}\n"));
         }
+        s.push_str(&format!("{}\n", self.last_completed_run.summary()));
         s.push_str(&horizons_table(&self.horizons));
         s.push('\n');
         if let Some(reports) = &self.triggers {
@@ -212,6 +215,14 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let run_age = crate::deadman::check(&records, ctx.now, ctx.settings.monitoring.max_run_age_days);
+    if let Some(t) = &triggers {
+        crate::exposition::publish(ctx, &crate::exposition::Event::Check { triggers: t });
+    }
+    let stale = check_triggers && run_age.stale;
+    if stale {
+        tracing::error!("{}", run_age.summary());
+    }
     output::emit(
         ctx.json,
         &StatusReport {
@@ -222,9 +233,10 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
             recovery,
             horizons: out,
             triggers,
+            last_completed_run: run_age,
         },
     )?;
-    Ok(ExitCode::Success)
+    Ok(if stale { ExitCode::Stale } else { ExitCode::Success })
 }
 
 /// One horizon's line: its config, history and git facts.
@@ -241,7 +253,7 @@ fn horizon_status(
     let last_opt = history::last_optimization(records, &label);
     Ok(HorizonStatus {
         horizon: h,
-        config_file: path.display().to_string(),
+        config_file: ctx.shown(&path),
         config_age_days: (ctx.today() - cfg.timestamp.date_naive()).num_days(),
         last_optimization: last_opt.map(LastRun::from),
         last_action: history::last_record(records, &label).map(LastRun::from),
