@@ -227,14 +227,80 @@ pub fn render(e: &Exposition) -> String {
     out
 }
 
-/// The per-horizon families.
+/// A per-horizon value: None leaves the horizon's sample out.
+type Gauge = fn(&HorizonGauges) -> Option<f64>;
+
+/// The per-horizon families: name (after the prefix), type, help, value.
+fn per_horizon() -> [(&'static str, &'static str, &'static str, Gauge); 11] {
+    [
+        (
+            "horizon_attention",
+            "gauge",
+            "1 when the current config's last evaluation fails an absolute criterion (CI95 coverage, bias).",
+            |h| h.attention.map(flag),
+        ),
+        (
+            "config_rmse_clp",
+            "gauge",
+            "RMSE of the current config on its last evaluation (CLP).",
+            |h| h.evaluation.and_then(|e| e.rmse),
+        ),
+        (
+            "config_coverage_95_ratio",
+            "gauge",
+            "CI95 coverage of the current config on its last evaluation (0 to 1).",
+            |h| h.evaluation.and_then(|e| e.coverage_95),
+        ),
+        (
+            "config_rmse_random_walk_ratio",
+            "gauge",
+            "RMSE of the current config over the random walk's on its last validation (below 1 beats it).",
+            |h| h.evaluation.and_then(|e| e.rmse_random_walk_ratio),
+        ),
+        (
+            "config_timestamp_seconds",
+            "gauge",
+            "The current config's timestamp field (Unix time).",
+            |h| Some(unix(h.config_timestamp)),
+        ),
+        (
+            "config_age_seconds",
+            "gauge",
+            "Age of the current config when this file was written.",
+            |h| Some(h.config_age_seconds),
+        ),
+        (
+            "performance_alarm",
+            "gauge",
+            "1 when the performance trigger fired at the last evaluation of the triggers.",
+            |h| h.alarms.map(|a| flag(a.performance)),
+        ),
+        (
+            "drift_alarm",
+            "gauge",
+            "1 when the drift trigger fired at the last evaluation of the triggers.",
+            |h| h.alarms.map(|a| flag(a.drift)),
+        ),
+        (
+            "time_alarm",
+            "gauge",
+            "1 when the time trigger fired at the last evaluation of the triggers.",
+            |h| h.alarms.map(|a| flag(a.time)),
+        ),
+        ("deploys", "counter", "Deploys recorded in history.", |h| {
+            Some(h.deploys as f64)
+        }),
+        (
+            "rollbacks",
+            "counter",
+            "Rollbacks (probation and operator) recorded in history.",
+            |h| Some(h.rollbacks as f64),
+        ),
+    ]
+}
+
+/// The per-horizon families: the action (labelled) and the values of [`per_horizon`].
 fn horizon_families(out: &mut String, hs: &[HorizonGauges]) {
-    let m = "model_optimizer_";
-    let per = |f: &dyn Fn(&HorizonGauges) -> Option<f64>| -> Vec<(String, f64)> {
-        hs.iter()
-            .filter_map(|h| f(h).map(|x| (horizon_label(h), x)))
-            .collect()
-    };
     let actions: Vec<(String, f64)> = hs
         .iter()
         .filter_map(|h| {
@@ -246,88 +312,18 @@ fn horizon_families(out: &mut String, hs: &[HorizonGauges]) {
         .collect();
     family(
         out,
-        &format!("{m}horizon_action"),
+        "model_optimizer_horizon_action",
         "gauge",
         "1 for the action of the horizon's newest history row.",
         &actions,
     );
-    family(
-        out,
-        &format!("{m}horizon_attention"),
-        "gauge",
-        "1 when the current config's last evaluation fails an absolute criterion (CI95 coverage, bias).",
-        &per(&|h| h.attention.map(flag)),
-    );
-    family(
-        out,
-        &format!("{m}config_rmse_clp"),
-        "gauge",
-        "RMSE of the current config on its last evaluation (CLP).",
-        &per(&|h| h.evaluation.and_then(|e| e.rmse)),
-    );
-    family(
-        out,
-        &format!("{m}config_coverage_95_ratio"),
-        "gauge",
-        "CI95 coverage of the current config on its last evaluation (0 to 1).",
-        &per(&|h| h.evaluation.and_then(|e| e.coverage_95)),
-    );
-    family(
-        out,
-        &format!("{m}config_rmse_random_walk_ratio"),
-        "gauge",
-        "RMSE of the current config over the random walk's on its last validation (below 1 beats it).",
-        &per(&|h| h.evaluation.and_then(|e| e.rmse_random_walk_ratio)),
-    );
-    family(
-        out,
-        &format!("{m}config_timestamp_seconds"),
-        "gauge",
-        "The current config's timestamp field (Unix time).",
-        &per(&|h| Some(unix(h.config_timestamp))),
-    );
-    family(
-        out,
-        &format!("{m}config_age_seconds"),
-        "gauge",
-        "Age of the current config when this file was written.",
-        &per(&|h| Some(h.config_age_seconds)),
-    );
-    family(
-        out,
-        &format!("{m}performance_alarm"),
-        "gauge",
-        "1 when the performance trigger fired at the last evaluation of the triggers.",
-        &per(&|h| h.alarms.map(|a| flag(a.performance))),
-    );
-    family(
-        out,
-        &format!("{m}drift_alarm"),
-        "gauge",
-        "1 when the drift trigger fired at the last evaluation of the triggers.",
-        &per(&|h| h.alarms.map(|a| flag(a.drift))),
-    );
-    family(
-        out,
-        &format!("{m}time_alarm"),
-        "gauge",
-        "1 when the time trigger fired at the last evaluation of the triggers.",
-        &per(&|h| h.alarms.map(|a| flag(a.time))),
-    );
-    family(
-        out,
-        &format!("{m}deploys"),
-        "counter",
-        "Deploys recorded in history.",
-        &per(&|h| Some(h.deploys as f64)),
-    );
-    family(
-        out,
-        &format!("{m}rollbacks"),
-        "counter",
-        "Rollbacks (probation and operator) recorded in history.",
-        &per(&|h| Some(h.rollbacks as f64)),
-    );
+    for (name, kind, help, gauge) in per_horizon() {
+        let samples: Vec<(String, f64)> = hs
+            .iter()
+            .filter_map(|h| gauge(h).map(|x| (horizon_label(h), x)))
+            .collect();
+        family(out, &format!("model_optimizer_{name}"), kind, help, &samples);
+    }
 }
 
 /// The evaluation a config file itself carries (from the validation that deployed it).
@@ -378,7 +374,7 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, Forec
             if *exit_code == ExitCode::Success {
                 state.last_success = Some(*end);
             }
-            for r in results.iter() {
+            for r in *results {
                 let slot = state.horizons.entry(r.horizon.label()).or_default();
                 if let Some(t) = &r.triggers {
                     slot.alarms = Some(Alarms::of(t));
@@ -391,7 +387,7 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, Forec
         }
         Event::Rollback => {}
         Event::Check { triggers } => {
-            for t in triggers.iter() {
+            for t in *triggers {
                 state.horizons.entry(t.horizon.label()).or_default().alarms = Some(Alarms::of(t));
             }
         }

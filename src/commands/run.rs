@@ -252,31 +252,9 @@ impl Ledger<'_> {
 }
 
 pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
-    // Refused before anything changes (the metrics included), a dry run too: it checks the
-    // set-up a real run needs.
+    // Refused before anything changes, a dry run too: it checks the set-up a real run needs.
     deploy::lock::require_owner(&ctx.root)?;
     let started_at = chrono::Utc::now();
-    let result = run_job(ctx, req, started_at);
-    // A run refused before its horizons (the lock, a git state, recovery) is a run too.
-    if let (Err(e), false) = (&result, req.dry_run) {
-        crate::exposition::publish(
-            ctx,
-            &crate::exposition::Event::Run {
-                start: started_at,
-                end: chrono::Utc::now(),
-                exit_code: crate::exit::code_of(e),
-                results: &[],
-            },
-        );
-    }
-    result
-}
-
-fn run_job(
-    ctx: &Context,
-    req: &RunRequest,
-    started_at: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<ExitCode> {
     // A dry run changes no file, so it neither takes the lock (creating the lock file) nor
     // cleans up; it only says what a real run would recover.
     let _lock = if req.dry_run {

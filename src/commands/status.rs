@@ -195,7 +195,7 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
         "the largest context plus the validation window and the horizon, over every horizon",
     )?;
     let series_info = SeriesInfo {
-        file: ctx.series_path().display().to_string(),
+        file: ctx.shown(&ctx.series_path()),
         rows: series.len(),
         first: series.dates.first().copied(),
         last: series.last_date(),

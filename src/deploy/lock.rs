@@ -138,18 +138,18 @@ impl RunLock {
             file.sync_data()?;
             Ok(file)
         })()
-        .with_context(|| {
+        .map_err(|e| {
             use std::os::unix::fs::MetadataExt;
             let owner = std::fs::metadata(&path).map_or_else(
                 |_| String::new(),
-                |m| format!(" (the file is owned by uid {})", m.uid()),
+                |m| format!(", the file is owned by uid {}", m.uid()),
             );
-            format!(
-                "{}: cannot record the lock holder{owner}; this file and the root directory must be \
-                 writable by this user: remove the file (it only names the holder) or chown it to \
-                 the checkout's owner",
+            exit::invalid(format!(
+                "{}: cannot record the lock holder ({e}{owner}); this file and the root directory \
+                 must be writable by this user: remove the file (it only names the holder) or chown \
+                 it to the checkout's owner",
                 path.display()
-            )
+            ))
         })?;
         Ok(RunLock {
             _dir: dir,

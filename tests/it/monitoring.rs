@@ -84,6 +84,12 @@ struct Sample {
     value: f64,
 }
 
+/// Exact equality of two figures (a value written and read back as text is the same double).
+#[track_caller]
+fn assert_same(a: f64, b: f64, what: impl std::fmt::Display) {
+    assert!(a.to_bits() == b.to_bits(), "{what}: {a} != {b}");
+}
+
 /// The samples by name and labels.
 struct Metrics(Vec<Sample>);
 
@@ -118,7 +124,7 @@ impl Metrics {
             .filter(|s| s.name == "model_optimizer_horizon_action" && s.labels["horizon"] == h)
             .collect();
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert_eq!(found[0].value, 1.0);
+        assert_same(found[0].value, 1.0, "found[0].value");
         found[0].labels["action"].clone()
     }
 }
@@ -194,7 +200,7 @@ fn check_alarms(m: &Metrics, h: &HorizonOut) {
         ("model_optimizer_drift_alarm", t.drift.fired),
         ("model_optimizer_time_alarm", t.time.fired),
     ] {
-        assert_eq!(m.one(name, &l), f64::from(u8::from(fired)), "{name}");
+        assert_same(m.one(name, &l), f64::from(u8::from(fired)), "{name}");
     }
 }
 
@@ -213,7 +219,11 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
     let types: BTreeMap<&str, &str> = m.0.iter().map(|s| (s.family.as_str(), s.kind.as_str())).collect();
     assert_eq!(types["model_optimizer_deploys"], "counter");
     assert_eq!(types["model_optimizer_last_run_exit_code"], "gauge");
-    assert_eq!(m.one("model_optimizer_last_run_exit_code", &[]), 0.0);
+    assert_same(
+        m.one("model_optimizer_last_run_exit_code", &[]),
+        0.0,
+        "model_optimizer_last_run_exit_code",
+    );
     let start = m.one("model_optimizer_last_run_start_timestamp_seconds", &[]);
     let end = m.one("model_optimizer_last_run_end_timestamp_seconds", &[]);
     let duration = m.one("model_optimizer_last_run_duration_seconds", &[]);
@@ -221,29 +231,44 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
         start <= end && (end - start - duration).abs() < 1e-6,
         "{start} {end} {duration}"
     );
-    assert_eq!(m.one("model_optimizer_last_success_timestamp_seconds", &[]), end);
+    assert_same(
+        m.one("model_optimizer_last_success_timestamp_seconds", &[]),
+        end,
+        "model_optimizer_last_success_timestamp_seconds",
+    );
     assert_eq!(m.action("7d"), "deployed");
     let v = h.validation.as_ref().expect("a deploy was validated");
     // The deployed candidate is now the current config: its confirmation-origin scores.
-    assert_eq!(
+    assert_same(
         m.one("model_optimizer_config_rmse_clp", &l7),
-        v.candidate.metrics.rmse
+        v.candidate.metrics.rmse,
+        "model_optimizer_config_rmse_clp",
     );
-    assert_eq!(
+    assert_same(
         m.one("model_optimizer_config_coverage_95_ratio", &l7),
-        v.candidate.metrics.coverage_95
+        v.candidate.metrics.coverage_95,
+        "model_optimizer_config_coverage_95_ratio",
     );
-    assert_eq!(
+    assert_same(
         m.one("model_optimizer_config_rmse_random_walk_ratio", &l7),
-        v.random_walk.candidate_rmse_ratio
+        v.random_walk.candidate_rmse_ratio,
+        "model_optimizer_config_rmse_random_walk_ratio",
     );
-    assert_eq!(
+    assert_same(
         m.one("model_optimizer_horizon_attention", &l7),
         0.0,
-        "criteria wide open"
+        "criteria wide open",
     );
-    assert_eq!(m.one("model_optimizer_deploys_total", &l7), 1.0);
-    assert_eq!(m.one("model_optimizer_rollbacks_total", &l7), 0.0);
+    assert_same(
+        m.one("model_optimizer_deploys_total", &l7),
+        1.0,
+        "model_optimizer_deploys_total",
+    );
+    assert_same(
+        m.one("model_optimizer_rollbacks_total", &l7),
+        0.0,
+        "model_optimizer_rollbacks_total",
+    );
     let age = m.one("model_optimizer_config_age_seconds", &l7);
     assert!((0.0..600.0).contains(&age), "a fresh config: {age}");
     check_alarms(&m, h);
@@ -256,7 +281,11 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
         .is_none());
     let completed = m.one("model_optimizer_last_completed_run_timestamp_seconds", &[]);
     assert!(completed <= end + 1.0);
-    assert_eq!(m.one("model_optimizer_max_run_age_seconds", &[]), 8.0 * 86_400.0);
+    assert_same(
+        m.one("model_optimizer_max_run_age_seconds", &[]),
+        8.0 * 86_400.0,
+        "model_optimizer_max_run_age_seconds",
+    );
 
     // A run that keeps the config (no trigger, or one the cooldown suppressed).
     let out = env.run(&["run", "--horizon", "7d", "--json", "--model", &model]);
@@ -265,21 +294,28 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
     assert!(["no_trigger", "suppressed"].contains(&k.action.as_str()), "{k:?}");
     let m2 = Metrics::read(&env);
     assert_eq!(m2.action("7d"), k.action);
-    assert_eq!(
+    assert_same(
         m2.one("model_optimizer_last_run_exit_code", &[]),
-        exit_number(&kept.exit_code)
+        exit_number(&kept.exit_code),
+        "model_optimizer_last_run_exit_code",
     );
     assert!(m2.one("model_optimizer_last_run_start_timestamp_seconds", &[]) >= end);
     // Still the deployed config's evaluation, and still one deploy.
-    assert_eq!(
+    assert_same(
         m2.one("model_optimizer_config_rmse_clp", &l7),
-        v.candidate.metrics.rmse
+        v.candidate.metrics.rmse,
+        "model_optimizer_config_rmse_clp",
     );
-    assert_eq!(
+    assert_same(
         m2.one("model_optimizer_config_rmse_random_walk_ratio", &l7),
-        v.random_walk.candidate_rmse_ratio
+        v.random_walk.candidate_rmse_ratio,
+        "model_optimizer_config_rmse_random_walk_ratio",
     );
-    assert_eq!(m2.one("model_optimizer_deploys_total", &l7), 1.0);
+    assert_same(
+        m2.one("model_optimizer_deploys_total", &l7),
+        1.0,
+        "model_optimizer_deploys_total",
+    );
     check_alarms(&m2, k);
     let success = m2.one("model_optimizer_last_success_timestamp_seconds", &[]);
 
@@ -290,40 +326,52 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
     assert_ne!(out.code, 0);
     assert_eq!(failed.horizons[0].action, "failed");
     let m3 = Metrics::read(&env);
-    assert_eq!(
+    assert_same(
         m3.one("model_optimizer_last_run_exit_code", &[]),
-        f64::from(out.code)
+        f64::from(out.code),
+        "model_optimizer_last_run_exit_code",
     );
-    assert_eq!(
+    assert_same(
         m3.one("model_optimizer_last_run_exit_code", &[]),
-        exit_number(&failed.exit_code)
+        exit_number(&failed.exit_code),
+        "model_optimizer_last_run_exit_code",
     );
     assert_eq!(m3.action("7d"), "failed");
-    assert_eq!(
+    assert_same(
         m3.one("model_optimizer_last_success_timestamp_seconds", &[]),
-        success
+        success,
+        "model_optimizer_last_success_timestamp_seconds",
     );
     assert!(m3.one("model_optimizer_last_run_end_timestamp_seconds", &[]) > success);
     // A failed run is not a completed one.
-    assert_eq!(
+    assert_same(
         m3.one("model_optimizer_last_completed_run_timestamp_seconds", &[]),
-        m2.one("model_optimizer_last_completed_run_timestamp_seconds", &[])
+        m2.one("model_optimizer_last_completed_run_timestamp_seconds", &[]),
+        "model_optimizer_last_completed_run_timestamp_seconds",
     );
 
     // An operator's rollback: the restored config carries no evaluation of its own.
     env.run(&["rollback", "7d"]).success();
     let m4 = Metrics::read(&env);
     assert_eq!(m4.action("7d"), "rolled_back");
-    assert_eq!(m4.one("model_optimizer_rollbacks_total", &l7), 1.0);
-    assert_eq!(m4.one("model_optimizer_deploys_total", &l7), 1.0);
+    assert_same(
+        m4.one("model_optimizer_rollbacks_total", &l7),
+        1.0,
+        "model_optimizer_rollbacks_total",
+    );
+    assert_same(
+        m4.one("model_optimizer_deploys_total", &l7),
+        1.0,
+        "model_optimizer_deploys_total",
+    );
     assert!(m4.get("model_optimizer_config_rmse_clp", &l7).is_none());
     assert!(m4
         .get("model_optimizer_config_rmse_random_walk_ratio", &l7)
         .is_none());
-    assert_eq!(
+    assert_same(
         m4.one("model_optimizer_last_run_exit_code", &[]),
         f64::from(out.code),
-        "the last run is still the failed one"
+        "the last run is still the failed one",
     );
 
     // A dry run writes nothing, the metrics included.
@@ -402,7 +450,7 @@ fn status_check_pages_when_the_last_completed_run_is_older_than_the_limit() {
     // The metrics carry the same figure for an alert rule.
     let m = Metrics::read(&env);
     let completed = m.one("model_optimizer_last_completed_run_timestamp_seconds", &[]);
-    assert_eq!(completed, 1_559_606_399.0, "2019-06-03T23:59:59Z");
+    assert_same(completed, 1_559_606_399.0, "2019-06-03T23:59:59Z");
     // 2 days later: fine.
     let out = env.run(&["status", "--check", "--as-of", "2019-06-05", "--model", &model]);
     out.success();

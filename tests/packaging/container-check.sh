@@ -147,6 +147,15 @@ decided() { [ "$1" = 0 ]; }
 DEMO=/models/demo-bolt-tiny
 DEMO_MOUNT=(-v "$WORK/shared/models/demo-bolt-tiny:$DEMO:ro")
 
+# --- dry run, with each compose: decisions for every horizon, nothing written ----------------
+for v in v1 v2; do
+    if [ "$v" = v1 ]; then C=(docker-compose); else C=("${V2[@]}"); fi
+    [ ${#C[@]} = 0 ] && continue
+    "${C[@]}" run --rm -T "${DEMO_MOUNT[@]}" model-optimizer run --all --dry-run --model "$DEMO" > "$(log "dry-run-$v")" 2>&1; rc=$?
+    changes=$(owner_git status --porcelain --ignored 2>&1 | grep -v '^!! .env$' | tr '\n' ' ')
+    decided "$rc" && [ -z "$changes" ]; verdict $? "compose-$v-dry-run" "exit $rc, files changed: ${changes:-none}"
+done
+
 # --- README's set-up as the owner: the docker group, an offline dry run, a local model --------
 # Exactly what README tells the owner, run as the owner (not root) and offline (HF_HUB_OFFLINE=1:
 # a hub download would fail), from the checkout.
@@ -164,16 +173,6 @@ owner_compose run --rm -T -v "$PWD/../shared/models/demo-bolt-tiny:/models/demo-
     model-optimizer run --all --dry-run --model /models/demo-bolt-tiny > "$(log readme-dry-run)" 2>&1; rc=$?
 changes=$(owner_git status --porcelain --ignored 2>&1 | grep -v '^!! .env$' | tr '\n' ' ')
 decided "$rc" && [ -z "$changes" ]; verdict $? readme-offline-dry-run "exit $rc as $OWNER, files changed: ${changes:-none}"
-# The override README shows, with a local model: the scheduled job's own command uses it.
-as_owner sh -c "printf '%s\n' 'services:' '  model-optimizer:' '    volumes:' \
-    '      - $WORK/shared/models/demo-bolt-tiny:/models/local:ro' '    environment:' \
-    '      - MODEL_OPTIMIZER_MODEL_ID=/models/local' > docker-compose.override.yml"
-owner_compose run --rm -T model-optimizer run --all > "$(log readme-override-run)" 2>&1; rc=$?
-model=$(grep -o '^run .*   model [^ ]*' "$(log readme-override-run)" | head -1 | grep -o 'model [^ ]*$')
-status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
-decided "$rc" && [ "$model" = "model /models/local" ] && [ -z "$status" ]
-verdict $? readme-override-run "exit $rc, $model, git status as $OWNER: ${status:-clean}"
-rm -f docker-compose.override.yml
 # A .env written by root (UID=0): refused before anything changes, naming the fix.
 cp .env "$WORK/env.saved" && printf 'UID=0\nGID=0\n' > .env
 msg=$(compose_run model-optimizer run --all --dry-run 2>&1); rc=$?
@@ -181,16 +180,6 @@ cp "$WORK/env.saved" .env && chown "$OWNER_UID:$OWNER_GID" .env
 status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
 [ "$rc" = 78 ] && grep -q "UID=$OWNER_UID" <<< "$msg" && grep -q chown <<< "$msg" && [ -z "$status" ] && [ -z "$(not_owned)" ]
 verdict $? root-env-refused "exit $rc: $(tail -1 <<< "$msg"); git status: ${status:-clean}"
-[ "$ADDED_TO_DOCKER" = 1 ] && gpasswd -d "$OWNER" docker > /dev/null
-
-# --- dry run, with each compose: decisions for every horizon, nothing written ----------------
-for v in v1 v2; do
-    if [ "$v" = v1 ]; then C=(docker-compose); else C=("${V2[@]}"); fi
-    [ ${#C[@]} = 0 ] && continue
-    "${C[@]}" run --rm -T "${DEMO_MOUNT[@]}" model-optimizer run --all --dry-run --model "$DEMO" > "$(log "dry-run-$v")" 2>&1; rc=$?
-    changes=$(owner_git status --porcelain --ignored 2>&1 | grep -v '^!! .env$' | tr '\n' ' ')
-    decided "$rc" && [ -z "$changes" ]; verdict $? "compose-$v-dry-run" "exit $rc, files changed: ${changes:-none}"
-done
 
 # --- forced 7d deploy through compose ----------------------------------------------------------
 # Validation thresholds wide open and no live trial, so that the forced search's candidate is
@@ -218,10 +207,20 @@ backups=$(ls configs/backups/chronos_7d_*.json 2>/dev/null | wc -l)
 hist=$(compose_run model-optimizer --json history --horizon 7d --limit 1 2> "$(log history)")
 row=$(printf %s "$hist" | jq -c '(if type == "array" then . else (.records // .rows // .history) end) | .[0] | {horizon, action, success}' 2>&1)
 jq -e '.horizon == "7d" and .action == "deployed" and .success' <<< "$row" > /dev/null; verdict $? deploy-history "newest 7d row: $row"
+# The metrics file the deploy wrote, as node_exporter's textfile collector would read it.
+prom=$(grep -E '^model_optimizer_(last_run_exit_code|deploys_total\{horizon="7d"\}) ' reports/model-optimizer.prom 2>&1 | tr '\n' ' ')
+[ "$prom" = 'model_optimizer_last_run_exit_code 0 model_optimizer_deploys_total{horizon="7d"} 1 ' ]
+verdict $? deploy-metrics "reports/model-optimizer.prom: ${prom:-missing}"
+compose_run "${DEMO_MOUNT[@]}" model-optimizer status --check --model "$DEMO" > "$(log status-check)" 2>&1; rc=$?
+age=$(grep -o 'last completed weekly run [0-9.]* days ago' "$(log status-check)")
+[ "$rc" = 0 ] && [ -n "$age" ]; verdict $? dead-man-check "status --check exit $rc: ${age:-no age named}"
 png=$(find reports -name 7d.png 2>/dev/null | head -1)
 png_size=$(stat -c %s "$png" 2>/dev/null || echo 0)
 nofont=$(grep -c 'no font found' "$(log deploy)")
-[ "$png_size" -gt 0 ] && [ "$nofont" = 0 ]; verdict $? deploy-png "${png:-no reports/*/7d.png}: $png_size bytes, 'no font' warnings: $nofont"
+# The output names the picture relative to the root, not by its container path.
+container_paths=$(grep -c '/app/reports' "$(log deploy)")
+[ "$png_size" -gt 0 ] && [ "$nofont" = 0 ] && [ "$container_paths" = 0 ]
+verdict $? deploy-png "${png:-no reports/*/7d.png}: $png_size bytes, 'no font' warnings: $nofont, /app/reports in the output: $container_paths"
 # The image draws text: the same validation picture drawn with the image's fonts and with the
 # fonts hidden under an empty tmpfs; the one with title, axis labels and legend is larger.
 plot_size() {
@@ -283,6 +282,23 @@ else
 fi
 stray=$(not_owned)
 [ -z "$stray" ]; verdict $? ownership-after-runs "files in the clone not owned by $OWNER: ${stray:-none}"
+
+# --- README's docker-compose.override.yml with a local model, as the owner, offline ----------
+# The scheduled job's own command (no --model) runs on the override's model; afterwards, and
+# after every run above, the owner's `git status` is clean: the job's state is ignored.
+# The override README shows, with a local model: the scheduled job's own command uses it.
+as_owner sh -c "printf '%s\n' 'services:' '  model-optimizer:' '    volumes:' \
+    '      - $WORK/shared/models/demo-bolt-tiny:/models/local:ro' '    environment:' \
+    '      - MODEL_OPTIMIZER_MODEL_ID=/models/local' > docker-compose.override.yml"
+owner_compose run --rm -T model-optimizer run --all > "$(log readme-override-run)" 2>&1; rc=$?
+model=$(grep -o '^run .*   model [^ ]*' "$(log readme-override-run)" | head -1 | grep -o 'model [^ ]*$')
+status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
+decided "$rc" && [ "$model" = "model /models/local" ] && [ -z "$status" ]
+verdict $? readme-override-run "exit $rc, $model, git status as $OWNER: ${status:-clean}"
+rm -f docker-compose.override.yml
+stray=$(not_owned)
+[ -z "$stray" ]; verdict $? ownership-after-override "files in the clone not owned by $OWNER: ${stray:-none}"
+[ "$ADDED_TO_DOCKER" = 1 ] && gpasswd -d "$OWNER" docker > /dev/null
 
 # --- the schedule ------------------------------------------------------------------------------
 # The timer's own OnCalendar, across Chile's April and September 2026 changes: every elapse is
