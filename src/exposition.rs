@@ -450,6 +450,40 @@ pub fn exposition(state: &State, src: &Sources<'_>) -> Exposition {
     }
 }
 
+/// Temp files a killed metrics write left beside `paths.metrics`: only that file's own
+/// (`.<name>.<pid>.tmp`), since the directory may be shared with other jobs' metrics.
+pub fn stray_temps(ctx: &Context) -> Vec<PathBuf> {
+    if ctx.settings.paths.metrics.as_os_str().is_empty() {
+        return Vec::new();
+    }
+    let path = ctx.path(&ctx.settings.paths.metrics);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with(&prefix) && crate::atomic::is_temp_name(&n)
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes [`stray_temps`]; returns what it removed.
+pub fn sweep_stray_temps(ctx: &Context) -> anyhow::Result<Vec<PathBuf>> {
+    let found = stray_temps(ctx);
+    for p in &found {
+        std::fs::remove_file(p).map_err(|e| anyhow::anyhow!("{}: cannot remove: {e}", p.display()))?;
+    }
+    Ok(found)
+}
+
 /// Where the kept state lives: beside the history file.
 fn state_path(ctx: &Context) -> PathBuf {
     ctx.history_path().with_file_name("monitoring.json")
