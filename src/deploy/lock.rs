@@ -248,6 +248,22 @@ mod tests {
     }
 
     #[test]
+    fn a_holder_file_that_cannot_be_written_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: unwritable for any user, root included.
+        std::fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+        let e = RunLock::acquire(dir.path()).unwrap_err();
+        assert_eq!(exit::code_of(&e), ExitCode::Invalid);
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains(&dir.path().join(LOCK_FILE).display().to_string())
+                && msg.contains("cannot record the lock holder")
+                && msg.contains("remove the file"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn unwritable_root_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let e = format!("{:#}", RunLock::acquire(&dir.path().join("missing")).unwrap_err());

@@ -392,6 +392,15 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
 #[derive(Debug, Deserialize)]
 struct StatusOut {
     last_completed_run: RunAgeOut,
+    triggers: Vec<StatusTriggers>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusTriggers {
+    horizon: String,
+    performance: Fired,
+    drift: Fired,
+    time: Fired,
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,8 +456,26 @@ fn status_check_pages_when_the_last_completed_run_is_older_than_the_limit() {
         .json();
     assert_eq!(st.last_completed_run.age_days, Some(9.0));
     assert!(st.last_completed_run.stale);
-    // The metrics carry the same figure for an alert rule.
+    // The metrics carry the same figure for an alert rule, and the alarms of this check.
     let m = Metrics::read(&env);
+    assert_eq!(st.triggers.len(), 4);
+    for t in &st.triggers {
+        check_alarms(
+            &m,
+            &HorizonOut {
+                horizon: t.horizon.clone(),
+                action: String::new(),
+                triggers: Some(TriggersOut {
+                    performance: Fired {
+                        fired: t.performance.fired,
+                    },
+                    drift: Fired { fired: t.drift.fired },
+                    time: Fired { fired: t.time.fired },
+                }),
+                validation: None,
+            },
+        );
+    }
     let completed = m.one("model_optimizer_last_completed_run_timestamp_seconds", &[]);
     assert_same(completed, 1_559_606_399.0, "2019-06-03T23:59:59Z");
     // 2 days later: fine.
