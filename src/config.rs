@@ -27,6 +27,7 @@ pub struct Settings {
     pub deploy: DeploySettings,
     pub git: GitSettings,
     pub smtp: SmtpSettings,
+    pub monitoring: MonitoringSettings,
 }
 
 /// Where files live, relative to `--root`.
@@ -38,6 +39,9 @@ pub struct PathSettings {
     pub history: PathBuf,
     pub configs: PathBuf,
     pub reports: PathBuf,
+    /// The Prometheus text-format metrics file written after `run`, `rollback` and `status
+    /// --check` (empty: none).
+    pub metrics: PathBuf,
 }
 
 impl Default for PathSettings {
@@ -48,6 +52,23 @@ impl Default for PathSettings {
             history: "data/optimization_history/history.parquet".into(),
             configs: "configs".into(),
             reports: "reports".into(),
+            metrics: "reports/model-optimizer.prom".into(),
+        }
+    }
+}
+
+/// What a monitoring system or a host check is told.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitoringSettings {
+    /// `status --check` exits 5 when the last completed weekly run is older than this many days.
+    pub max_run_age_days: f64,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        MonitoringSettings {
+            max_run_age_days: 8.0,
         }
     }
 }
@@ -425,6 +446,7 @@ impl Settings {
 
     /// Range checks; the error names the key.
     pub fn validate(&self) -> Result<(), String> {
+        positive("monitoring.max_run_age_days", self.monitoring.max_run_age_days)?;
         check_triggers(&self.triggers)?;
         check_search(&self.search)?;
         check_validation(&self.validation)?;
@@ -633,7 +655,7 @@ const ENV_NOT_SETTINGS: [&str; 6] = ["SMTP_PASSWORD", "LOG", "ROOT", "SHARED", "
 /// values when they can be (`7`, `0.5`, `true`, `[90, 180]`), else taken as strings.
 /// Nested tables use `__`: `MODEL_OPTIMIZER_SEARCH_CONTEXT_LENGTHS__7D=[90,180]`.
 fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<()> {
-    const SECTIONS: [&str; 8] = [
+    const SECTIONS: [&str; 9] = [
         "paths",
         "model",
         "triggers",
@@ -642,6 +664,7 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
         "deploy",
         "git",
         "smtp",
+        "monitoring",
     ];
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {

@@ -16,6 +16,9 @@ pub enum ExitCode {
     Rejected = 3,
     /// A deployment failed and was rolled back.
     DeployFailed = 4,
+    /// `status --check`: the last completed weekly run is older than
+    /// `monitoring.max_run_age_days` (the job has stopped running).
+    Stale = 5,
     /// Another run holds the lock (EX_TEMPFAIL).
     Locked = 75,
     /// Invalid settings, forecaster config, data or model files (EX_CONFIG).
@@ -34,10 +37,11 @@ impl ExitCode {
             ExitCode::Success => 0,
             ExitCode::Rejected => 1,
             ExitCode::DeployFailed => 2,
-            ExitCode::Runtime => 3,
-            ExitCode::Locked => 4,
-            ExitCode::Usage => 5,
-            ExitCode::Invalid => 6,
+            ExitCode::Stale => 3,
+            ExitCode::Runtime => 4,
+            ExitCode::Locked => 5,
+            ExitCode::Usage => 6,
+            ExitCode::Invalid => 7,
         }
     }
 

@@ -92,6 +92,17 @@ impl Context {
         self.path(&self.settings.paths.reports)
     }
 
+    /// A path as output shows it: relative to `--root` when under it (the same inside a
+    /// container, where the root is `/app`, and on the host), else as it is.
+    pub fn shown(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty())
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    }
+
     /// "Today" on calendar dates in UTC.
     pub fn today(&self) -> NaiveDate {
         self.now.date_naive()

@@ -306,7 +306,9 @@ fn history_dir(ctx: &Context) -> std::path::PathBuf {
 
 /// Whether a crashed run left something for [`recover`] (read-only).
 pub(crate) fn needs_recovery(ctx: &Context) -> bool {
-    crate::deploy::needs_recovery(&ctx.configs_dir()) || crate::atomic::has_temp_files(&history_dir(ctx))
+    crate::deploy::needs_recovery(&ctx.configs_dir())
+        || crate::atomic::has_temp_files(&history_dir(ctx))
+        || !crate::exposition::stray_temps(ctx).is_empty()
 }
 
 /// Cleans up after a crashed run (stray temp files of configs, backups and the history) and
@@ -323,6 +325,12 @@ pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
         messages.push(format!(
             "removed {} left by an interrupted history append (the history file itself is intact)",
             tmp.display()
+        ));
+    }
+    for tmp in crate::exposition::sweep_stray_temps(ctx)? {
+        messages.push(format!(
+            "removed {} left by an interrupted metrics write",
+            ctx.shown(&tmp)
         ));
     }
     let configs = ctx.configs_dir();

@@ -65,6 +65,7 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let h = args.horizon;
     let dir = ctx.configs_dir();
+    deploy::lock::require_owner(&ctx.root)?;
     let _lock = if args.dry_run {
         None
     } else {
@@ -115,17 +116,18 @@ pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {
         &RollbackReport {
             horizon: h,
             dry_run: false,
-            restored_from: outcome.restored_from.display().to_string(),
+            restored_from: ctx.shown(&outcome.restored_from),
             label: outcome.label.clone(),
             from_params: current.as_ref().map(params_of),
             to_params: params_of(&restored),
-            safety_backup: outcome.safety_backup.as_ref().map(|p| p.display().to_string()),
+            safety_backup: outcome.safety_backup.as_ref().map(|p| ctx.shown(p)),
             git: Some(outcome.git.clone()),
             warnings: outcome.warnings.clone(),
             mail_error,
             history_error: history_error.clone(),
         },
     )?;
+    crate::exposition::publish(ctx, &crate::exposition::Event::Rollback);
     if let Some(e) = history_error {
         return Err(crate::exit::failure(
             ExitCode::Runtime,
@@ -148,7 +150,7 @@ fn dry_run(
         &RollbackReport {
             horizon: args.horizon,
             dry_run: true,
-            restored_from: path.display().to_string(),
+            restored_from: ctx.shown(&path),
             label,
             from_params: current.map(params_of),
             to_params: params_of(&target),

@@ -97,6 +97,8 @@ impl Render for RunSummary {
 struct Ledger<'a> {
     ctx: &'a Context,
     req: &'a RunRequest,
+    /// Wall-clock start, for the metrics.
+    started_at: chrono::DateTime<chrono::Utc>,
     run_id: String,
     results: Vec<HorizonResult>,
     /// Rows not yet appended because an append failed; retried with the next horizon.
@@ -162,7 +164,7 @@ impl Ledger<'_> {
             outcome,
             self.req.fail_on_reject,
             Delivered {
-                plot: plot.map(|p| p.display().to_string()),
+                plot: plot.map(|p| self.ctx.shown(&p)),
                 mail_error,
             },
         ));
@@ -203,6 +205,17 @@ impl Ledger<'_> {
         if self.history_error.is_some() {
             code = code.worst(ExitCode::Runtime);
         }
+        if !self.req.dry_run {
+            crate::exposition::publish(
+                self.ctx,
+                &crate::exposition::Event::Run {
+                    start: self.started_at,
+                    end: chrono::Utc::now(),
+                    exit_code: code,
+                    results: &self.results,
+                },
+            );
+        }
         output::emit(
             self.ctx.json,
             &RunSummary {
@@ -220,6 +233,9 @@ impl Ledger<'_> {
 }
 
 pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
+    // Refused before anything changes, a dry run too: it checks the set-up a real run needs.
+    deploy::lock::require_owner(&ctx.root)?;
+    let started_at = chrono::Utc::now();
     // A dry run changes no file, so it neither takes the lock (creating the lock file) nor
     // cleans up; it only says what a real run would recover.
     let _lock = if req.dry_run {
@@ -246,6 +262,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
     let mut ledger = Ledger {
         ctx,
         req,
+        started_at,
         run_id: super::run_id(ctx),
         results: Vec::new(),
         unwritten: Vec::new(),

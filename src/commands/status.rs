@@ -25,6 +25,8 @@ pub struct StatusReport {
     pub triggers: Option<Vec<TriggerReport>>,
     /// `--check`: what a run would do next, per horizon.
     pub next: Option<Vec<CheckRow>>,
+    /// The dead-man check: the age of the last completed weekly run.
+    pub last_completed_run: crate::deadman::RunAge,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +89,7 @@ impl Render for StatusReport {
         for r in &self.recovery {
             s.push_str(&format!("recovery: {r}\n"));
         }
+        s.push_str(&format!("{}\n", self.last_completed_run.summary()));
         s.push_str(&horizons_table(&self.horizons));
         s.push('\n');
         if let Some(reports) = &self.triggers {
@@ -197,7 +200,7 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
         "the largest context plus the validation window and the horizon, over every horizon",
     )?;
     let series_info = SeriesInfo {
-        file: ctx.series_path().display().to_string(),
+        file: ctx.shown(&ctx.series_path()),
         rows: series.len(),
         first: series.dates.first().copied(),
         last: series.last_date(),
@@ -218,6 +221,14 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
     } else {
         (None, None)
     };
+    let run_age = crate::deadman::check(&records, ctx.now, ctx.settings.monitoring.max_run_age_days);
+    if let Some(t) = &triggers {
+        crate::exposition::publish(ctx, &crate::exposition::Event::Check { triggers: t });
+    }
+    let stale = check_triggers && run_age.stale;
+    if stale {
+        tracing::error!("{}", run_age.summary());
+    }
     output::emit(
         ctx.json,
         &StatusReport {
@@ -229,9 +240,10 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
             horizons: out,
             triggers,
             next,
+            last_completed_run: run_age,
         },
     )?;
-    Ok(ExitCode::Success)
+    Ok(if stale { ExitCode::Stale } else { ExitCode::Success })
 }
 
 /// One horizon's line: its config, history and git facts.
@@ -247,7 +259,7 @@ fn horizon_status(
     let last_opt = history::last_optimization(records, h);
     Ok(HorizonStatus {
         horizon: h,
-        config_file: path.display().to_string(),
+        config_file: ctx.shown(&path),
         config_age_days: (ctx.today() - cfg.timestamp.date_naive()).num_days(),
         last_optimization: last_opt.map(LastRun::from),
         last_action: history::last_record(records, h).map(LastRun::from),

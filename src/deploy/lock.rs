@@ -24,8 +24,50 @@ pub const LOCK_FILE: &str = ".model-optimizer.lock";
 /// Who holds the lock, as written into the lock file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
+    /// The holder's host name: in a container, the container's (its id, by default), so a
+    /// pid seen from the host is not taken for a host process.
+    #[serde(default)]
+    pub host: Option<String>,
     pub pid: u32,
     pub started: DateTime<Utc>,
+}
+
+/// This machine's (or container's) host name, when the kernel tells it.
+fn host_name() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The effective uid of this process (Linux: `/proc/self/status`); None elsewhere.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Refuses (exit 78, before anything changes) a run whose user does not own the root: what it
+/// wrote (the lock file, configs, history, git objects) would belong to another user, and the
+/// owner's next run, or git itself, would fail on it.
+pub fn require_owner(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(root)
+        .with_context(|| format!("{}: cannot read the root directory", root.display()))?;
+    match effective_uid() {
+        Some(me) if me != meta.uid() => Err(exit::invalid(format!(
+            "{}: owned by uid {}, but this run is uid {me}: files it wrote would belong to another user. \
+             Run as the owner: in the container, set UID={} and GID={} in the checkout's .env \
+             (as the owner: printf 'UID=%s\\nGID=%s\\n' \"$(id -u)\" \"$(id -g)\" > .env); on the host, \
+             run as that user; or give the checkout to this user (chown -R {me} <checkout>)",
+            root.display(),
+            meta.uid(),
+            meta.uid(),
+            meta.gid()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The held lock; dropping it (or the process dying) releases it.
@@ -59,8 +101,9 @@ impl RunLock {
                         || "holder unknown (it is starting up, or its holder file was deleted)".to_string(),
                         |h| {
                             format!(
-                                "pid {}, started {}",
+                                "pid {} on host {}, started {}",
                                 h.pid,
+                                h.host.as_deref().unwrap_or("unknown"),
                                 h.started.to_rfc3339_opts(SecondsFormat::Secs, true)
                             )
                         },
@@ -78,6 +121,7 @@ impl RunLock {
             }
         }
         let holder = Holder {
+            host: host_name(),
             pid: std::process::id(),
             started: Utc::now(),
         };
@@ -94,11 +138,18 @@ impl RunLock {
             file.sync_data()?;
             Ok(file)
         })()
-        .with_context(|| {
-            format!(
-                "{}: cannot record the lock holder; check the root directory is writable",
+        .map_err(|e| {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(&path).map_or_else(
+                |_| String::new(),
+                |m| format!(", the file is owned by uid {}", m.uid()),
+            );
+            exit::invalid(format!(
+                "{}: cannot record the lock holder ({e}{owner}); this file and the root directory \
+                 must be writable by this user: remove the file (it only names the holder) or chown \
+                 it to the checkout's owner",
                 path.display()
-            )
+            ))
         })?;
         Ok(RunLock {
             _dir: dir,
@@ -152,7 +203,7 @@ mod tests {
         assert_eq!(exit::code_of(&e), ExitCode::Locked);
         let msg = format!("{e:#}");
         assert!(
-            msg.contains(LOCK_FILE) && msg.contains(&format!("pid {}", std::process::id())),
+            msg.contains(LOCK_FILE) && msg.contains(&format!("pid {} on host ", std::process::id())),
             "{msg}"
         );
         // The failed attempt did not wipe the holder's details.
@@ -194,6 +245,22 @@ mod tests {
         );
         drop(first);
         acquire_once_released(dir.path());
+    }
+
+    #[test]
+    fn a_holder_file_that_cannot_be_written_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: unwritable for any user, root included.
+        std::fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+        let e = RunLock::acquire(dir.path()).unwrap_err();
+        assert_eq!(exit::code_of(&e), ExitCode::Invalid);
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains(&dir.path().join(LOCK_FILE).display().to_string())
+                && msg.contains("cannot record the lock holder")
+                && msg.contains("remove the file"),
+            "{msg}"
+        );
     }
 
     #[test]

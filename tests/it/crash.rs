@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::util::{business_day_series, git_cli, micro_model, TestEnv};
 
-const HORIZONS: [&str; 4] = ["7d", "15d", "30d", "90d"];
+pub(crate) const HORIZONS: [&str; 4] = ["7d", "15d", "30d", "90d"];
 
 /// A small search (2 contexts x 2 sample counts), every candidate approved, no pruning.
 const SETTINGS: &str = "\
@@ -52,10 +52,10 @@ trial_min_origins = 0
 ";
 
 /// splitmix64: a reproducible sequence of delays and choices.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -63,23 +63,23 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
-struct Root {
-    env: TestEnv,
+pub(crate) struct Root {
+    pub(crate) env: TestEnv,
     bin: PathBuf,
     model: String,
 }
 
 impl Root {
-    fn new(bin: PathBuf) -> Root {
+    pub(crate) fn new(bin: PathBuf) -> Root {
         let env = TestEnv::new();
         env.write("configs/optimizer.toml", SETTINGS);
         env.write_series("data/usdclp.parquet", &business_day_series(600));
@@ -93,7 +93,7 @@ impl Root {
         }
     }
 
-    fn command(&self, args: &[&str], failpoint: Option<&str>) -> Command {
+    pub(crate) fn command(&self, args: &[&str], failpoint: Option<&str>) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root")
             .arg(self.env.root())
@@ -110,14 +110,14 @@ impl Root {
         cmd
     }
 
-    fn run_args(&self) -> Vec<String> {
+    pub(crate) fn run_args(&self) -> Vec<String> {
         ["run", "--all", "--force", "--model", &self.model]
             .map(String::from)
             .to_vec()
     }
 
     /// Runs to the end; returns the exit code and stderr.
-    fn run(&self, args: &[&str], failpoint: Option<&str>) -> (Option<i32>, String) {
+    pub(crate) fn run(&self, args: &[&str], failpoint: Option<&str>) -> (Option<i32>, String) {
         let out = self.command(args, failpoint).output().unwrap();
         (
             out.status.code(),
@@ -127,7 +127,7 @@ impl Root {
 
     /// Starts `args` and SIGKILLs it after `delay` unless it ended first. Returns None if it
     /// was killed, else how long it took.
-    fn kill_after(&self, args: &[&str], delay: Duration) -> Option<Duration> {
+    pub(crate) fn kill_after(&self, args: &[&str], delay: Duration) -> Option<Duration> {
         let started = Instant::now();
         let mut child = self.command(args, None).spawn().unwrap();
         let deadline = started + delay;
@@ -148,7 +148,7 @@ impl Root {
         self.env.path("configs/.deploy-journal.json").exists()
     }
 
-    fn horizons_with_backups(&self) -> Vec<&'static str> {
+    pub(crate) fn horizons_with_backups(&self) -> Vec<&'static str> {
         HORIZONS
             .into_iter()
             .filter(|h| {

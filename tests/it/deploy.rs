@@ -386,7 +386,7 @@ fn run_lock_is_exclusive_across_processes() {
     assert_eq!(ExitCode::Locked.code(), 75);
     let text = format!("{e:#}");
     assert!(
-        text.contains(&format!("pid {holder_pid},")) && text.contains(".model-optimizer.lock"),
+        text.contains(&format!("pid {holder_pid} on host ")) && text.contains(".model-optimizer.lock"),
         "{text}"
     );
     // A dead holder's lock is released by the OS: no stale lock after a kill -9.

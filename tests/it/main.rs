@@ -7,10 +7,13 @@ mod crash;
 mod deploy;
 mod engine;
 mod foundation;
+mod monitoring;
 mod packaging;
 mod replay;
 mod run;
 mod safety;
 mod search;
+#[cfg(feature = "failpoints")]
+mod torn_read;
 mod triggers;
 mod util;

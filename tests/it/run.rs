@@ -157,7 +157,9 @@ fn run_deploys_commits_only_the_config_mails_and_rolls_back() {
     assert_eq!(png.len(), 1, "the backtest picture is attached");
     assert!(png[0].bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
     let plot = row.plot.as_ref().expect("plot path");
-    assert_eq!(std::fs::read(plot).unwrap(), png[0].bytes);
+    // Relative to the root, as inside a container.
+    assert!(plot.starts_with("reports/"), "{plot}");
+    assert_eq!(std::fs::read(env.root().join(plot)).unwrap(), png[0].bytes);
 
     // rollback restores the previous bytes exactly and commits
     let out = env.run(&["rollback", "7d", "--model", &m]);

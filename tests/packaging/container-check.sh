@@ -2,9 +2,12 @@
 # Packaging check, run by a developer on this machine kind (not in CI: about 30 minutes on two
 # cores; needs root, Debian's docker.io and network access to the package registries). It runs
 # the production path as a host would: the image build (and a rebuild after a code-only
-# change), then, in a fresh clone owned by a non-root user with ../shared beside it, the compose
-# job (dry run, a forced deploy, two runs at once, a host run against a held lock, peak memory
-# at chronos-bolt-small size) and the schedule (systemd timer and units).
+# change), then, in a fresh clone owned by a non-root user with ../shared beside it, README's
+# set-up as that owner (refused without the docker group, an offline dry run with a local
+# model, the scheduled job's command with README's docker-compose.override.yml, a root-written
+# .env refused with exit 78), the compose job (dry run, a forced deploy, two runs at once, a
+# host run against a held lock, peak memory at chronos-bolt-small size; `git status` clean
+# after all of it) and the schedule (systemd timer and units, the dead-man check and alert units).
 #
 # Prints one line per check, `PASS name detail` or `FAIL name detail` (`SKIP` for what this
 # host cannot try), and exits 1 if any check failed.
@@ -153,6 +156,31 @@ for v in v1 v2; do
     decided "$rc" && [ -z "$changes" ]; verdict $? "compose-$v-dry-run" "exit $rc, files changed: ${changes:-none}"
 done
 
+# --- README's set-up as the owner: the docker group, an offline dry run, a local model --------
+# Exactly what README tells the owner, run as the owner (not root) and offline (HF_HUB_OFFLINE=1:
+# a hub download would fail), from the checkout.
+owner_compose() { as_owner env HF_HUB_OFFLINE=1 "${COMPOSE[@]}" "$@"; }
+ADDED_TO_DOCKER=0
+if id -nG "$OWNER" | tr ' ' '\n' | grep -qx docker; then
+    skip owner-without-docker-group "$OWNER is already in the docker group"
+else
+    msg=$(owner_compose run --rm -T model-optimizer --version 2>&1); rc=$?
+    [ "$rc" != 0 ] && grep -qi "permission denied" <<< "$msg"
+    verdict $? owner-without-docker-group "exit $rc, as README warns: $(tail -1 <<< "$msg")"
+    usermod -aG docker "$OWNER" && ADDED_TO_DOCKER=1
+fi
+owner_compose run --rm -T -v "$PWD/../shared/models/demo-bolt-tiny:/models/demo-bolt-tiny:ro" \
+    model-optimizer run --all --dry-run --model /models/demo-bolt-tiny > "$(log readme-dry-run)" 2>&1; rc=$?
+changes=$(owner_git status --porcelain --ignored 2>&1 | grep -v '^!! .env$' | tr '\n' ' ')
+decided "$rc" && [ -z "$changes" ]; verdict $? readme-offline-dry-run "exit $rc as $OWNER, files changed: ${changes:-none}"
+# A .env written by root (UID=0): refused before anything changes, naming the fix.
+cp .env "$WORK/env.saved" && printf 'UID=0\nGID=0\n' > .env
+msg=$(compose_run model-optimizer run --all --dry-run 2>&1); rc=$?
+cp "$WORK/env.saved" .env && chown "$OWNER_UID:$OWNER_GID" .env
+status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
+[ "$rc" = 78 ] && grep -q "UID=$OWNER_UID" <<< "$msg" && grep -q chown <<< "$msg" && [ -z "$status" ] && [ -z "$(not_owned)" ]
+verdict $? root-env-refused "exit $rc: $(tail -1 <<< "$msg"); git status: ${status:-clean}"
+
 # --- forced 7d deploy through compose ----------------------------------------------------------
 # Validation thresholds wide open and no live trial, so that the forced search's candidate is
 # deployed whatever the demo model scores: this checks the deploy path, not the model.
@@ -179,10 +207,20 @@ backups=$(ls configs/backups/chronos_7d_*.json 2>/dev/null | wc -l)
 hist=$(compose_run model-optimizer --json history --horizon 7d --limit 1 2> "$(log history)")
 row=$(printf %s "$hist" | jq -c '(if type == "array" then . else (.records // .rows // .history) end) | .[0] | {horizon, action, success}' 2>&1)
 jq -e '.horizon == "7d" and .action == "deployed" and .success' <<< "$row" > /dev/null; verdict $? deploy-history "newest 7d row: $row"
+# The metrics file the deploy wrote, as node_exporter's textfile collector would read it.
+prom=$(grep -E '^model_optimizer_(last_run_exit_code|deploys_total\{horizon="7d"\}) ' reports/model-optimizer.prom 2>&1 | tr '\n' ' ')
+[ "$prom" = 'model_optimizer_last_run_exit_code 0 model_optimizer_deploys_total{horizon="7d"} 1 ' ]
+verdict $? deploy-metrics "reports/model-optimizer.prom: ${prom:-missing}"
+compose_run "${DEMO_MOUNT[@]}" model-optimizer status --check --model "$DEMO" > "$(log status-check)" 2>&1; rc=$?
+age=$(grep -o 'last completed weekly run [0-9.]* days ago' "$(log status-check)")
+[ "$rc" = 0 ] && [ -n "$age" ]; verdict $? dead-man-check "status --check exit $rc: ${age:-no age named}"
 png=$(find reports -name 7d.png 2>/dev/null | head -1)
 png_size=$(stat -c %s "$png" 2>/dev/null || echo 0)
 nofont=$(grep -c 'no font found' "$(log deploy)")
-[ "$png_size" -gt 0 ] && [ "$nofont" = 0 ]; verdict $? deploy-png "${png:-no reports/*/7d.png}: $png_size bytes, 'no font' warnings: $nofont"
+# The output names the picture relative to the root, not by its container path.
+container_paths=$(grep -c '/app/reports' "$(log deploy)")
+[ "$png_size" -gt 0 ] && [ "$nofont" = 0 ] && [ "$container_paths" = 0 ]
+verdict $? deploy-png "${png:-no reports/*/7d.png}: $png_size bytes, 'no font' warnings: $nofont, /app/reports in the output: $container_paths"
 # The image draws text: the same validation picture drawn with the image's fonts and with the
 # fonts hidden under an empty tmpfs; the one with title, axis labels and legend is larger.
 plot_size() {
@@ -198,7 +236,7 @@ commits=$(printf '%s\n' "$log_out" | grep -c .)
 [ "$commits" = 1 ] && [ "$files" = "configs/chronos_7d.json " ] && ! grep -q dubious <<< "$log_out"
 verdict $? deploy-commit "$commits commit(s) touching: $files(git log as $OWNER)"
 owner_status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
-! grep -qi "dubious\|fatal" <<< "$owner_status"; verdict $? owner-git "git status as $OWNER: ${owner_status:-clean}"
+[ -z "$owner_status" ]; verdict $? owner-git "git status as $OWNER after the runs: ${owner_status:-clean}"
 stray=$(not_owned)
 [ -z "$stray" ]; verdict $? ownership "files in the clone not owned by $OWNER: ${stray:-none}"
 
@@ -230,7 +268,7 @@ if (cd "$REPO" && nice cargo run -q --features failpoints --example write-checkp
         compose_run "${DEMO_MOUNT[@]}" model-optimizer run --all --model "$DEMO" > "$(log second)" 2>&1; rc=$?
         [ "$rc" = 75 ]; verdict $? lock-second-compose-run "exit $rc while another compose run holds the lock"
         as_owner "$WORK/model-optimizer-bin" --root "$CLONE" run --all --model "$WORK/shared/models/demo-bolt-tiny" > "$(log host)" 2>&1; rc=$?
-        [ "$rc" = 75 ]; verdict $? lock-host-run "exit $rc from the host binary (as $OWNER) while a compose run holds the lock"
+        [ "$rc" = 75 ] && grep -q "on host " "$(log host)"; verdict $? lock-host-run "exit $rc from the host binary (as $OWNER) while a compose run holds the lock"
         held; verdict $? lock-still-held "by the first run after both attempts"
     else
         fail lock-taken "the run never held $LOCK (see $(log memory))"
@@ -245,6 +283,23 @@ fi
 stray=$(not_owned)
 [ -z "$stray" ]; verdict $? ownership-after-runs "files in the clone not owned by $OWNER: ${stray:-none}"
 
+# --- README's docker-compose.override.yml with a local model, as the owner, offline ----------
+# The scheduled job's own command (no --model) runs on the override's model; afterwards, and
+# after every run above, the owner's `git status` is clean: the job's state is ignored.
+# The override README shows, with a local model: the scheduled job's own command uses it.
+as_owner sh -c "printf '%s\n' 'services:' '  model-optimizer:' '    volumes:' \
+    '      - $WORK/shared/models/demo-bolt-tiny:/models/local:ro' '    environment:' \
+    '      - MODEL_OPTIMIZER_MODEL_ID=/models/local' > docker-compose.override.yml"
+owner_compose run --rm -T model-optimizer run --all > "$(log readme-override-run)" 2>&1; rc=$?
+model=$(grep -o '^run .*   model [^ ]*' "$(log readme-override-run)" | head -1 | grep -o 'model [^ ]*$')
+status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
+decided "$rc" && [ "$model" = "model /models/local" ] && [ -z "$status" ]
+verdict $? readme-override-run "exit $rc, $model, git status as $OWNER: ${status:-clean}"
+rm -f docker-compose.override.yml
+stray=$(not_owned)
+[ -z "$stray" ]; verdict $? ownership-after-override "files in the clone not owned by $OWNER: ${stray:-none}"
+[ "$ADDED_TO_DOCKER" = 1 ] && gpasswd -d "$OWNER" docker > /dev/null
+
 # --- the schedule ------------------------------------------------------------------------------
 # The timer's own OnCalendar, across Chile's April and September 2026 changes: every elapse is
 # Sunday 02:00 Santiago time, with both offsets on each side.
@@ -257,7 +312,8 @@ for change in 'april:2026-03-20 00:00:00 UTC' 'september:2026-08-25 00:00:00 UTC
     [ "$(tr , '\n' <<< "$local_times" | grep -c ' Sun 02:00 ')" = 3 ] && grep -q -- -0300 <<< "$local_times" && grep -q -- -0400 <<< "$local_times"
     verdict $? "systemd-calendar-${change%%:*}" "$local_times"
 done
-verify=$(systemd-analyze verify "$CLONE/cron/model-optimizer.service" "$CLONE/cron/model-optimizer.timer" 2>&1); rc=$?
+verify=$(systemd-analyze verify "$CLONE"/cron/model-optimizer{,-check}.{service,timer} \
+    "$CLONE/cron/model-optimizer-failure@.service" 2>&1); rc=$?
 [ "$rc" = 0 ] && [ -z "$verify" ]; verdict $? systemd-verify "exit $rc, ${verify:-no warnings}"
 
 # The cron entry's command as cron runs it (\% becomes %), pointed at the clone, with `date`
