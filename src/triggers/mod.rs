@@ -18,6 +18,7 @@
 //! - `episodes`: alarm episodes and their confirmation (the labeled-shock benchmark, `replay`).
 
 pub mod drift;
+pub mod episodes;
 pub mod kolmogorov;
 pub mod performance;
 pub mod shock;
