@@ -23,6 +23,9 @@ use crate::metrics;
 use crate::outcome::{self, Outcome, RecordContext, RollbackDone};
 use crate::search::ForwardCache;
 use crate::series::{Prediction, Series};
+use crate::triggers::drift::log_returns;
+use crate::triggers::episodes::{self, AlarmCheck, AlarmSummary};
+use crate::triggers::tracked_errors;
 
 /// What to replay.
 #[derive(Clone, Debug)]
@@ -141,6 +144,9 @@ pub struct HorizonReplay {
     pub failures: usize,
     /// Trigger name -> horizon-weeks it counted in.
     pub trigger_firings: BTreeMap<String, usize>,
+    /// The alarms' episodes (fired, suppressed or not) and how many the following 4 weeks
+    /// confirmed (`triggers::episodes`).
+    pub alarms: AlarmSummary,
     pub deploy_checks: Vec<DeployCheck>,
     /// First and last origin scored.
     pub first_origin: Option<NaiveDate>,
@@ -190,6 +196,7 @@ struct State {
     failures: usize,
     counts: BTreeMap<Action, usize>,
     triggers: BTreeMap<String, usize>,
+    alarm_checks: Vec<AlarmCheck>,
 }
 
 /// The run dates: `from`, then every `every_days` days, up to `to`.
@@ -238,6 +245,7 @@ pub fn replay(
             failures: 0,
             counts: BTreeMap::new(),
             triggers: BTreeMap::new(),
+            alarm_checks: Vec::new(),
         })
         .collect();
     // Longest horizon first: shorter ones reuse its forwards.
@@ -290,6 +298,14 @@ pub fn replay(
                     *st.triggers.entry(kind.as_str().to_string()).or_default() += 1;
                 }
             }
+            if let Some(t) = outcome.triggers() {
+                st.alarm_checks.push(AlarmCheck {
+                    date: d,
+                    drift: t.drift.fired,
+                    performance: t.performance.fired,
+                    performance_baseline_ratio: t.performance.baseline_ratio,
+                });
+            }
             let rc = RecordContext {
                 run_id: &format!("replay-{}", d.format("%Y%m%d")),
                 time: decide::record_time(now),
@@ -308,8 +324,12 @@ pub fn replay(
         progress(ReplayProgress::RunFinished { date: d });
     }
     let mut horizons = Vec::new();
+    let returns = log_returns(input.series);
     for st in &states {
-        horizons.push(score(input, &mut cache, spec, st)?);
+        let mut scored = score(input, &mut cache, spec, st)?;
+        let errors = tracked_errors(&predictions, st.cfg.horizon, input.series);
+        scored.alarms = episodes::summarize(&st.alarm_checks, &returns, &errors, &settings.triggers);
+        horizons.push(scored);
     }
     horizons.sort_by_key(|h| h.horizon);
     let kpis = kpis(&horizons);
@@ -776,6 +796,7 @@ fn score(
         rollbacks: count(Action::RolledBack),
         failures: st.failures,
         trigger_firings: st.triggers.clone(),
+        alarms: AlarmSummary::default(),
         deploy_checks,
         first_origin: origins.first().map(|&i| s.dates[i]),
         last_origin: origins.last().map(|&i| s.dates[i]),

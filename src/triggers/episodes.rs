@@ -254,6 +254,9 @@ pub struct ShockBenchmark {
     /// Drift episodes of the weekly checks, confirmed or not (see the module docs).
     pub confirmed: usize,
     pub unconfirmed: usize,
+    /// The chance rate: the share of quiet (not firing) weekly checks whose next 4 weeks
+    /// would confirm an alarm raised there.
+    pub quiet_confirmation_rate: f64,
 }
 
 /// Whether the detector fires on the first `n` log-returns.
@@ -303,6 +306,12 @@ pub fn shock_benchmark(
         })
         .collect();
     let tally = summarize(&checks, returns, &[], settings).drift;
+    let quiet: Vec<bool> = fired
+        .iter()
+        .filter(|f| !f.1)
+        .filter_map(|f| confirm_drift(returns, f.0, settings).map(|c| c.confirmed))
+        .collect();
+    let quiet_confirmation_rate = quiet.iter().filter(|c| **c).count() as f64 / quiet.len().max(1) as f64;
     let years = fired
         .last()
         .map_or(0.0, |l| (l.0 - fired[0].0).num_days() as f64 / 365.25);
@@ -316,6 +325,7 @@ pub fn shock_benchmark(
         episodes_per_year: tally.episodes as f64 / years,
         confirmed: tally.confirmed,
         unconfirmed: tally.unconfirmed,
+        quiet_confirmation_rate,
     }
 }
 

@@ -252,7 +252,7 @@ pub fn print_benchmark(b: &ShockBenchmark, max_delay: usize) {
         );
     }
     println!(
-        "weekly checks: {} of {} fire ({:.1} %); {} alarm episodes in {:.1} years ({:.2} a year), {} confirmed, {} not",
+        "weekly checks: {} of {} fire ({:.1} %); {} alarm episodes in {:.1} years ({:.2} a year), {} confirmed, {} not; {:.0} % of quiet weeks would confirm by chance",
         b.weekly_firing,
         b.weekly_checks,
         100.0 * b.weekly_share,
@@ -260,7 +260,8 @@ pub fn print_benchmark(b: &ShockBenchmark, max_delay: usize) {
         b.years,
         b.episodes_per_year,
         b.confirmed,
-        b.unconfirmed
+        b.unconfirmed,
+        100.0 * b.quiet_confirmation_rate
     );
 }
 
