@@ -298,14 +298,8 @@ pub fn replay(
                     *st.triggers.entry(kind.as_str().to_string()).or_default() += 1;
                 }
             }
-            if let Some(t) = outcome.triggers() {
-                st.alarm_checks.push(AlarmCheck {
-                    date: d,
-                    drift: t.drift.fired,
-                    performance: t.performance.fired,
-                    performance_baseline_ratio: t.performance.baseline_ratio,
-                });
-            }
+            st.alarm_checks
+                .extend(outcome.triggers().map(|t| AlarmCheck::of(d, t)));
             let rc = RecordContext {
                 run_id: &format!("replay-{}", d.format("%Y%m%d")),
                 time: decide::record_time(now),
@@ -324,11 +318,9 @@ pub fn replay(
         progress(ReplayProgress::RunFinished { date: d });
     }
     let mut horizons = Vec::new();
-    let returns = log_returns(input.series);
     for st in &states {
         let mut scored = score(input, &mut cache, spec, st)?;
-        let errors = tracked_errors(&predictions, st.cfg.horizon, input.series);
-        scored.alarms = episodes::summarize(&st.alarm_checks, &returns, &errors, &settings.triggers);
+        scored.alarms = alarm_summary(input, &predictions, st, settings);
         horizons.push(scored);
     }
     horizons.sort_by_key(|h| h.horizon);
@@ -343,6 +335,23 @@ pub fn replay(
         forwards_computed: cache.series_run,
         forwards_requested: cache.series_run + cache.series_reused - prefetched,
     })
+}
+
+/// The alarm episodes of one horizon's runs, confirmed from the whole series and the daily
+/// forecasts of the configs in effect.
+fn alarm_summary(
+    input: &ReplayInput<'_>,
+    predictions: &[Prediction],
+    st: &State,
+    settings: &Settings,
+) -> AlarmSummary {
+    let errors = tracked_errors(predictions, st.cfg.horizon, input.series);
+    episodes::summarize(
+        &st.alarm_checks,
+        &log_returns(input.series),
+        &errors,
+        &settings.triggers,
+    )
 }
 
 /// Applies a decision to one horizon's in-memory state; the outcome as `run` would record it.

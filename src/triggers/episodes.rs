@@ -52,6 +52,19 @@ pub struct AlarmCheck {
     pub performance_baseline_ratio: Option<f64>,
 }
 
+impl AlarmCheck {
+    /// What `report` (evaluated on `date`) says; fired alarms count whether the cooldown held
+    /// them back or not.
+    pub fn of(date: NaiveDate, report: &super::TriggerReport) -> AlarmCheck {
+        AlarmCheck {
+            date,
+            drift: report.drift.fired,
+            performance: report.performance.fired,
+            performance_baseline_ratio: report.performance.baseline_ratio,
+        }
+    }
+}
+
 /// One run of consecutive firing checks of one alarm.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Episode {

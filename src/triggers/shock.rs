@@ -284,8 +284,8 @@ mod tests {
         assert_eq!(d.component, ShockComponent::Volatility);
         assert!(d.fired);
         assert_eq!(d.severity, Severity::High);
-        assert_eq!(d.statistic, d.volatility_statistic);
-        assert_eq!(d.threshold, 7.0);
+        assert_eq!(d.statistic.to_bits(), d.volatility_statistic.to_bits());
+        assert!((d.threshold - 7.0).abs() < 1e-15);
         assert_eq!(d.watch_start, returns(&r)[11].date);
         assert_eq!(d.baseline_start, returns(&r)[1].date);
     }
