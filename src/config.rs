@@ -771,6 +771,26 @@ mod tests {
     }
 
     #[test]
+    fn alarm_settings_are_range_checked() {
+        let check = |f: &dyn Fn(&mut TriggerSettings)| {
+            let mut s = Settings::default();
+            f(&mut s.triggers);
+            s.validate()
+        };
+        assert!(check(&|_| {}).is_ok());
+        let e = check(&|t| t.drift_hold_days = 21).unwrap_err();
+        assert!(e.contains("triggers.drift_hold_days = 21"), "{e}");
+        let e = check(&|t| t.drift_volatility_k = -1.0).unwrap_err();
+        assert!(e.contains("triggers.drift_volatility_k"), "{e}");
+        let e = check(&|t| t.drift_level_threshold = 0.0).unwrap_err();
+        assert!(e.contains("triggers.drift_level_threshold"), "{e}");
+        let e = check(&|t| t.performance_alpha = 1.0).unwrap_err();
+        assert!(e.contains("triggers.performance_alpha"), "{e}");
+        let e = check(&|t| t.drift_baseline_window = 10).unwrap_err();
+        assert!(e.contains("triggers.drift_baseline_window"), "{e}");
+    }
+
+    #[test]
     fn a_bad_value_is_blamed_on_its_source() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("optimizer.toml");
