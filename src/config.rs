@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{self, Horizon, MailEvent, Severity};
+use crate::domain::{self, Horizon, MailEvent};
 use crate::exit::invalid;
 
 /// Environment prefix for settings overrides.
@@ -101,14 +101,29 @@ pub struct TriggerSettings {
     /// Tracked predictions with actuals needed in each window; fewer means replay.
     pub min_tracked_recent: usize,
     pub min_tracked_baseline: usize,
+    /// The degradation must also be significant: one-sided test of the recent window's loss
+    /// differences (HAC variance over the horizon's overlap) at this level.
+    pub performance_alpha: f64,
+    /// Drift alarm (the shock detector, `triggers::shock`): log-returns in the baseline ...
+    pub drift_baseline_window: usize,
+    /// ... and in the watch window after it, over which the CUSUMs run.
+    pub drift_watch_window: usize,
+    /// The alarm holds while a CUSUM crossed its threshold on one of the last this many
+    /// returns (a week: the weekly check sees any crossing since the last one).
+    pub drift_hold_days: usize,
+    /// Standardized returns are clipped to +-this many baseline scales.
+    pub drift_clip_sd: f64,
+    /// Volatility CUSUM: allowance per day and threshold.
+    pub drift_volatility_k: f64,
+    pub drift_volatility_threshold: f64,
+    /// Level CUSUM: allowance per day and threshold.
+    pub drift_level_k: f64,
+    pub drift_level_threshold: f64,
+    /// The two-sample tests reported as evidence beside the detector (they do not gate it):
+    /// significance level, and the current and reference windows.
     pub drift_alpha: f64,
-    /// Log-returns in the current window and in the reference window before it.
     pub drift_current_window: usize,
     pub drift_reference_window: usize,
-    /// KS p-value below which drift may fire.
-    pub drift_ks_pvalue: f64,
-    /// Minimum severity (NONE, LOW, MEDIUM, HIGH) for the drift trigger.
-    pub drift_min_severity: Severity,
     /// Time trigger: days since the last optimization.
     pub time_days: i64,
     /// Performance and drift are suppressed within this many days of the last optimization.
@@ -124,11 +139,18 @@ impl Default for TriggerSettings {
             performance_baseline_days: 60,
             min_tracked_recent: 10,
             min_tracked_baseline: 30,
+            performance_alpha: 0.05,
+            drift_baseline_window: 250,
+            drift_watch_window: 20,
+            drift_hold_days: 5,
+            drift_clip_sd: 4.0,
+            drift_volatility_k: 2.0,
+            drift_volatility_threshold: 7.0,
+            drift_level_k: 0.5,
+            drift_level_threshold: 6.0,
             drift_alpha: 0.05,
             drift_current_window: 30,
             drift_reference_window: 120,
-            drift_ks_pvalue: 0.05,
-            drift_min_severity: Severity::Medium,
             time_days: 14,
             cooldown_days: 6,
         }
@@ -478,8 +500,33 @@ fn check_triggers(t: &TriggerSettings) -> Result<(), String> {
             "triggers.performance_baseline_days must exceed triggers.performance_recent_days > 0".into(),
         );
     }
+    unit_open("triggers.performance_alpha", t.performance_alpha)?;
     unit_open("triggers.drift_alpha", t.drift_alpha)?;
-    unit_open("triggers.drift_ks_pvalue", t.drift_ks_pvalue)?;
+    if t.drift_baseline_window < 20 || t.drift_watch_window < 1 {
+        return Err(
+            "triggers.drift_baseline_window must be >= 20 and triggers.drift_watch_window >= 1".into(),
+        );
+    }
+    if t.drift_hold_days < 1 || t.drift_hold_days > t.drift_watch_window {
+        return Err(format!(
+            "triggers.drift_hold_days = {} must be in 1..=triggers.drift_watch_window ({})",
+            t.drift_hold_days, t.drift_watch_window
+        ));
+    }
+    positive("triggers.drift_clip_sd", t.drift_clip_sd)?;
+    positive(
+        "triggers.drift_volatility_threshold",
+        t.drift_volatility_threshold,
+    )?;
+    positive("triggers.drift_level_threshold", t.drift_level_threshold)?;
+    for (key, k) in [
+        ("triggers.drift_volatility_k", t.drift_volatility_k),
+        ("triggers.drift_level_k", t.drift_level_k),
+    ] {
+        if !(k.is_finite() && k >= 0.0) {
+            return Err(format!("{key} = {k} must be a number >= 0"));
+        }
+    }
     if t.drift_current_window < 5 || t.drift_reference_window < 5 {
         return Err("triggers.drift_current_window and drift_reference_window must be >= 5".into());
     }
@@ -760,6 +807,26 @@ mod tests {
             Settings::load(&p, vec![("MODEL_OPTIMIZER_NOPE_X".into(), "1".into())]).unwrap_err()
         );
         assert!(e.contains("MODEL_OPTIMIZER_NOPE_X"), "{e}");
+    }
+
+    #[test]
+    fn alarm_settings_are_range_checked() {
+        let check = |f: &dyn Fn(&mut TriggerSettings)| {
+            let mut s = Settings::default();
+            f(&mut s.triggers);
+            s.validate()
+        };
+        assert!(check(&|_| {}).is_ok());
+        let e = check(&|t| t.drift_hold_days = 21).unwrap_err();
+        assert!(e.contains("triggers.drift_hold_days = 21"), "{e}");
+        let e = check(&|t| t.drift_volatility_k = -1.0).unwrap_err();
+        assert!(e.contains("triggers.drift_volatility_k"), "{e}");
+        let e = check(&|t| t.drift_level_threshold = 0.0).unwrap_err();
+        assert!(e.contains("triggers.drift_level_threshold"), "{e}");
+        let e = check(&|t| t.performance_alpha = 1.0).unwrap_err();
+        assert!(e.contains("triggers.performance_alpha"), "{e}");
+        let e = check(&|t| t.drift_baseline_window = 10).unwrap_err();
+        assert!(e.contains("triggers.drift_baseline_window"), "{e}");
     }
 
     #[test]

@@ -150,31 +150,19 @@ pub fn check_prediction_length(n: usize) -> Result<(), String> {
     }
 }
 
-/// How many of the five drift tests reject at `drift_alpha`.
+/// How serious an alarm is (see `triggers::shock`): NONE without an alarm, LOW just past its
+/// threshold, MEDIUM 1.5x past it or volatility 1.5x the baseline's, HIGH 2x.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
-    /// No test significant.
     None,
-    /// One test.
     Low,
-    /// Two tests.
     Medium,
-    /// Three or more.
     High,
 }
 
 impl Severity {
     pub const ALL: [Severity; 4] = [Severity::None, Severity::Low, Severity::Medium, Severity::High];
-
-    pub fn from_count(significant: usize) -> Severity {
-        match significant {
-            0 => Severity::None,
-            1 => Severity::Low,
-            2 => Severity::Medium,
-            _ => Severity::High,
-        }
-    }
 
     pub fn as_str(self) -> &'static str {
         match self {

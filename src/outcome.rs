@@ -212,7 +212,8 @@ impl Outcome {
             return Vec::new();
         }
         let mut out = Vec::new();
-        if let Some(e) = self.evidence() {
+        // Only an alarm mails as `triggered`; a scheduled check is not one.
+        if let Some(e) = self.evidence().filter(|e| !e.triggers.alarms.is_empty()) {
             out.push((MailEvent::Triggered, mails::triggered(h, run_id, e)));
         }
         out.extend(mails::main(self, h, run_id, picture));
@@ -410,12 +411,13 @@ mod mails {
         Outcome,
     };
 
-    /// "optimization triggered", sent before the verdict's mail.
+    /// The alarm that started an optimization, sent before the verdict's mail.
     pub(super) fn triggered(h: Horizon, run_id: &str, e: &Evidence) -> Email {
         Email {
             subject: format!(
-                "[model-optimizer] {h} optimization triggered: {}",
-                e.triggers.triggered_by()
+                "[model-optimizer] {h} alarm ({}): {}",
+                e.triggers.severity,
+                crate::domain::TriggerKind::join(&e.triggers.alarms)
             ),
             body: format!("{}\nrun {run_id}\n", e.triggers.reasons.join("; ")),
             attachments: Vec::new(),
@@ -712,12 +714,23 @@ mod tests {
         assert!(r.message.contains(&verdict) && r.message.ends_with("; mail failed: smtp down"));
         let mails = o.mails(Horizon(7), "run-1", None);
         let events: Vec<MailEvent> = mails.iter().map(|(e, _)| *e).collect();
-        assert_eq!(events, [MailEvent::Triggered, MailEvent::Rejected]);
-        assert!(mails[1]
+        // Scheduled (never optimized) and forced: no alarm, so no `triggered` mail.
+        assert_eq!(events, [MailEvent::Rejected]);
+        assert!(mails[0]
             .1
             .subject
             .starts_with("[model-optimizer] 7d rejected: RMSE "));
-        assert!(mails[1].1.subject.contains(&verdict));
+        assert!(mails[0].1.subject.contains(&verdict));
+        // The same rejection after a drift alarm mails the alarm first.
+        let Some(Decision::Rejected(mut e)) = o.decision.clone() else {
+            panic!("a rejection")
+        };
+        e.triggers.alarms = vec![TriggerKind::Drift];
+        e.triggers.severity = crate::domain::Severity::High;
+        let mails = applied(Decision::Rejected(e), Effect::Unchanged).mails(Horizon(7), "run-1", None);
+        let events: Vec<MailEvent> = mails.iter().map(|(e, _)| *e).collect();
+        assert_eq!(events, [MailEvent::Triggered, MailEvent::Rejected]);
+        assert_eq!(mails[0].1.subject, "[model-optimizer] 7d alarm (HIGH): drift");
         let row = HorizonResult::new(Horizon(7), None, &o, false, Delivered::default());
         assert_eq!((row.action, row.exit_code), (Action::Rejected, ExitCode::Success));
         assert_eq!(row.verdict.as_deref(), Some(verdict.as_str()));
@@ -746,7 +759,7 @@ mod tests {
             "nothing to journal"
         );
         let events: Vec<MailEvent> = o.mails(Horizon(7), "r", None).iter().map(|(e, _)| *e).collect();
-        assert_eq!(events, [MailEvent::Triggered]);
+        assert!(events.is_empty(), "no alarm, nothing to mail: {events:?}");
         // A dry run only says it would start one: no row, no mail.
         let would = Outcome::dry_run(Decision::TrialStarted(e));
         assert_eq!(would.action(), Action::TrialStarted);
@@ -817,12 +830,14 @@ mod tests {
             bytes: vec![1, 2, 3],
         };
         let mails = done.mails(Horizon(7), "run-1", Some(&pic));
-        assert_eq!(mails[1].0, MailEvent::Deployed);
-        assert!(mails[1]
+        // Scheduled and forced, no alarm: the deploy mail alone.
+        assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].0, MailEvent::Deployed);
+        assert!(mails[0]
             .1
             .subject
             .starts_with("[model-optimizer] 7d deployed: RMSE "));
-        assert_eq!(mails[1].1.attachments, vec![pic]);
+        assert_eq!(mails[0].1.attachments, vec![pic]);
 
         let undone = applied(
             Decision::Approved(a.clone()),
@@ -837,8 +852,8 @@ mod tests {
             .message
             .contains("failed and was rolled back: smoke check failed"));
         let mails = undone.mails(Horizon(7), "run-1", None);
-        assert_eq!(mails[1].0, MailEvent::Failed);
-        assert!(mails[1].1.subject.ends_with("deploy failed and rolled back"));
+        assert_eq!(mails[0].0, MailEvent::Failed);
+        assert!(mails[0].1.subject.ends_with("deploy failed and rolled back"));
 
         let stuck = applied(
             Decision::Approved(a),
@@ -848,7 +863,7 @@ mod tests {
             })),
         );
         assert_eq!(stuck.exit_code(false), ExitCode::Runtime);
-        assert!(stuck.mails(Horizon(7), "run-1", None)[1]
+        assert!(stuck.mails(Horizon(7), "run-1", None)[0]
             .1
             .subject
             .ends_with("config needs attention"));

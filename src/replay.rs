@@ -23,6 +23,9 @@ use crate::metrics;
 use crate::outcome::{self, Effect, Outcome, RecordContext};
 use crate::search::ForwardCache;
 use crate::series::{Prediction, Series};
+use crate::triggers::drift::log_returns;
+use crate::triggers::episodes::{self, AlarmCheck, AlarmSummary};
+use crate::triggers::tracked_errors;
 
 /// What to replay.
 #[derive(Clone, Debug)]
@@ -141,6 +144,9 @@ pub struct HorizonReplay {
     pub failures: usize,
     /// Trigger name -> horizon-weeks it counted in.
     pub trigger_firings: BTreeMap<String, usize>,
+    /// The alarms' episodes (fired, suppressed or not) and how many the following 4 weeks
+    /// confirmed (`triggers::episodes`).
+    pub alarms: AlarmSummary,
     pub deploy_checks: Vec<DeployCheck>,
     /// First and last origin scored.
     pub first_origin: Option<NaiveDate>,
@@ -190,6 +196,7 @@ struct State {
     failures: usize,
     counts: BTreeMap<Action, usize>,
     triggers: BTreeMap<String, usize>,
+    alarm_checks: Vec<AlarmCheck>,
 }
 
 impl State {
@@ -203,6 +210,7 @@ impl State {
             failures: 0,
             counts: BTreeMap::new(),
             triggers: BTreeMap::new(),
+            alarm_checks: Vec::new(),
         }
     }
 
@@ -227,6 +235,8 @@ impl State {
         {
             self.optimizations += 1;
         }
+        self.alarm_checks
+            .extend(outcome.triggers().map(|t| AlarmCheck::of(d, t)));
         // A trial's end validates the candidate again: its triggers are not counted again.
         if let Some(t) = outcome.triggers().filter(|_| outcome.trial().is_none()) {
             for kind in t.triggers() {
@@ -372,7 +382,9 @@ pub fn replay(
     }
     let mut horizons = Vec::new();
     for st in &sim.states {
-        horizons.push(score(input, &mut sim.cache, spec, st)?);
+        let mut scored = score(input, &mut sim.cache, spec, st)?;
+        scored.alarms = alarm_summary(input, &sim.predictions, st, &sim.settings);
+        horizons.push(scored);
     }
     horizons.sort_by_key(|h| h.horizon);
     let kpis = kpis(&horizons);
@@ -386,6 +398,23 @@ pub fn replay(
         forwards_computed: sim.cache.series_run,
         forwards_requested: sim.cache.series_run + sim.cache.series_reused - prefetched,
     })
+}
+
+/// The alarm episodes of one horizon's runs, confirmed from the whole series and the daily
+/// forecasts of the configs in effect.
+fn alarm_summary(
+    input: &ReplayInput<'_>,
+    predictions: &[Prediction],
+    st: &State,
+    settings: &Settings,
+) -> AlarmSummary {
+    let errors = tracked_errors(predictions, st.horizon, input.series);
+    episodes::summarize(
+        &st.alarm_checks,
+        &log_returns(input.series),
+        &errors,
+        &settings.triggers,
+    )
 }
 
 /// Contexts sent to the model at once by [`prefetch`].
@@ -824,6 +853,7 @@ fn score(
         rollbacks: count(Action::RolledBack),
         failures: st.failures,
         trigger_firings: st.triggers.clone(),
+        alarms: AlarmSummary::default(),
         deploy_checks,
         first_origin: origins.first().map(|&i| s.dates[i]),
         last_origin: origins.last().map(|&i| s.dates[i]),

@@ -71,6 +71,7 @@ impl Render for ReplayOutput {
         ));
         s.push('\n');
         s.push_str(&decisions_table(r));
+        s.push_str(&alarm_lines(r));
         s.push_str(&fixed_table(r));
         s.push_str(&deploys_table(r));
         let k = &r.kpis;
@@ -129,6 +130,21 @@ fn decisions_table(r: &ReplayReport) -> String {
         ],
         rows,
     );
+    s.push('\n');
+    s
+}
+
+/// Per horizon and alarm: episodes and how many the next 4 weeks confirmed.
+fn alarm_lines(r: &ReplayReport) -> String {
+    let mut s = String::new();
+    for h in &r.horizons {
+        for (name, t) in [("drift", &h.alarms.drift), ("performance", &h.alarms.performance)] {
+            s.push_str(&format!(
+                "{} {name} alarm: fired in {} of {} checks, {} episodes: {} confirmed, {} not, {} undecided\n",
+                h.horizon, t.firing_checks, t.checks, t.episodes, t.confirmed, t.unconfirmed, t.undecided
+            ));
+        }
+    }
     s.push('\n');
     s
 }

@@ -151,12 +151,21 @@ fn triggers_table(reports: &[TriggerReport]) -> String {
         vec![
             t.horizon.label(),
             if t.should_optimize { "yes" } else { "no" }.to_string(),
+            if t.alarms.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{} {}", crate::domain::TriggerKind::join(&t.alarms), t.severity)
+            },
             num(t.performance.degradation_pct, 1),
+            num(t.performance.pvalue, 3),
             t.performance
                 .source
                 .map_or_else(|| "-".to_string(), |x| x.as_str().to_string()),
-            t.drift.severity.as_str().to_string(),
-            num(t.drift.tests.as_ref().map(|k| k.ks.pvalue), 4),
+            match (t.drift.statistic, t.drift.threshold) {
+                (Some(s), Some(h)) => format!("{s:.1}/{h}"),
+                _ => "-".to_string(),
+            },
+            if t.scheduled { "due" } else { "-" }.to_string(),
             opt(t.time.days_since),
             if t.reasons.is_empty() {
                 "-".to_string()
@@ -169,10 +178,12 @@ fn triggers_table(reports: &[TriggerReport]) -> String {
         &[
             "horizon",
             "optimize",
+            "alarm",
             "perf. degr. %",
+            "perf. p",
             "source",
-            "drift",
-            "KS p",
+            "drift CUSUM",
+            "scheduled",
             "days since",
             "reasons",
         ],

@@ -1,12 +1,17 @@
-//! The drift trigger: compares the distribution of recent log-returns with the window before.
+//! The drift alarm: the shock detector (`shock`) decides; five two-sample tests on the
+//! log-returns are reported beside it as evidence.
 //!
 //! FX levels are a random walk, so any test on levels rejects almost always; returns are close
 //! to stationary apart from volatility clustering, which is exactly the change a forecaster's
-//! intervals care about. Current window = the last `drift_current_window` returns, reference =
-//! the `drift_reference_window` returns before it. Five tests (KS, Welch, Levene/Brown-Forsythe,
-//! Ljung-Box on the current window, variance-ratio F); severity counts those significant at
-//! `drift_alpha`; the trigger fires when KS rejects at `drift_ks_pvalue` and severity reaches
-//! `drift_min_severity`.
+//! intervals care about. The detector runs CUSUMs on returns standardized by a year-long robust
+//! baseline and fires within days of a burst (see `shock`); its statistic, threshold and
+//! severity are the alarm's.
+//!
+//! The evidence: current window = the last `drift_current_window` returns, reference = the
+//! `drift_reference_window` returns before it; KS, Welch, Levene/Brown-Forsythe, Ljung-Box on
+//! the current window, variance-ratio F, each at `drift_alpha`. They no longer gate the alarm:
+//! after a volatile reference window a variance shock barely moves the KS statistic, and
+//! their windows of 30 returns react in weeks, not days.
 //!
 //! The tests assume independent observations. Quote feeds that average or smooth prices give
 //! returns with lag-1 autocorrelation (yearly +0.13 to +0.57 in the 1994-2015 part of the
@@ -21,6 +26,7 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::shock::{self, ShockDetector};
 use super::stats::{
     ks_2samp, levene, ljung_box, mean_std, variance_ratio_f, welch_t, KsResult, LeveneCenter, LjungBoxResult,
     TestResult, VarianceRatioResult, WelchResult,
@@ -77,7 +83,7 @@ pub struct DriftTests {
     pub current_std: f64,
 }
 
-/// Whether the drift tests could run.
+/// Whether the drift detector could run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftStatus {
@@ -93,6 +99,18 @@ pub struct DriftReport {
     pub last_date: Option<NaiveDate>,
     /// Log-returns available in the series.
     pub returns_available: usize,
+    /// The shock detector's figures; None when the data are insufficient.
+    pub detector: Option<ShockDetector>,
+    /// The detector's statistic and threshold (of the component furthest past it), repeated
+    /// here for readers of the JSON.
+    pub statistic: Option<f64>,
+    pub threshold: Option<f64>,
+    /// The detector's severity (NONE when it did not fire).
+    pub severity: Severity,
+    pub fired: bool,
+    /// Set by `triggers::evaluate` when the cooldown holds this alarm back.
+    pub suppressed_by_cooldown: bool,
+    /// Evidence: the two-sample tests' windows and figures (None when too short).
     pub current_window: usize,
     pub reference_window: usize,
     /// First and last dates of the current window; first date of the reference window.
@@ -100,62 +118,85 @@ pub struct DriftReport {
     pub current_end: Option<NaiveDate>,
     pub reference_start: Option<NaiveDate>,
     pub alpha: f64,
-    pub ks_pvalue_threshold: f64,
-    pub min_severity: Severity,
-    /// None when the data are insufficient.
     pub tests: Option<DriftTests>,
     /// Names of the tests significant at `alpha` (ks, welch_t, levene_median, ljung_box,
     /// variance_ratio).
     pub significant: Vec<String>,
-    pub severity: Severity,
-    pub fired: bool,
-    /// Set by `triggers::evaluate` when the cooldown holds this trigger back.
-    pub suppressed_by_cooldown: bool,
     /// One line saying why it fired or not.
     pub summary: String,
 }
 
-/// Runs the drift tests on the log-returns of `series` (already cut at the evaluation date).
+/// Runs the shock detector and the evidence tests on the log-returns of `series` (already cut
+/// at the evaluation date).
 pub fn evaluate_drift(series: &Series, settings: &TriggerSettings) -> DriftReport {
     let returns = log_returns(series);
-    let min_severity = settings.drift_min_severity;
-    evaluate_returns(&returns, series.last_date(), settings, min_severity)
-}
-
-fn evaluate_returns(
-    returns: &[LogReturn],
-    last_date: Option<NaiveDate>,
-    settings: &TriggerSettings,
-    min_severity: Severity,
-) -> DriftReport {
-    let (nc, nr) = (settings.drift_current_window, settings.drift_reference_window);
     let mut report = DriftReport {
         status: DriftStatus::InsufficientData,
-        last_date,
+        last_date: series.last_date(),
         returns_available: returns.len(),
-        current_window: nc,
-        reference_window: nr,
+        detector: None,
+        statistic: None,
+        threshold: None,
+        severity: Severity::None,
+        fired: false,
+        suppressed_by_cooldown: false,
+        current_window: settings.drift_current_window,
+        reference_window: settings.drift_reference_window,
         current_start: None,
         current_end: None,
         reference_start: None,
         alpha: settings.drift_alpha,
-        ks_pvalue_threshold: settings.drift_ks_pvalue,
-        min_severity,
         tests: None,
         significant: Vec::new(),
-        severity: Severity::None,
-        fired: false,
-        suppressed_by_cooldown: false,
         summary: String::new(),
     };
+    evidence(&returns, settings, &mut report);
+    let evidence_line = report.tests.as_ref().map_or_else(
+        || "two-sample tests: too few returns".to_string(),
+        |t| {
+            format!(
+                "{} of 5 tests significant, KS p = {:.2e}",
+                report.significant.len(),
+                t.ks.pvalue
+            )
+        },
+    );
+    match shock::detect(&returns, settings) {
+        Err(why) => report.summary = format!("{why}"),
+        Ok(d) => {
+            report.status = DriftStatus::Evaluated;
+            report.statistic = Some(d.statistic);
+            report.threshold = Some(d.threshold);
+            report.severity = d.severity;
+            report.fired = d.fired;
+            report.summary = format!(
+                "{} {}: {} CUSUM {:.2} {} {} (volatility {:.2} / {}, level {:.2} / {}); volatility {:.2}x the baseline's; {evidence_line}",
+                if d.fired { "drift" } else { "no drift" },
+                d.severity,
+                d.component.as_str(),
+                d.statistic,
+                if d.fired { ">" } else { "<=" },
+                d.threshold,
+                d.volatility_statistic,
+                d.volatility_threshold,
+                d.level_statistic,
+                d.level_threshold,
+                d.volatility_ratio,
+            );
+            report.detector = Some(d);
+        }
+    }
+    report
+}
+
+/// The five two-sample tests (evidence only), filled into `report` when the series is long
+/// enough.
+fn evidence(returns: &[LogReturn], settings: &TriggerSettings, report: &mut DriftReport) {
+    let (nc, nr) = (settings.drift_current_window, settings.drift_reference_window);
     // One return before the reference window feeds the prewhitening of its first element.
     let needed = nc + nr + 1;
     if nc < 2 || nr < 2 || returns.len() < needed {
-        report.summary = format!(
-            "insufficient data: {} log-returns, {needed} needed ({nr} reference + {nc} current + 1)",
-            returns.len(),
-        );
-        return report;
+        return;
     }
     let end = returns.len();
     let window: Vec<f64> = returns[end - needed..].iter().map(|r| r.value).collect();
@@ -175,7 +216,6 @@ fn evaluate_returns(
     let vr = variance_ratio_f(cur, refr);
     let (rm, rs) = mean_std(raw_ref);
     let (cm, cs) = mean_std(raw_cur);
-    let alpha = settings.drift_alpha;
     // NaN p-values (degenerate windows) compare false: never significant.
     for (name, p) in [
         ("ks", ks.pvalue),
@@ -184,35 +224,10 @@ fn evaluate_returns(
         ("ljung_box", lb.pvalue),
         ("variance_ratio", vr.pvalue_two_sided),
     ] {
-        if p < alpha {
+        if p < settings.drift_alpha {
             report.significant.push(name.to_string());
         }
     }
-    report.severity = Severity::from_count(report.significant.len());
-    let ks_rejects = ks.pvalue < settings.drift_ks_pvalue;
-    report.fired = ks_rejects && report.severity >= min_severity;
-    report.summary = if report.fired {
-        format!(
-            "drift {}: KS p = {:.2e} < {}, {} of 5 tests significant ({}); volatility ratio {:.2}, mean shift {:+.2} sd",
-            report.severity,
-            ks.pvalue,
-            settings.drift_ks_pvalue,
-            report.significant.len(),
-            report.significant.join(", "),
-            cs / rs,
-            (cm - rm) / rs
-        )
-    } else if ks_rejects {
-        format!(
-            "no drift: KS p = {:.2e} but severity {} < {}",
-            ks.pvalue, report.severity, min_severity
-        )
-    } else {
-        format!(
-            "no drift: KS p = {:.3} >= {} (severity {})",
-            ks.pvalue, settings.drift_ks_pvalue, report.severity
-        )
-    };
     report.tests = Some(DriftTests {
         ar1_reference: phi,
         ks,
@@ -227,8 +242,6 @@ fn evaluate_returns(
         current_mean: cm,
         current_std: cs,
     });
-    report.status = DriftStatus::Evaluated;
-    report
 }
 
 /// Lag-1 sample autocorrelation (statsmodels `acf` convention: both sums over the demeaned
@@ -291,24 +304,33 @@ mod tests {
     }
 
     #[test]
-    fn volatility_tripling_fires_and_calm_series_does_not() {
+    fn a_volatility_burst_fires_within_days_and_a_calm_series_does_not() {
         let settings = TriggerSettings::default();
-        let calm: Vec<f64> = noise(151, 7).iter().map(|x| 0.005 * x).collect();
+        let calm: Vec<f64> = noise(300, 7).iter().map(|x| 0.005 * x).collect();
         let report = evaluate_drift(&series_from_returns(&calm), &settings);
         assert_eq!(report.status, DriftStatus::Evaluated);
         assert!(!report.fired, "{}", report.summary);
+        assert_eq!(report.severity, Severity::None);
 
-        let mut shocked = calm[..121].to_vec();
-        shocked.extend(noise(30, 8).iter().map(|x| 0.02 * x));
+        // Five days at four times the volatility.
+        let mut shocked = calm[..295].to_vec();
+        shocked.extend(noise(5, 8).iter().map(|x| 0.02 * x));
         let report = evaluate_drift(&series_from_returns(&shocked), &settings);
         assert!(report.fired, "{}", report.summary);
-        assert!(report.severity >= Severity::Medium);
-        let t = report.tests.as_ref().unwrap();
-        assert!(t.volatility_ratio > 3.0, "{}", t.volatility_ratio);
-        assert!(report.significant.contains(&"variance_ratio".to_string()));
-        assert_eq!(report.current_end, Some(day(151)));
-        assert_eq!(report.current_start, Some(day(122)));
-        assert_eq!(report.reference_start, Some(day(2)));
+        assert!(report.severity >= Severity::Medium, "{}", report.summary);
+        let d = report.detector.as_ref().unwrap();
+        assert_eq!(report.statistic, Some(d.statistic));
+        assert_eq!(report.threshold, Some(d.threshold));
+        assert!(d.statistic > d.threshold);
+        assert!(report.summary.starts_with("drift "), "{}", report.summary);
+        // The evidence windows are still reported.
+        assert!(report.tests.is_some());
+        assert_eq!(report.current_end, Some(day(300)));
+        assert_eq!(report.current_start, Some(day(271)));
+        assert_eq!(report.reference_start, Some(day(151)));
+        assert_eq!(d.watch_end, day(300));
+        assert_eq!(d.watch_start, day(281));
+        assert_eq!(d.baseline_start, day(31));
     }
 
     #[test]
@@ -316,13 +338,13 @@ mod tests {
         // A smoothed feed: AR(1) returns with phi = 0.7 and an unchanged distribution. Raw
         // Ljung-Box on the current window rejects; after prewhitening with the reference's
         // phi nothing is left to detect.
-        let e = noise(200, 11);
+        let e = noise(400, 11);
         let mut r = vec![0.0f64];
         for x in &e {
             r.push(0.7 * r.last().unwrap() + 0.004 * x);
         }
-        let r = &r[r.len() - 151..];
-        let raw_lb = crate::triggers::stats::ljung_box(&r[121..], 6);
+        let r = &r[r.len() - 300..];
+        let raw_lb = crate::triggers::stats::ljung_box(&r[270..], 6);
         assert!(raw_lb.pvalue < 0.05, "raw Ljung-Box p = {}", raw_lb.pvalue);
         let report = evaluate_drift(&series_from_returns(r), &TriggerSettings::default());
         let t = report.tests.as_ref().unwrap();
@@ -339,7 +361,7 @@ mod tests {
     fn too_short_series_reports_insufficient_data() {
         let report = evaluate_drift(&series_from_returns(&noise(100, 1)), &TriggerSettings::default());
         assert_eq!(report.status, DriftStatus::InsufficientData);
-        assert!(!report.fired);
+        assert!(!report.fired && report.detector.is_none());
         assert!(report.summary.contains("insufficient data"), "{}", report.summary);
     }
 
@@ -348,7 +370,6 @@ mod tests {
         assert_eq!("MEDIUM".parse::<Severity>().unwrap(), Severity::Medium);
         assert!("medium".parse::<Severity>().is_err());
         assert!(Severity::High > Severity::Medium && Severity::Low > Severity::None);
-        assert_eq!(Severity::from_count(5), Severity::High);
         assert_eq!(serde_json::to_string(&Severity::Low).unwrap(), "\"LOW\"");
     }
 }

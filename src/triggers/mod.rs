@@ -1,5 +1,11 @@
-//! Decides, per horizon, whether to optimize: performance degradation, drift and time
-//! triggers, the cooldown that holds the first two back after an optimization, and `--force`.
+//! Decides, per horizon, whether to optimize: two alarms (performance degradation and drift),
+//! the scheduled check (time since the last optimization), the cooldown that holds the alarms
+//! back after an optimization, and `--force`.
+//!
+//! Alarms say the market or the model changed; they carry a severity, make the
+//! `triggered` mail and are what `replay` counts as alarm episodes. The scheduled check also
+//! starts an optimization but is reported as `scheduled`, not as an alarm (history keeps
+//! `time` in `triggered_by`).
 //!
 //! Pure: [`evaluate`] takes the series, tracked (or replayed) forecast errors, the history and
 //! `now`, and returns a [`TriggerReport`] that `status --check`, `run` and the history record
@@ -7,11 +13,15 @@
 //!
 //! # Layout
 //! - `stats`: the two-sample tests (SciPy parity); `kolmogorov`: the KS distribution.
+//! - `shock`: the CUSUM shock detector behind the drift alarm.
 //! - `drift`, `performance`, `time`: one trigger each, each with its own report section.
+//! - `episodes`: alarm episodes and their confirmation (the labeled-shock benchmark, `replay`).
 
 pub mod drift;
+pub mod episodes;
 pub mod kolmogorov;
 pub mod performance;
+pub mod shock;
 pub mod stats;
 pub mod time;
 
@@ -63,6 +73,13 @@ pub struct TriggerReport {
     pub evaluated_at: DateTime<Utc>,
     pub should_optimize: bool,
     pub forced: bool,
+    /// The alarms that count (performance, drift; suppressed ones excluded) ...
+    pub alarms: Vec<TriggerKind>,
+    /// ... and the highest severity among them (NONE without an alarm).
+    pub severity: Severity,
+    /// The scheduled check is due (time since the last optimization): it starts an
+    /// optimization but is not an alarm.
+    pub scheduled: bool,
     /// One line per trigger that fired or was suppressed, or why nothing fired.
     pub reasons: Vec<String>,
     pub performance: PerformanceReport,
@@ -72,8 +89,16 @@ pub struct TriggerReport {
 }
 
 impl TriggerReport {
+    /// The alarms that count (performance, drift), suppressed ones excluded.
+    pub fn alarms(&self) -> Vec<TriggerKind> {
+        self.triggers()
+            .into_iter()
+            .filter(|k| matches!(k, TriggerKind::Performance | TriggerKind::Drift))
+            .collect()
+    }
+
     /// Names of the triggers that count for this decision, in the order performance, drift,
-    /// time, force (suppressed ones excluded).
+    /// time (the scheduled check), force (suppressed ones excluded).
     pub fn triggers(&self) -> Vec<TriggerKind> {
         let mut kinds = Vec::new();
         if self.performance.fired && !self.performance.suppressed_by_cooldown {
@@ -122,7 +147,13 @@ pub fn evaluate(
 ) -> TriggerReport {
     let today = now.date_naive();
     let series = input.series.truncated_at(today);
-    let mut performance = evaluate_performance(input.tracked_errors, input.replay_errors, settings, today);
+    let mut performance = evaluate_performance(
+        input.tracked_errors,
+        input.replay_errors,
+        settings,
+        today,
+        input.horizon.steps(),
+    );
     let mut drift = evaluate_drift(&series, settings);
     let time = evaluate_time(input.history, input.horizon, settings, now);
 
@@ -147,7 +178,7 @@ pub fn evaluate(
         }
     }
     if time.fired {
-        reasons.push(format!("time: {}", time.summary));
+        reasons.push(format!("scheduled: {}", time.summary));
     }
     for name in &suppressed {
         reasons.push(format!(
@@ -164,6 +195,9 @@ pub fn evaluate(
         evaluated_at: now,
         should_optimize: false,
         forced: force,
+        alarms: Vec::new(),
+        severity: Severity::None,
+        scheduled: false,
         reasons,
         performance,
         drift,
@@ -176,6 +210,17 @@ pub fn evaluate(
         },
     };
     report.should_optimize = !report.triggers().is_empty();
+    report.alarms = report.alarms();
+    report.scheduled = report.time.fired;
+    report.severity = report
+        .alarms
+        .iter()
+        .map(|k| match k {
+            TriggerKind::Drift => report.drift.severity,
+            _ => report.performance.severity(),
+        })
+        .max()
+        .unwrap_or(Severity::None);
     if report.reasons.is_empty() {
         report.reasons.push("no trigger fired".to_string());
     }
@@ -193,7 +238,7 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 1, 5, 0, 0).unwrap()
     }
 
-    /// 251 daily log-returns ending at `now`: calm for 221, then the last 30 almost four times
+    /// 401 daily log-returns ending at `now`: calm for 371, then the last 30 almost four times
     /// as volatile.
     fn drifting_series() -> Series {
         let mut s = 12_345u64;
@@ -205,8 +250,8 @@ mod tests {
         };
         let today = now().date_naive();
         let mut values = vec![900.0f64];
-        for i in 0..251 {
-            let scale = if i < 221 { 0.004 } else { 0.015 };
+        for i in 0..401 {
+            let scale = if i < 371 { 0.004 } else { 0.015 };
             values.push(values.last().unwrap() * (scale * noise()).exp());
         }
         let n = values.len() as i64;
@@ -270,6 +315,9 @@ mod tests {
         let r = evaluate(&input(&series, &errors, &history), &settings, now(), false);
         assert!(r.should_optimize);
         assert_eq!(r.triggered_by(), "performance,drift");
+        assert_eq!(r.alarms, [TriggerKind::Performance, TriggerKind::Drift]);
+        assert!(!r.scheduled);
+        assert!(r.severity >= Severity::Medium, "{:?}", r.severity);
         assert!(!r.cooldown.active);
         assert_eq!(r.days_since_last(), Some(7));
         assert!(r.performance_degradation_pct().unwrap() > 20.0);
@@ -346,6 +394,9 @@ mod tests {
         assert!(r.cooldown.active);
         assert!(r.should_optimize);
         assert_eq!(r.triggered_by(), "time");
+        // The scheduled check is not an alarm.
+        assert!(r.scheduled && r.alarms.is_empty());
+        assert_eq!(r.severity, Severity::None);
     }
 
     #[test]
@@ -389,7 +440,7 @@ mod tests {
         assert!(!r.cooldown.active);
         assert_eq!(r.days_since_last(), None);
         assert!(
-            r.reasons.iter().any(|s| s == "time: never optimized"),
+            r.reasons.iter().any(|s| s == "scheduled: never optimized"),
             "{:?}",
             r.reasons
         );
@@ -398,6 +449,9 @@ mod tests {
         assert_eq!(json["should_optimize"], true);
         assert!(json["drift"]["severity"].is_string());
         assert!(json["drift"]["tests"]["ks"]["pvalue"].is_number());
+        assert!(json["drift"]["statistic"].is_number() && json["drift"]["threshold"].is_number());
+        assert_eq!(json["scheduled"], true);
+        assert!(json["alarms"].is_array());
         assert_eq!(json["performance"]["status"], "insufficient_data");
         assert_eq!(json["time"]["summary"], "never optimized");
     }

@@ -8,7 +8,21 @@
 //! the forecast's origin) on the same forecasts: `ratio = RMSE(model) / RMSE(random walk)` per
 //! window and relative degradation = ratio(recent) / ratio(baseline) - 1. The trigger fires
 //! when the one `performance_mode` names (absolute, relative, or both) reaches
-//! `performance_threshold_pct`; the report shows both. Errors come from tracked production
+//! `performance_threshold_pct` *and* the rise is significant; the report shows both figures,
+//! the test statistic and its p-value.
+//!
+//! Significance: 14 days of h-step errors overlap heavily (forecasts made on consecutive days
+//! share h - 1 targets' worth of path), so a ratio above the threshold can be noise. Over the
+//! recent window, with `b` the baseline's figure, the loss differences are
+//! `d_t = e_t^2 - b^2 rw_t^2` (relative: the model's squared error beyond what the baseline
+//! ratio predicts from the random walk's) or `d_t = e_t^2 - b^2` (absolute: beyond the baseline
+//! mean squared error), in target-date order. H0: mean(d) <= 0, H1: > 0, by the
+//! Diebold-Mariano statistic (`metrics::diebold_mariano`: rectangular HAC variance with h - 1
+//! autocovariances for the overlap, Harvey-Leybourne-Newbold correction, Student t with
+//! n - 1 degrees of freedom), treating the baseline figure as known. Mode `both` takes the
+//! larger p-value. The alarm needs p < `performance_alpha`.
+//!
+//! Errors come from tracked production
 //! predictions when there are at least `min_tracked_recent` / `min_tracked_baseline` of them in
 //! the two windows; otherwise the caller replays the deployed config with the backtester (it is
 //! zero-shot and deterministic, so the replay reproduces what production forecast) and passes
@@ -20,7 +34,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::config::{PerformanceMode, TriggerSettings};
-use crate::domain::Horizon;
+use crate::domain::{Horizon, Severity};
 use crate::series::{Prediction, Series};
 
 /// One forecast error: forecast - actual, dated by the target date, with the random walk's
@@ -137,6 +151,19 @@ pub enum PerformanceStatus {
     InsufficientData,
 }
 
+/// The one-sided test that the recent window's losses exceed what the baseline predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DegradationTest {
+    /// HLN-corrected Diebold-Mariano statistic of the loss differences (positive: worse).
+    pub statistic: f64,
+    /// One-sided p-value, P(T_{n-1} >= statistic).
+    pub pvalue: f64,
+    /// Loss differences (recent-window errors) and HAC autocovariance lags used.
+    pub n: usize,
+    pub lags: usize,
+    pub mean_difference: f64,
+}
+
 /// The performance section of a trigger report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PerformanceReport {
@@ -166,10 +193,67 @@ pub struct PerformanceReport {
     /// Which degradation fires the trigger.
     pub mode: PerformanceMode,
     pub threshold_pct: f64,
+    /// The significance test of the mode's degradation (mode `both`: the one with the larger
+    /// p-value), its p-value and level.
+    pub test: Option<DegradationTest>,
+    pub pvalue: Option<f64>,
+    pub alpha: f64,
     pub fired: bool,
     /// Set by `triggers::evaluate` when the cooldown holds this trigger back.
     pub suppressed_by_cooldown: bool,
     pub summary: String,
+}
+
+impl PerformanceReport {
+    fn new(tracked: WindowCounts, settings: &TriggerSettings) -> PerformanceReport {
+        PerformanceReport {
+            status: PerformanceStatus::InsufficientData,
+            source: None,
+            tracked,
+            min_tracked_recent: settings.min_tracked_recent,
+            min_tracked_baseline: settings.min_tracked_baseline,
+            recent_days: settings.performance_recent_days,
+            baseline_days: settings.performance_baseline_days,
+            points: WindowCounts {
+                recent: 0,
+                baseline: 0,
+            },
+            recent_rmse: None,
+            baseline_rmse: None,
+            degradation_pct: None,
+            recent_rw_rmse: None,
+            baseline_rw_rmse: None,
+            recent_ratio: None,
+            baseline_ratio: None,
+            relative_degradation_pct: None,
+            mode: settings.performance_mode,
+            threshold_pct: settings.performance_threshold_pct,
+            test: None,
+            pvalue: None,
+            alpha: settings.performance_alpha,
+            fired: false,
+            suppressed_by_cooldown: false,
+            summary: String::new(),
+        }
+    }
+
+    /// The alarm's severity: NONE unless fired; then by how far the mode's degradation is
+    /// past the threshold (1.5x MEDIUM, 2x HIGH; mode `both`: the smaller of the two).
+    pub fn severity(&self) -> Severity {
+        if !self.fired {
+            return Severity::None;
+        }
+        let (abs, rel) = (
+            self.degradation_pct.unwrap_or(f64::NAN),
+            self.relative_degradation_pct.unwrap_or(f64::NAN),
+        );
+        let figure = match self.mode {
+            PerformanceMode::Absolute => abs,
+            PerformanceMode::Relative => rel,
+            PerformanceMode::Both => abs.min(rel),
+        };
+        super::shock::severity(true, figure / self.threshold_pct, 0.0)
+    }
 }
 
 /// RMSE of the model and of the random walk over the window's errors.
@@ -187,41 +271,48 @@ fn rmse_in_window(errors: &[ErrorPoint], today: NaiveDate, days: u32) -> Option<
     (n > 0).then(|| ((ss / n as f64).sqrt(), (rw / n as f64).sqrt()))
 }
 
+/// The one-sided test of mean(d) > 0 for the recent window's loss differences
+/// `d = e^2 - scale^2 * reference^2` (`reference` = the random walk's error, or 1), with
+/// `steps - 1` HAC lags. None with fewer than 2 differences.
+pub fn degradation_test(
+    recent: &[ErrorPoint],
+    scale: f64,
+    against_random_walk: bool,
+    steps: usize,
+) -> Option<DegradationTest> {
+    let d: Vec<f64> = recent
+        .iter()
+        .map(|e| {
+            let reference = if against_random_walk {
+                e.random_walk_error
+            } else {
+                1.0
+            };
+            e.error * e.error - scale * scale * reference * reference
+        })
+        .collect();
+    let dm = crate::metrics::diebold_mariano(&d, steps.max(1)).ok()?;
+    Some(DegradationTest {
+        statistic: dm.statistic,
+        pvalue: (1.0 - dm.p_value_lower).clamp(0.0, 1.0),
+        n: dm.n,
+        lags: dm.lags,
+        mean_difference: dm.mean_differential,
+    })
+}
+
 /// Evaluates the performance trigger as of `today` from the tracked errors, falling back to
-/// `replay` (errors of a backtest replay) when the tracked ones are too few.
+/// `replay` (errors of a backtest replay) when the tracked ones are too few; `steps` is the
+/// horizon in business days (the errors' overlap).
 pub fn evaluate_performance(
     tracked: &[ErrorPoint],
     replay: Option<&[ErrorPoint]>,
     settings: &TriggerSettings,
     today: NaiveDate,
+    steps: usize,
 ) -> PerformanceReport {
     let tracked_counts = window_counts(tracked, settings, today);
-    let mut report = PerformanceReport {
-        status: PerformanceStatus::InsufficientData,
-        source: None,
-        tracked: tracked_counts,
-        min_tracked_recent: settings.min_tracked_recent,
-        min_tracked_baseline: settings.min_tracked_baseline,
-        recent_days: settings.performance_recent_days,
-        baseline_days: settings.performance_baseline_days,
-        points: WindowCounts {
-            recent: 0,
-            baseline: 0,
-        },
-        recent_rmse: None,
-        baseline_rmse: None,
-        degradation_pct: None,
-        recent_rw_rmse: None,
-        baseline_rw_rmse: None,
-        recent_ratio: None,
-        baseline_ratio: None,
-        relative_degradation_pct: None,
-        mode: settings.performance_mode,
-        threshold_pct: settings.performance_threshold_pct,
-        fired: false,
-        suppressed_by_cooldown: false,
-        summary: String::new(),
-    };
+    let mut report = PerformanceReport::new(tracked_counts, settings);
     let insufficient_tracked = format!(
         "insufficient tracked data ({} of {} in the last {} days, {} of {} in the last {} days)",
         tracked_counts.recent,
@@ -271,36 +362,79 @@ pub fn evaluate_performance(
         report.baseline_rw_rmse.unwrap_or(f64::NAN),
     );
     // A random walk without error in a window (a flat series) leaves the ratio undefined.
-    let relative = (rw_recent > 0.0 && rw_baseline > 0.0).then(|| {
+    if rw_recent > 0.0 && rw_baseline > 0.0 {
         let (r, b) = (recent / rw_recent, baseline / rw_baseline);
         report.recent_ratio = Some(r);
         report.baseline_ratio = Some(b);
-        (r / b - 1.0) * 100.0
-    });
-    report.relative_degradation_pct = relative;
-    let threshold = settings.performance_threshold_pct;
-    let absolute_fires = pct >= threshold;
-    let relative_fires = relative.is_some_and(|r| r >= threshold);
-    report.fired = match settings.performance_mode {
-        PerformanceMode::Absolute => absolute_fires,
-        PerformanceMode::Relative => relative_fires,
-        PerformanceMode::Both => absolute_fires && relative_fires,
+        report.relative_degradation_pct = Some((r / b - 1.0) * 100.0);
+    }
+    let recent_errors: Vec<ErrorPoint> = errors
+        .iter()
+        .filter(|e| in_window(e.target_date, today, settings.performance_recent_days))
+        .copied()
+        .collect();
+    judge(&mut report, &recent_errors, steps, &prefix);
+    report
+}
+
+/// Fires the trigger when the mode's degradation reaches the threshold and its test is
+/// significant; writes the summary.
+fn judge(report: &mut PerformanceReport, recent: &[ErrorPoint], steps: usize, prefix: &str) {
+    let threshold = report.threshold_pct;
+    let (Some(pct), Some(baseline)) = (report.degradation_pct, report.baseline_rmse) else {
+        return;
     };
+    let relative = report.relative_degradation_pct;
+    let absolute_test = || degradation_test(recent, baseline, false, steps);
+    let relative_test = || {
+        report
+            .baseline_ratio
+            .and_then(|b| degradation_test(recent, b, true, steps))
+    };
+    let (reached, test) = match report.mode {
+        PerformanceMode::Absolute => (pct >= threshold, absolute_test()),
+        PerformanceMode::Relative => (relative.is_some_and(|r| r >= threshold), relative_test()),
+        PerformanceMode::Both => {
+            let tests = [absolute_test(), relative_test()];
+            let worst = match tests {
+                [Some(a), Some(r)] => Some(if a.pvalue >= r.pvalue { a } else { r }),
+                _ => None,
+            };
+            (
+                pct >= threshold && relative.is_some_and(|r| r >= threshold),
+                worst,
+            )
+        }
+    };
+    report.test = test;
+    report.pvalue = test.map(|t| t.pvalue);
+    let significant = report.pvalue.is_some_and(|p| p < report.alpha);
+    report.fired = reached && significant;
     let relative_text = match (relative, report.recent_ratio, report.baseline_ratio) {
         (Some(rel), Some(r), Some(b)) => format!("relative to the random walk {r:.3} vs {b:.3}: {rel:+.1}%"),
         _ => "relative to the random walk: undefined (the random walk has no error)".to_string(),
     };
+    let test_text = test.map_or_else(
+        || "test: too few points".to_string(),
+        |t| {
+            format!(
+                "one-sided test p = {:.3} (HAC, {} lags, n {})",
+                t.pvalue, t.lags, t.n
+            )
+        },
+    );
     report.summary = format!(
-        "{prefix}RMSE {recent:.3} over the last {} days vs {baseline:.3} over {} days: {pct:+.1}%; {relative_text}; fires on {} >= {threshold}%: {} ({} points, {} recent / {} baseline)",
-        settings.performance_recent_days,
-        settings.performance_baseline_days,
-        settings.performance_mode.as_str(),
+        "{prefix}RMSE {:.3} over the last {} days vs {baseline:.3} over {} days: {pct:+.1}%; {relative_text}; {test_text}; fires on {} >= {threshold}% at p < {}: {} ({} points, {} recent / {} baseline)",
+        report.recent_rmse.unwrap_or(f64::NAN),
+        report.recent_days,
+        report.baseline_days,
+        report.mode.as_str(),
+        report.alpha,
         if report.fired { "yes" } else { "no" },
-        source.as_str(),
+        report.source.map_or("-", ErrorSource::as_str),
         report.points.recent,
         report.points.baseline,
     );
-    report
 }
 
 // Exact values (0, 1, sums of exact terms) are the point of several checks here.
@@ -368,12 +502,71 @@ mod tests {
         (recent / baseline - 1.0) * 100.0
     }
 
+    /// Ten daily errors ending `today`; the last four are the recent window.
+    fn hand_case(recent: [f64; 4], recent_rw: [f64; 4]) -> Vec<ErrorPoint> {
+        let today = date("2026-03-01");
+        let older = [3.0, -4.0, 2.0, -3.0, 4.0, -2.0];
+        let older_rw = [4.0, -3.0, 3.0, -4.0, 3.0, -3.0];
+        let e: Vec<f64> = older.iter().chain(&recent).copied().collect();
+        let rw: Vec<f64> = older_rw.iter().chain(&recent_rw).copied().collect();
+        (0..10)
+            .map(|i| ErrorPoint {
+                target_date: today - chrono::Duration::days(9 - i as i64),
+                error: e[i],
+                random_walk_error: rw[i],
+            })
+            .collect()
+    }
+
+    /// The significance test against figures computed independently (python3, plain floats:
+    /// RMSEs, ratios, `d = e^2 - b^2 rw^2` over the recent 4 days, Diebold-Mariano with 1
+    /// autocovariance lag and the HLN factor, Student t with 3 degrees of freedom by its closed
+    /// form). Tolerance 1e-9 absolute.
+    #[test]
+    fn the_degradation_test_matches_a_hand_computation() {
+        let today = date("2026-03-01");
+        let settings = TriggerSettings {
+            performance_recent_days: 4,
+            performance_baseline_days: 10,
+            min_tracked_recent: 4,
+            min_tracked_baseline: 10,
+            ..TriggerSettings::default()
+        };
+        let close = |ours: f64, hand: f64| assert!((ours - hand).abs() < 1e-9, "{ours} vs {hand}");
+        // Significant: ratio 1.4099 vs 1.2138 (+16.15 %), d mean 10.5467, HAC variance 9.9972,
+        // statistic 4.08528, p 0.01325.
+        let errors = hand_case([5.0, -7.0, 5.0, -8.0], [4.0, -5.0, 5.0, -4.0]);
+        let r = evaluate_performance(&errors, None, &settings, today, 2);
+        close(r.recent_ratio.unwrap(), 1.409_895_342_941_730_5);
+        close(r.baseline_ratio.unwrap(), 1.213_809_430_402_208_2);
+        close(r.relative_degradation_pct.unwrap(), 16.154_587_996_119_552);
+        close(r.degradation_pct.unwrap(), 35.789_962_910_184_634);
+        let t = r.test.unwrap();
+        assert_eq!((t.n, t.lags), (4, 1));
+        close(t.mean_difference, 10.546_666_666_666_67);
+        close(t.statistic, 4.085_278_414_819_506_5);
+        close(t.pvalue, 0.013_250_061_448_013_328);
+        assert_eq!(r.pvalue, Some(t.pvalue));
+        assert!(r.fired, "{}", r.summary);
+        assert!(r.summary.contains("p = 0.013"), "{}", r.summary);
+        // Past the threshold (+17.6 %) but not significant: the HAC variance is not positive,
+        // lag 0 alone gives 107.2966, statistic 1.19369, p 0.15919.
+        let errors = hand_case([6.0, -6.0, 7.0, -5.0], [4.0, -5.0, 4.0, -4.0]);
+        let r = evaluate_performance(&errors, None, &settings, today, 2);
+        close(r.relative_degradation_pct.unwrap(), 17.573_506_419_451_1);
+        let t = r.test.unwrap();
+        close(t.statistic, 1.193_688_342_739_883_4);
+        close(t.pvalue, 0.159_193_782_801_480_9);
+        assert!(!r.fired, "{}", r.summary);
+        assert_eq!(r.severity(), Severity::None);
+    }
+
     #[test]
     fn known_degradation_fires_above_threshold_only() {
         let today = date("2026-03-01");
         let settings = TriggerSettings::default();
         let errors = tracked_errors(&predictions(today, 10.0, 13.0), Horizon(7), &steady(today));
-        let r = evaluate_performance(&errors, None, &settings, today);
+        let r = evaluate_performance(&errors, None, &settings, today, 7);
         assert_eq!(r.status, PerformanceStatus::Evaluated);
         assert_eq!(r.source, Some(ErrorSource::Tracked));
         assert_eq!(
@@ -393,7 +586,7 @@ mod tests {
 
         // 12 vs 10 is +14.3%: just below the 15% threshold.
         let errors = tracked_errors(&predictions(today, 10.0, 12.0), Horizon(7), &steady(today));
-        let r = evaluate_performance(&errors, None, &settings, today);
+        let r = evaluate_performance(&errors, None, &settings, today, 7);
         let pct = r.degradation_pct.unwrap();
         assert!((pct - expected_pct(10.0, 12.0)).abs() < 1e-9, "{pct}");
         assert!(pct < 15.0 && !r.fired, "{}", r.summary);
@@ -414,7 +607,7 @@ mod tests {
                 performance_mode: mode,
                 ..TriggerSettings::default()
             };
-            evaluate_performance(errors, None, &s, today)
+            evaluate_performance(errors, None, &s, today, 7)
         };
         let r = with(&errors, PerformanceMode::Relative);
         let abs = r.degradation_pct.unwrap();
@@ -467,7 +660,7 @@ mod tests {
                 baseline: 60
             }
         );
-        let r = evaluate_performance(&errors, None, &settings, today);
+        let r = evaluate_performance(&errors, None, &settings, today, 7);
         assert!((r.degradation_pct.unwrap() - expected_pct(10.0, 13.0)).abs() < 1e-9);
     }
 
@@ -499,7 +692,7 @@ mod tests {
         let sparse: Vec<Prediction> = preds.iter().step_by(3).cloned().collect();
         let tracked = tracked_errors(&sparse, Horizon(7), &steady(today));
         assert!(needs_replay(&tracked, &settings, today));
-        let r = evaluate_performance(&tracked, None, &settings, today);
+        let r = evaluate_performance(&tracked, None, &settings, today, 7);
         assert_eq!(r.status, PerformanceStatus::InsufficientData);
         assert!(!r.fired && r.source.is_none());
         assert_eq!(
@@ -512,7 +705,7 @@ mod tests {
         assert!(r.summary.contains("insufficient tracked data"), "{}", r.summary);
 
         let replay = tracked_errors(&preds, Horizon(7), &steady(today));
-        let r = evaluate_performance(&tracked, Some(&replay), &settings, today);
+        let r = evaluate_performance(&tracked, Some(&replay), &settings, today, 7);
         assert_eq!(r.source, Some(ErrorSource::Replay));
         assert_eq!(
             r.tracked,

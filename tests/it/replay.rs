@@ -38,6 +38,7 @@ struct HorizonReplay {
     fixed_configs: Vec<FixedConfig>,
     capture_pct: Option<f64>,
     runs: usize,
+    alarms: Alarms,
     first_origin: NaiveDate,
     last_origin: NaiveDate,
 }
@@ -59,6 +60,22 @@ struct Params {
 struct FixedConfig {
     params: Params,
     scores: Scores,
+}
+
+#[derive(Debug, Deserialize)]
+struct Alarms {
+    drift: Tally,
+    performance: Tally,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tally {
+    checks: usize,
+    firing_checks: usize,
+    episodes: usize,
+    confirmed: usize,
+    unconfirmed: usize,
+    undecided: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,8 +154,43 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
         }
     }
 
-    // Independent recomputation of the policy's errors: every step 1..7 of every origin's path.
+    // Alarm episodes: the drift alarm's checks are the runs' (the detector recomputed here
+    // with the library on the series cut at each run date), each episode counted once.
     let series = model_optimizer::data::load_series(&real_series_csv()).unwrap();
+    let settings = model_optimizer::config::TriggerSettings::default();
+    let firing = (0..10)
+        .map(|k| NaiveDate::from_ymd_opt(2023, 1, 1).unwrap() + chrono::Duration::days(7 * k))
+        .filter(|d| model_optimizer::triggers::evaluate_drift(&series.truncated_at(*d), &settings).fired)
+        .count();
+    for t in [&h.alarms.drift, &h.alarms.performance] {
+        assert!(t.checks <= h.runs && t.firing_checks <= t.checks && t.episodes <= t.firing_checks);
+        assert_eq!(t.episodes, t.confirmed + t.unconfirmed + t.undecided);
+    }
+    if h.alarms.drift.checks == h.runs {
+        assert_eq!(h.alarms.drift.firing_checks, firing);
+    }
+    let text = env
+        .run(
+            &[
+                &[
+                    "replay",
+                    "--from",
+                    "2023-01-01",
+                    "--to",
+                    "2023-01-15",
+                    "--horizon",
+                    "7d",
+                ][..],
+                &["--model", &model],
+            ]
+            .concat(),
+        )
+        .expect_code(0)
+        .stdout
+        .clone();
+    assert!(text.contains("7d drift alarm: fired in "), "{text}");
+
+    // Independent recomputation of the policy's errors: every step 1..7 of every origin's path.
     let bolt = ChronosBolt::load(&model).unwrap();
     let mut errors = Vec::new();
     for i in 0..series.len() - 7 {

@@ -1,6 +1,7 @@
 //! Trigger tests against references: statistics parity with SciPy/statsmodels
-//! (`tests/fixtures/stats_reference.json`) and the drift trigger replayed on the real USD/CLP
-//! series (`$MODEL_OPTIMIZER_SHARED/data/usdclp_daily.csv`).
+//! (`tests/fixtures/stats_reference.json`), and the drift alarm's labeled-shock benchmark on the
+//! real USD/CLP series (`$MODEL_OPTIMIZER_SHARED/data/usdclp_daily.csv`, read at test time)
+//! against the events of `tests/fixtures/usdclp_shock_events.json`.
 
 use std::path::PathBuf;
 
@@ -170,16 +171,25 @@ fn stats_match_scipy_and_statsmodels_reference() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Drift on the real USD/CLP series
+// The drift alarm on the real USD/CLP series
 // ---------------------------------------------------------------------------------------------
 
 use chrono::NaiveDate;
 use model_optimizer::config::TriggerSettings;
 use model_optimizer::series::Series;
-use model_optimizer::triggers::drift::evaluate_drift;
+use model_optimizer::triggers::drift::log_returns;
+use model_optimizer::triggers::episodes::{shock_benchmark, ShockBenchmark, ShockEvent};
 
-/// Reads `date,usdclp` with std only (the polars loader belongs to `data/`).
-fn read_usdclp(path: &std::path::Path) -> Series {
+/// Reads `date,usdclp` with std only (the polars loader belongs to `data/`); None when the
+/// file is absent outside CI (in CI, `CI=true`, its absence fails the test).
+fn read_usdclp(path: &std::path::Path) -> Option<Series> {
+    if !path.exists() && std::env::var("CI").as_deref() != Ok("true") {
+        eprintln!(
+            "skipped: {} is absent; set MODEL_OPTIMIZER_SHARED to the shared directory",
+            path.display()
+        );
+        return None;
+    }
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; set MODEL_OPTIMIZER_SHARED to the shared directory",
@@ -202,117 +212,127 @@ fn read_usdclp(path: &std::path::Path) -> Series {
             .push(NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").unwrap());
         s.values.push(v.trim().parse().unwrap_or(f64::NAN));
     }
-    s
+    Some(s)
 }
 
 fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
-/// USD/CLP regime changes the drift trigger must react to within four weeks.
-const REGIME_CHANGES: [(&str, (i32, u32, u32)); 4] = [
-    ("Lehman Brothers collapse", (2008, 9, 15)),
-    ("Fed taper tantrum", (2013, 5, 22)),
-    (
-        "Peso record slide after the Oct 2019 social unrest",
-        (2019, 11, 12),
-    ),
-    ("BCCh FX intervention after the Jul 2022 peak", (2022, 7, 14)),
-];
-
-/// Other well-known episodes, printed for the record (not asserted; see the report).
-const OTHER_EPISODES: [(&str, (i32, u32, u32)); 4] = [
-    ("US downgrade / euro crisis", (2011, 8, 5)),
-    ("China devaluation", (2015, 8, 11)),
-    ("Chile social unrest begins", (2019, 10, 18)),
-    ("COVID crash", (2020, 3, 9)),
-];
-
-#[test]
-fn drift_replayed_weekly_on_usdclp_2000_2024() {
-    let series = read_usdclp(&crate::util::shared().join("data/usdclp_daily.csv"));
-    let settings = TriggerSettings::default();
-    let (start, end) = (ymd(2000, 1, 1), ymd(2024, 6, 30));
-    let first = series.dates.partition_point(|d| *d < start);
-    let last = series.dates.partition_point(|d| *d <= end);
-    // Every 5th business day, evaluated as of that date on the series cut there (--as-of).
-    let mut fired = Vec::new();
-    let mut weeks = 0usize;
-    let mut rejections = [0usize; 5];
-    for i in (first..last).step_by(5) {
-        let as_of = series.dates[i];
-        let report = evaluate_drift(&series.truncated_at(as_of), &settings);
-        assert_eq!(report.last_date, Some(as_of));
-        let t = report.tests.as_ref().expect("two decades of data are enough");
-        let ps = [
-            t.ks.pvalue,
-            t.welch_t.pvalue,
-            t.levene_median.pvalue,
-            t.ljung_box.pvalue,
-            t.variance_ratio.pvalue_two_sided,
-        ];
-        for (r, p) in rejections.iter_mut().zip(ps) {
-            *r += usize::from(p < settings.drift_alpha);
-        }
-        weeks += 1;
-        if report.fired {
-            fired.push(as_of);
-        }
+/// The labeled events of the fixture.
+pub fn shock_events() -> Vec<ShockEvent> {
+    #[derive(serde::Deserialize)]
+    struct Fixture {
+        events: Vec<ShockEvent>,
     }
-    let pct = |n: usize| 100.0 * n as f64 / weeks as f64;
-    let fraction = fired.len() as f64 / weeks as f64;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/usdclp_shock_events.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str::<Fixture>(&text).unwrap().events
+}
+
+/// The benchmark's table: per event the delay in business days, then the weekly figures.
+pub fn print_benchmark(b: &ShockBenchmark, max_delay: usize) {
     println!(
-        "drift replay {start}..{end}, every 5th business day: fired in {} of {weeks} weeks ({:.1}%)",
-        fired.len(),
-        100.0 * fraction
+        "{:32} {:10} {:10} {:>5}  note",
+        "event", "date", "detected", "delay"
     );
-    println!(
-        "weeks each test rejects at alpha {}: ks {:.1}%, welch_t {:.1}%, levene_median {:.1}%, ljung_box {:.1}%, variance_ratio {:.1}%",
-        settings.drift_alpha,
-        pct(rejections[0]),
-        pct(rejections[1]),
-        pct(rejections[2]),
-        pct(rejections[3]),
-        pct(rejections[4])
-    );
-    let first_firing = |date: NaiveDate| fired.iter().copied().find(|d| *d >= date);
-    let mut late = Vec::new();
-    for (name, (y, m, d)) in REGIME_CHANGES.iter().chain(&OTHER_EPISODES) {
-        let date = ymd(*y, *m, *d);
-        let days = if let Some(f) = first_firing(date) {
-            let days = (f - date).num_days();
-            println!("{name:52} {date}: first firing {f} (+{days} days)");
-            days
-        } else {
-            println!("{name:52} {date}: no firing afterwards");
-            i64::MAX
-        };
-        let asserted = REGIME_CHANGES.iter().any(|(n, _)| n == name);
-        if asserted && days > 28 {
-            late.push(format!("{name} ({date}): first firing after {days} days"));
-        }
+    for e in &b.events {
+        println!(
+            "{:32} {:10} {:10} {:>5}  {}",
+            e.event.name,
+            e.event.date.to_string(),
+            e.detected_on.map_or_else(|| "-".to_string(), |d| d.to_string()),
+            e.delay.map_or_else(|| format!(">{max_delay}"), |d| d.to_string()),
+            if e.already_on {
+                "alarm already on the day before"
+            } else {
+                ""
+            }
+        );
     }
-    let as_of = ymd(2020, 3, 20);
     println!(
-        "as of {as_of}: {}",
-        evaluate_drift(&series.truncated_at(as_of), &settings).summary
-    );
-    assert!(
-        late.is_empty(),
-        "drift did not fire within 4 weeks of: {}",
-        late.join("; ")
-    );
-    assert!(
-        fraction <= 0.15,
-        "drift fired in {:.1}% of weeks (goal <= 15%)",
-        100.0 * fraction
+        "weekly checks: {} of {} fire ({:.1} %); {} alarm episodes in {:.1} years ({:.2} a year), {} confirmed, {} not; {:.0} % of quiet weeks would confirm by chance",
+        b.weekly_firing,
+        b.weekly_checks,
+        100.0 * b.weekly_share,
+        b.episodes,
+        b.years,
+        b.episodes_per_year,
+        b.confirmed,
+        b.unconfirmed,
+        100.0 * b.quiet_confirmation_rate
     );
 }
 
-/// `status --check --json --as-of 2020-03-20` on a root holding the real series: the drift
-/// section's severity and the reasons, as parsed into structs of the test's own.
+/// Events the default detector does not catch within 5 business days, and why (the closing
+/// note of the benchmark): in each, the peso's moves in the first week were within what the
+/// year before had seen. Catching them needs thresholds that fire in more than 15 % of weeks.
+const KNOWN_MISSES: [(&str, &str); 3] = [
+    (
+        "COVID-19 crash",
+        "first week's moves 0.2-1.5 % a day, at most 1.8 baseline sd (0.83 %: the year before holds the 2019 unrest); fires 2020-03-31, 16 business days on",
+    ),
+    (
+        "Constitutional plebiscite",
+        "USD/CLP fell 2.1 % on the result, 1.9 baseline sd (1.08 % after the 2022 turbulence), then under 1.3 % a day; no alarm",
+    ),
+    (
+        "Silicon Valley Bank failure",
+        "moves of up to 3 %, 2.3 baseline sd (1.30 %: the year before is 2022's); no alarm",
+    ),
+];
+
+/// The labeled-shock benchmark with default settings on the real series: each fixture event
+/// is detected within 5 business days of its first day except the known misses, and at most
+/// 15 % of the weekly checks 2000..2024-06 fire.
 #[test]
-fn status_check_as_of_covid_reports_drift_severity_and_reasons() {
+fn drift_alarm_catches_labeled_shocks_and_stays_quiet_on_usdclp() {
+    let Some(series) = read_usdclp(&crate::util::real_series_csv()) else {
+        return;
+    };
+    let events = shock_events();
+    assert!(events.len() >= 8, "{} events", events.len());
+    let settings = TriggerSettings::default();
+    let returns = log_returns(&series);
+    let b = shock_benchmark(
+        &returns,
+        &events,
+        (ymd(2000, 1, 1), ymd(2024, 6, 30)),
+        20,
+        &settings,
+    );
+    print_benchmark(&b, 20);
+    let mut late = Vec::new();
+    for e in &b.events {
+        let known = KNOWN_MISSES.iter().find(|(n, _)| *n == e.event.name);
+        match (e.delay, known) {
+            (Some(d), None) if d > 5 => late.push(format!("{} after {d} business days", e.event.name)),
+            (None, None) => late.push(format!("{} not within 20 business days", e.event.name)),
+            (Some(d), Some((name, _))) if d <= 5 => {
+                println!("{name}: now detected within {d} days; take it off KNOWN_MISSES");
+            }
+            _ => {}
+        }
+    }
+    for (name, why) in KNOWN_MISSES {
+        println!("known miss, {name}: {why}");
+    }
+    assert!(late.is_empty(), "late or missed: {}", late.join("; "));
+    assert!(
+        b.weekly_share <= 0.15,
+        "{:.1} % of weekly checks fire (goal <= 15 %)",
+        100.0 * b.weekly_share
+    );
+    assert!(b.weekly_checks > 1_200, "{} weekly checks", b.weekly_checks);
+}
+
+/// `status --check --json --as-of 2022-07-22` (the week of the central bank's intervention)
+/// on a root holding the real series: the drift section keeps `fired` and
+/// `suppressed_by_cooldown` and adds the detector's statistic, threshold and severity; the
+/// scheduled check is reported as `scheduled`, not as an alarm.
+#[test]
+fn status_check_reports_the_drift_detector_and_the_scheduled_check() {
     #[derive(serde::Deserialize)]
     struct Status {
         triggers: Vec<Report>,
@@ -321,78 +341,101 @@ fn status_check_as_of_covid_reports_drift_severity_and_reasons() {
     struct Report {
         horizon: String,
         should_optimize: bool,
+        alarms: Vec<String>,
+        severity: String,
+        scheduled: bool,
         reasons: Vec<String>,
         drift: Drift,
-        time: Time,
         performance: Performance,
     }
     #[derive(serde::Deserialize)]
     struct Drift {
         severity: String,
         fired: bool,
-        significant: Vec<String>,
+        suppressed_by_cooldown: bool,
+        statistic: f64,
+        threshold: f64,
         last_date: NaiveDate,
+        detector: Detector,
+        significant: Vec<String>,
         summary: String,
     }
     #[derive(serde::Deserialize)]
-    struct Time {
-        fired: bool,
+    struct Detector {
+        volatility_statistic: f64,
+        volatility_threshold: f64,
+        volatility_ratio: f64,
+        watch_end: NaiveDate,
     }
     #[derive(serde::Deserialize)]
     struct Performance {
         source: Option<String>,
+        pvalue: Option<f64>,
+        alpha: f64,
         summary: String,
+    }
+    if read_usdclp(&crate::util::real_series_csv()).is_none() {
+        return;
     }
     let env = crate::util::TestEnv::new().with_real_series();
     let model = crate::util::demo_model().display().to_string();
-    let out = env.run(&[
-        "status",
-        "--check",
-        "--json",
-        "--as-of",
-        "2020-03-20",
-        "--model",
-        &model,
-    ]);
+    let as_of = ["--as-of", "2022-07-22", "--model", &model];
+    let out = env.run(&[&["status", "--check", "--json"][..], &as_of].concat());
     let st: Status = out.success().json();
     assert_eq!(st.triggers.len(), 4);
     for t in &st.triggers {
+        let d = &t.drift;
+        assert_eq!(d.last_date, ymd(2022, 7, 22), "{}: the as-of view", t.horizon);
+        assert_eq!(d.detector.watch_end, ymd(2022, 7, 22));
+        // The intervention's 8 % day (clipped at 4 sd) is far past the volatility threshold.
+        assert!(d.fired && !d.suppressed_by_cooldown, "{}", d.summary);
         assert_eq!(
-            t.drift.last_date,
-            ymd(2020, 3, 20),
-            "{}: the as-of view",
-            t.horizon
+            (d.statistic, d.threshold),
+            (d.detector.volatility_statistic, d.detector.volatility_threshold)
         );
-        assert!(["NONE", "LOW", "MEDIUM", "HIGH"].contains(&t.drift.severity.as_str()));
-        // two or three tests significant in the COVID sell-off: MEDIUM or worse, but the KS
-        // p-value is not below 0.05, so drift alone does not fire (see the replay test)
+        assert!(d.statistic > 2.0 * d.threshold, "{}", d.summary);
+        assert!(d.detector.volatility_ratio > 1.5);
+        assert_eq!(d.severity, "HIGH");
         assert!(
-            matches!(t.drift.severity.as_str(), "MEDIUM" | "HIGH"),
-            "{}: {}",
-            t.horizon,
-            t.drift.severity
+            d.summary.starts_with("drift HIGH: volatility CUSUM"),
+            "{}",
+            d.summary
         );
-        assert!(t.drift.significant.len() >= 2);
-        assert!(!t.drift.fired, "{}", t.drift.summary);
-        // never optimized: the time trigger fires and is the reason
-        assert!(t.time.fired && t.should_optimize);
+        // The two-sample tests are still there as evidence.
+        assert!(d.significant.iter().all(|n| !n.is_empty()));
+        assert!(t.alarms.contains(&"drift".to_string()), "{:?}", t.alarms);
+        assert_eq!(t.severity, "HIGH");
+        // Never optimized: the scheduled check is due, and it is not an alarm.
+        assert!(t.scheduled && t.should_optimize);
+        assert!(!t.alarms.contains(&"time".to_string()));
         assert!(
-            t.reasons.iter().any(|r| r.contains("never optimized")),
+            t.reasons.iter().any(|r| r == "scheduled: never optimized"),
             "{:?}",
             t.reasons
         );
-        // no tracked predictions: the deployed config was replayed
+        assert!(
+            t.reasons.iter().any(|r| r.starts_with("drift: drift HIGH")),
+            "{:?}",
+            t.reasons
+        );
+        // No tracked predictions: the deployed config was replayed, and its test reported.
         assert_eq!(
             t.performance.source.as_deref(),
             Some("replay"),
             "{}",
             t.performance.summary
         );
+        assert!(
+            t.performance.pvalue.is_some_and(|p| (0.0..=1.0).contains(&p)),
+            "{}",
+            t.performance.summary
+        );
+        assert!((t.performance.alpha - 0.05).abs() < 1e-15);
     }
     let table = env
-        .run(&["status", "--check", "--as-of", "2020-03-20", "--model", &model])
+        .run(&[&["status", "--check"][..], &as_of].concat())
         .success()
         .stdout
         .clone();
-    assert!(table.contains("MEDIUM") || table.contains("HIGH"), "{table}");
+    assert!(table.contains("HIGH") && table.contains("due"), "{table}");
 }
