@@ -20,9 +20,9 @@ use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::Context;
 use crate::history::{self, Action, HistoryRecord};
-use crate::outcome::HorizonResult;
+use crate::policy::outcome::HorizonResult;
+use crate::policy::validate::Comparison;
 use crate::triggers::TriggerReport;
-use crate::validate::Comparison;
 
 /// What a command tells the metrics.
 pub enum Event<'a> {

@@ -11,15 +11,12 @@
 //!   does no I/O and takes `now` as an argument.
 //! - `output` is the only writer to stdout; diagnostics go to stderr through tracing.
 
-pub mod applier;
 pub mod atomic;
-pub mod backtest;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod data;
 pub mod deadman;
-pub mod decide;
 pub mod deploy;
 pub mod domain;
 pub mod exit;
@@ -28,20 +25,12 @@ pub mod failpoint;
 pub mod forecast;
 pub mod forecaster_config;
 pub mod hiargs;
-pub mod hindcast;
 pub mod history;
 pub mod logging;
-pub mod metrics;
 pub mod model;
 pub mod notify;
-pub mod outcome;
 pub mod output;
 pub mod plot;
-pub mod probation;
-pub mod render;
-pub mod replay;
-pub mod search;
+pub mod policy;
 pub mod series;
-pub mod trial;
 pub mod triggers;
-pub mod validate;

@@ -13,9 +13,7 @@ mod validate;
 
 use std::path::Path;
 
-use crate::applier::Applier;
 use crate::cli::{Cli, Command};
-use crate::decide::World;
 use crate::deploy::{DeployOutcome, DeployRequest, RollbackOutcome};
 use crate::domain::Horizon;
 use crate::exit::ExitCode;
@@ -24,6 +22,8 @@ use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, DemoDataRequest, Request};
 use crate::history::HistoryRecord;
 use crate::model::ChronosBolt;
+use crate::policy::applier::Applier;
+use crate::policy::decide::World;
 use crate::series::{Prediction, Series};
 
 /// Runs the parsed command line.
@@ -102,7 +102,7 @@ impl Loaded {
             dims: self
                 .model
                 .as_ref()
-                .map(|m| crate::backtest::ModelDims::of(m.config())),
+                .map(|m| crate::policy::cost::ModelDims::of(m.config())),
         }
     }
 }
@@ -195,8 +195,8 @@ pub(crate) fn run_id(ctx: &Context) -> String {
 }
 
 /// Feeds the search's progress events to a terminal progress bar.
-pub(crate) fn progress_event(bar: &crate::output::Progress, p: &crate::search::Progress) {
-    use crate::search::Progress as P;
+pub(crate) fn progress_event(bar: &crate::output::Progress, p: &crate::policy::search::Progress) {
+    use crate::policy::search::Progress as P;
     match p {
         P::Started {
             configs, forwards, ..
@@ -224,7 +224,7 @@ pub(crate) fn write_plot(
     run_id: &str,
     h: Horizon,
     series: &Series,
-    v: &crate::validate::ValidationReport,
+    v: &crate::policy::validate::ValidationReport,
 ) -> anyhow::Result<std::path::PathBuf> {
     const ORIGINS_SHOWN: usize = 4;
     let points = &v.candidate.points;
@@ -289,12 +289,12 @@ pub(crate) fn with_mail_note(message: String, mail_error: Option<&str>) -> Strin
 
 /// The time stamped on history records: now, truncated to whole microseconds (what parquet keeps).
 pub(crate) fn record_time(ctx: &Context) -> chrono::DateTime<chrono::Utc> {
-    crate::decide::record_time(ctx.now)
+    crate::policy::decide::record_time(ctx.now)
 }
 
 /// One line about what git did.
 pub(crate) fn git_summary(g: &crate::deploy::GitRecord) -> String {
-    crate::render::git_summary(g)
+    crate::policy::render::git_summary(g)
 }
 
 /// The directory of the history file (where its temp files go).
@@ -365,12 +365,12 @@ pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::applier::{apply, MemoryApplier};
     use crate::config::GitMode;
-    use crate::decide::{fixture, Decision};
     use crate::history::{Action, RecordParams};
-    use crate::outcome::{EffectKind, RecordContext};
-    use crate::probation::ProbationCheck;
+    use crate::policy::applier::{apply, MemoryApplier};
+    use crate::policy::decide::{fixture, Decision};
+    use crate::policy::outcome::{EffectKind, RecordContext};
+    use crate::policy::probation::ProbationCheck;
     use chrono::{DateTime, Utc};
 
     /// One step of the sequence both appliers are given.
@@ -411,7 +411,7 @@ mod tests {
                 (o.record(h, rc).unwrap().action, o.effect.kind())
             }
             Step::Operator => {
-                let row = crate::outcome::owed(&probation_rollback(), h, rc).unwrap();
+                let row = crate::policy::outcome::owed(&probation_rollback(), h, rc).unwrap();
                 applier.rollback(h, None, &row).unwrap();
                 (Action::RolledBack, EffectKind::RolledBack)
             }

@@ -9,7 +9,7 @@ use crate::hiargs::{Context, ReplayRequest};
 use crate::model::ChronosBolt;
 use crate::output::{self, Render};
 use crate::plot::Curve;
-use crate::replay::{self, ReplayInput, ReplayProgress, ReplayReport, ReplaySpec, Scores};
+use crate::policy::replay::{self, ReplayInput, ReplayProgress, ReplayReport, ReplaySpec, Scores};
 
 #[derive(Debug, Serialize)]
 struct ReplayOutput {
@@ -278,7 +278,7 @@ pub fn run(ctx: &Context, req: &ReplayRequest) -> anyhow::Result<ExitCode> {
         series_name: &series_name,
         model: &model,
         model_id: &model_id,
-        dims: crate::backtest::ModelDims::of(model.config()),
+        dims: crate::policy::cost::ModelDims::of(model.config()),
         initial,
     };
     let spec = ReplaySpec {

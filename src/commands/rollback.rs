@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::applier::Applier;
 use crate::deploy::{self, lock::RunLock};
 use crate::domain::MailEvent;
 use crate::exit::ExitCode;
@@ -14,6 +13,7 @@ use crate::hiargs::{Context, RollbackRequest};
 use crate::history::{Action, HistoryRecord, RecordParams};
 use crate::notify::Email;
 use crate::output::{self, Render};
+use crate::policy::applier::Applier;
 
 #[derive(Debug, Serialize)]
 struct RollbackReport {
@@ -58,7 +58,7 @@ impl Render for RollbackReport {
 
 /// A config's parameters as history records them.
 fn params_of(c: &ForecasterConfig) -> RecordParams {
-    crate::outcome::params(&c.params())
+    crate::policy::outcome::params(&c.params())
 }
 
 pub fn run(ctx: &Context, args: &RollbackRequest) -> anyhow::Result<ExitCode> {

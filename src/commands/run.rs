@@ -9,8 +9,6 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{FileApplier, Loaded};
-use crate::applier;
-use crate::decide;
 use crate::deploy::{self, lock::RunLock};
 use crate::domain::Horizon;
 use crate::exit::ExitCode;
@@ -19,9 +17,11 @@ use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, RunRequest};
 use crate::history::{HistoryRecord, RecordParams};
 use crate::notify::Attachment;
-use crate::outcome::{self, Delivered, Effect, HorizonResult, Outcome, RecordContext};
 use crate::output::{self, Render};
-use crate::search::ForwardCache;
+use crate::policy::applier;
+use crate::policy::decide;
+use crate::policy::outcome::{self, Delivered, Effect, HorizonResult, Outcome, RecordContext};
+use crate::policy::search::ForwardCache;
 use crate::series::Series;
 
 #[derive(Debug, Serialize)]
@@ -323,7 +323,7 @@ fn horizon(
 ) -> Outcome {
     let world = loaded.world(ctx);
     let bar = output::Progress::new(0, &format!("search {}", cfg.horizon));
-    let mut progress = |p: crate::search::Progress| super::progress_event(&bar, &p);
+    let mut progress = |p: crate::policy::search::Progress| super::progress_event(&bar, &p);
     let started = Instant::now();
     let decision = decide::decide(&world, cfg, req.force, cache, &mut progress);
     bar.finish();

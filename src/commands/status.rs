@@ -201,7 +201,7 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
     let series = super::load_series(ctx)?;
     let rows_needed = configs
         .iter()
-        .map(|c| crate::decide::rows_needed(&ctx.settings, c))
+        .map(|c| crate::policy::decide::rows_needed(&ctx.settings, c))
         .max()
         .unwrap_or(0);
     crate::data::require_len(
@@ -327,19 +327,19 @@ pub struct CheckRow {
 fn check(ctx: &Context, configs: &[ForecasterConfig]) -> anyhow::Result<(Vec<TriggerReport>, Vec<CheckRow>)> {
     let loaded = super::Loaded::load_model_if_possible(ctx)?;
     let world = loaded.world(ctx);
-    let mut cache = crate::search::ForwardCache::new();
+    let mut cache = crate::policy::search::ForwardCache::new();
     let mut reports = Vec::new();
     let mut rows = Vec::new();
     for c in configs {
         let (report, next, note) = if let Some(model) = world.model {
-            let p = crate::decide::preview(&world, model, c, false, &mut cache)?;
+            let p = crate::policy::decide::preview(&world, model, c, false, &mut cache)?;
             let report = match p.triggers() {
                 Some(t) => t.clone(),
-                None => crate::decide::trigger_report(&world, c, &mut cache, false)?,
+                None => crate::policy::decide::trigger_report(&world, c, &mut cache, false)?,
             };
             (report, p.next().to_string(), p.note())
         } else {
-            let report = crate::decide::trigger_report(&world, c, &mut cache, false)?;
+            let report = crate::policy::decide::trigger_report(&world, c, &mut cache, false)?;
             let note = report.reasons.join("; ");
             (report, "unknown".to_string(), note)
         };

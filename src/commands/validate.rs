@@ -6,15 +6,15 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::decide;
 use crate::domain::Horizon;
 use crate::exit::{invalid, ExitCode};
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, ValidateRequest};
 use crate::output::{self, Render};
-use crate::render;
-use crate::search::{ForwardCache, SearchReport};
-use crate::validate::ValidationReport;
+use crate::policy::decide;
+use crate::policy::render;
+use crate::policy::search::{ForwardCache, SearchReport};
+use crate::policy::validate::ValidationReport;
 
 #[derive(Debug, Serialize)]
 pub struct ValidateOutput {
@@ -70,7 +70,7 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
     decide::check_series(&world, &current)?;
     let mut cache = ForwardCache::new();
     let bar = output::Progress::new(0, &format!("search {h}"));
-    let mut progress = |p: crate::search::Progress| super::progress_event(&bar, &p);
+    let mut progress = |p: crate::policy::search::Progress| super::progress_event(&bar, &p);
     let outcome = decide::search_and_validate(
         &world,
         model,

@@ -46,8 +46,8 @@ pub struct ErrorPoint {
     pub random_walk_error: f64,
 }
 
-impl From<&crate::backtest::ErrorPoint> for ErrorPoint {
-    fn from(p: &crate::backtest::ErrorPoint) -> ErrorPoint {
+impl From<&crate::policy::backtest::ErrorPoint> for ErrorPoint {
+    fn from(p: &crate::policy::backtest::ErrorPoint) -> ErrorPoint {
         ErrorPoint {
             target_date: p.target_date,
             error: p.error,
@@ -291,7 +291,7 @@ pub fn degradation_test(
             e.error * e.error - scale * scale * reference * reference
         })
         .collect();
-    let dm = crate::metrics::diebold_mariano(&d, steps.max(1)).ok()?;
+    let dm = crate::policy::metrics::diebold_mariano(&d, steps.max(1)).ok()?;
     Some(DegradationTest {
         statistic: dm.statistic,
         pvalue: (1.0 - dm.p_value_lower).clamp(0.0, 1.0),

@@ -15,7 +15,7 @@ use model_optimizer::config::Settings;
 use model_optimizer::domain::Horizon;
 use model_optimizer::forecaster_config::ForecasterConfig;
 use model_optimizer::model::ChronosBolt;
-use model_optimizer::replay::{self, ReplayInput, ReplayProgress, ReplaySpec};
+use model_optimizer::policy::replay::{self, ReplayInput, ReplayProgress, ReplaySpec};
 
 #[path = "common.rs"]
 mod common;
@@ -71,7 +71,7 @@ fn main() {
         series_name: "usdclp_daily.csv",
         model: &model,
         model_id: "bench",
-        dims: model_optimizer::backtest::ModelDims::of(model.config()),
+        dims: model_optimizer::policy::cost::ModelDims::of(model.config()),
         initial,
     };
     println!("model: {name}");

@@ -15,12 +15,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use model_optimizer::backtest;
 use model_optimizer::config::{SearchSettings, ValidationSettings};
 use model_optimizer::domain::Horizon;
 use model_optimizer::forecast::QuantileModel;
 use model_optimizer::model::ChronosBolt;
-use model_optimizer::search::{self, ForwardCache};
+use model_optimizer::policy::backtest;
+use model_optimizer::policy::search::{self, ForwardCache};
 
 #[path = "common.rs"]
 mod common;

@@ -8,14 +8,14 @@
 use std::cell::RefCell;
 
 use chrono::NaiveDate;
-use model_optimizer::backtest::{self, Evaluation, Metrics, OriginSplit};
 use model_optimizer::config::{SearchSettings, ValidationSettings};
 use model_optimizer::domain::{Horizon, InferenceParams};
 use model_optimizer::forecast::{QuantileForecast, QuantileModel};
 use model_optimizer::forecaster_config::ForecasterConfig;
-use model_optimizer::search::{self, ForwardCache, Progress};
+use model_optimizer::policy::backtest::{self, Evaluation, Metrics, OriginSplit};
+use model_optimizer::policy::search::{self, ForwardCache, Progress};
+use model_optimizer::policy::validate;
 use model_optimizer::series::Series;
-use model_optimizer::validate;
 
 /// The model under test: the real Chronos-Bolt engine on the micro checkpoint.
 fn inner_model() -> Box<dyn QuantileModel> {
@@ -587,8 +587,13 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
         test_horizon: 2,
     };
     let micro = model_optimizer::model::ChronosBolt::load_dir(&crate::util::micro_model()).unwrap();
-    let dims = backtest::ModelDims::of(micro.config());
-    let cost = backtest::InferenceCost::of(&dims, &report.best().params, &current_params, h.steps());
+    let dims = model_optimizer::policy::cost::ModelDims::of(micro.config());
+    let cost = model_optimizer::policy::cost::InferenceCost::of(
+        &dims,
+        &report.best().params,
+        &current_params,
+        h.steps(),
+    );
     let result = validate::validate(h, &candidate, &current, used, cost.clone(), &v).unwrap();
     assert_eq!(result.criteria.len(), 7);
     assert_eq!(result.approved, result.criteria.iter().all(|c| c.passed));
@@ -610,7 +615,7 @@ fn one_batch_per_context_length_serves_search_and_validation_on_the_confirmation
 fn identical_parameters_pass_criterion_3_in_20_of_20_runs() {
     let model =
         model_optimizer::model::ChronosBolt::load_dir(&crate::util::demo_model()).expect("demo checkpoint");
-    let dims = backtest::ModelDims::of(model.config());
+    let dims = model_optimizer::policy::cost::ModelDims::of(model.config());
     let series = synthetic_series();
     let settings = SearchSettings::default();
     let h = Horizon(7);
@@ -641,7 +646,7 @@ fn identical_parameters_pass_criterion_3_in_20_of_20_runs() {
     };
     let mut passed = 0;
     for _ in 0..20 {
-        let cost = backtest::InferenceCost::of(&dims, &p, &p, h.steps());
+        let cost = model_optimizer::policy::cost::InferenceCost::of(&dims, &p, &p, h.steps());
         let r = validate::validate(h, &eval, &eval, used.clone(), cost, &v).unwrap();
         let c3 = &r.criteria[2];
         assert_eq!(c3.id, 3);
@@ -651,7 +656,7 @@ fn identical_parameters_pass_criterion_3_in_20_of_20_runs() {
     }
     assert_eq!(passed, 20);
     let cost = |c: usize, n: usize, h: usize| {
-        backtest::forecast_cost_mflop(
+        model_optimizer::policy::cost::forecast_cost_mflop(
             &dims,
             &InferenceParams {
                 context_length: c,

@@ -1,23 +1,23 @@
 //! What happened to one horizon in a run, as one typed value: the [`Decision`] and the
 //! [`Effect`] of carrying it out. Everything else is derived from it here, in one place: the
 //! history action and record, the exit code, the summary message, the mails and the result
-//! row. Carrying a decision out goes through [`crate::applier`], for `run` and `replay` alike.
+//! row. Carrying a decision out goes through [`crate::policy::applier`], for `run` and `replay` alike.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::decide::{Decision, Evidence};
 use crate::deploy::{DeployOutcome, DeployStatus, GitRecord};
 use crate::domain::{Horizon, InferenceParams, MailEvent, TriggerKind};
 use crate::exit::ExitCode;
 use crate::history::{Action, HistoryRecord, RecordMetrics, RecordParams};
 use crate::notify::{Attachment, Email};
-use crate::probation::ProbationCheck;
-use crate::render;
-use crate::search::SearchReport;
-use crate::trial::TrialCheck;
+use crate::policy::decide::{Decision, Evidence};
+use crate::policy::probation::ProbationCheck;
+use crate::policy::render;
+use crate::policy::search::SearchReport;
+use crate::policy::trial::TrialCheck;
+use crate::policy::validate::ValidationReport;
 use crate::triggers::TriggerReport;
-use crate::validate::ValidationReport;
 
 /// A rollback that was carried out.
 #[derive(Clone, Debug, Serialize)]
@@ -297,7 +297,7 @@ mod messages {
         let (cur, cand) = (v.current.metrics.rmse, v.candidate.metrics.rmse);
         format!(
             "RMSE {cur:.3} -> {cand:.3} CLP ({:+.1} %)",
-            crate::metrics::change_pct(cand, cur)
+            crate::policy::metrics::change_pct(cand, cur)
         )
     }
 
@@ -538,7 +538,7 @@ pub fn params(p: &InferenceParams) -> RecordParams {
     RecordParams::of(p)
 }
 
-fn metrics(m: &crate::backtest::Metrics) -> RecordMetrics {
+fn metrics(m: &crate::policy::backtest::Metrics) -> RecordMetrics {
     RecordMetrics {
         rmse: Some(m.rmse),
         mape: Some(m.mape),
@@ -638,11 +638,11 @@ mod tests {
     }
 
     fn decision(settings: &Settings) -> (Decision, ForecasterConfig) {
-        crate::decide::fixture::forced_decision(settings)
+        crate::policy::decide::fixture::forced_decision(settings)
     }
 
     fn loose() -> Settings {
-        crate::decide::fixture::loose()
+        crate::policy::decide::fixture::loose()
     }
 
     fn strict() -> Settings {

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 
 use crate::domain::{Horizon, InferenceParams};
 use crate::forecast::QuantileModel;
-use crate::search::ForwardCache;
+use crate::policy::search::ForwardCache;
 use crate::series::Series;
 use crate::triggers::ErrorPoint;
 
@@ -35,7 +35,7 @@ pub fn step_errors(
     if origins.is_empty() {
         return Ok(Vec::new());
     }
-    let eval = crate::search::evaluate_params(model, series, h, params, origins, cache, &mut |_| {})?;
+    let eval = crate::policy::search::evaluate_params(model, series, h, params, origins, cache, &mut |_| {})?;
     Ok(eval
         .points
         .iter()

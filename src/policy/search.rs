@@ -7,33 +7,7 @@
 //! distinct context length over all origins and derives the `num_samples x temperature`
 //! configs of that length from it: 27 configs cost 3 forwards, not 27.
 //!
-//! # The forward cache
-//! [`ForwardCache`] keeps each raw forecast under (effective context length, origin). The
-//! effective length is `min(context_length, model max context, origin + 1)`: two keys are
-//! equal exactly when the model sees the same slice of the series. An entry holding `P`
-//! steps serves any request for `h <= P` steps through its first `h` steps. That is exact
-//! for Chronos-Bolt: one pass emits 64 steps that are then cut to the requested length, and
-//! past 64 the official expansion loop only appends later chunks computed from the earlier
-//! ones, so a forecast's first `h` steps do not depend on how many steps were asked for.
-//! (Any [`QuantileModel`] used with the cache must have this prefix property.)
-//!
-//! A request looks up every origin; the ones missing (or cached with fewer steps) go to the
-//! model in one batch, at the requested length. So:
-//! - within a horizon, `validate` runs one batch per context length over the selection and
-//!   confirmation origins together; the search and the evaluation of candidate and current
-//!   then cost no forward at all;
-//! - between horizons, all origins lie on the same lattice (see [`crate::backtest`]), so the
-//!   origins two horizons share at a shared context length (90 and 180 for 7d/15d, 180 and
-//!   365 for 15d/30d, 365 and 540 for 30d/90d) are forecast once. Searching horizons from the
-//!   longest to the shortest lets the longer forecasts serve the shorter ones; the other
-//!   order still works, it just reuses nothing across horizons;
-//! - a week later the lattice origins recur, so a cache kept across weeks forecasts only the
-//!   new ones.
-//!
-//! The cache belongs to one series and one model: it fingerprints the series values and
-//! refuses another series; the caller keeps one cache per model. A batch's composition may
-//! change a forecast at float rounding level (gemm blocking), far below what any metric
-//! reports.
+//! The forwards come from [`ForwardCache`] (see [`crate::policy::forward_cache`]).
 //!
 //! # What each parameter is chosen by
 //! The search sees only the selection origins it is given (see [`backtest::split_origins`]).
@@ -48,7 +22,7 @@
 //! length, since the forward does not depend on the other two parameters) plus the
 //! post-processing at its `num_samples` and `temperature` (median of `timing_runs`, per
 //! config). It is shown, not used to choose or to validate: criterion 3 compares the
-//! deterministic cost model of [`backtest::forecast_cost_mflop`]. With `timing_runs` 0 nothing
+//! deterministic cost model of [`crate::policy::cost::forecast_cost_mflop`]. With `timing_runs` 0 nothing
 //! is timed (NaN, shown as "-"): a replay's searches print no table, so it skips the timing.
 
 use std::collections::HashMap;
@@ -58,13 +32,14 @@ use anyhow::ensure;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::backtest::{self, Evaluation, RawForecasts};
 use crate::config::{SearchSettings, ValidationSettings};
 use crate::domain::{Horizon, InferenceParams};
 use crate::exit::invalid;
-use crate::forecast::{DrawPlan, QuantileForecast, QuantileModel};
+use crate::forecast::{DrawPlan, QuantileModel};
+use crate::policy::backtest::{self, Evaluation};
+pub use crate::policy::forward_cache::ForwardCache;
+use crate::policy::validate;
 use crate::series::Series;
-use crate::validate;
 
 /// What the search reports while it runs (the caller turns it into a progress bar).
 #[derive(Clone, Debug, PartialEq)]
@@ -95,99 +70,6 @@ pub enum Progress {
         params: InferenceParams,
         rmse: f64,
     },
-}
-
-/// Raw forecasts shared between requests; see the module docs.
-#[derive(Debug, Default)]
-pub struct ForwardCache {
-    /// The longest series seen; every series given must be a prefix of it or extend it.
-    reference: Option<Vec<f64>>,
-    entries: HashMap<(usize, usize), QuantileForecast>,
-    /// Model calls made for backtests (timing forwards excluded).
-    pub batches_run: usize,
-    /// Contexts sent to the model, and contexts served from the cache.
-    pub series_run: usize,
-    pub series_reused: usize,
-}
-
-impl ForwardCache {
-    pub fn new() -> ForwardCache {
-        ForwardCache::default()
-    }
-
-    /// A forecast at origin `o` reads only the values up to `o`, so one cache serves every
-    /// series that agrees with the others on their common prefix: the same history cut at
-    /// different dates (a replay), but never a different series.
-    fn check_prefix(&mut self, values: &[f64]) -> anyhow::Result<()> {
-        let reference = self.reference.get_or_insert_with(Vec::new);
-        let common = reference.len().min(values.len());
-        let same = reference[..common]
-            .iter()
-            .zip(&values[..common])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        ensure!(
-            same,
-            "internal: a forward cache was reused for a different series (one cache per series and its prefixes)"
-        );
-        if values.len() > reference.len() {
-            reference.extend_from_slice(&values[reference.len()..]);
-        }
-        Ok(())
-    }
-
-    /// The raw forecasts of `origins` at `context_length` for `h` steps: cached ones reused,
-    /// the rest in one batched `predict`.
-    pub fn forward(
-        &mut self,
-        model: &dyn QuantileModel,
-        series: &Series,
-        origins: &[usize],
-        context_length: usize,
-        h: usize,
-        progress: &mut dyn FnMut(Progress),
-    ) -> anyhow::Result<RawForecasts> {
-        self.check_prefix(&series.values)?;
-        let key = |o: usize| (context_length.min(model.max_context()).min(o + 1), o);
-        let missing: Vec<usize> = origins
-            .iter()
-            .copied()
-            .filter(|&o| self.entries.get(&key(o)).is_none_or(|f| f.steps() < h))
-            .collect();
-        progress(Progress::ForwardStarted {
-            context_length,
-            to_run: missing.len(),
-            cached: origins.len() - missing.len(),
-        });
-        let start = Instant::now();
-        if !missing.is_empty() {
-            let raw = backtest::forward(model, &series.values, &missing, context_length, h)?;
-            self.batches_run += 1;
-            self.series_run += missing.len();
-            for (o, f) in missing.iter().zip(raw.forecasts) {
-                self.entries.insert(key(*o), f);
-            }
-        }
-        self.series_reused += origins.len() - missing.len();
-        progress(Progress::ForwardFinished {
-            context_length,
-            ran: missing.len(),
-            seconds: start.elapsed().as_secs_f64(),
-        });
-        let forecasts = origins
-            .iter()
-            .map(|&o| {
-                let f = &self.entries[&key(o)];
-                QuantileForecast {
-                    values: f.values.iter().map(|row| row[..h].to_vec()).collect(),
-                }
-            })
-            .collect();
-        Ok(RawForecasts {
-            context_length,
-            origins: origins.to_vec(),
-            forecasts,
-        })
-    }
 }
 
 /// Keeps the first occurrence of each value.
@@ -401,13 +283,13 @@ fn dm_p_value(
     loss: impl Fn(&backtest::ErrorPoint) -> f64,
 ) -> f64 {
     validate::per_origin_differential(a, b, loss)
-        .and_then(|d| crate::metrics::diebold_mariano(&d, test_horizon))
+        .and_then(|d| crate::policy::metrics::diebold_mariano(&d, test_horizon))
         .map_or(1.0, |dm| dm.p_value_lower)
 }
 
 /// The CI95 interval (Winkler) score of one point.
 fn winkler(p: &backtest::ErrorPoint) -> f64 {
-    crate::metrics::interval_score(&[p.actual], &[p.ci95], 0.05)
+    crate::policy::metrics::interval_score(&[p.actual], &[p.ci95], 0.05)
 }
 
 /// The incumbent rule (see [`IncumbentChoice`]) over `candidates` (indices into the configs,
@@ -669,7 +551,7 @@ pub fn search(
 
 /// Backtests one config on `origins` through the cache (a context length already forecast
 /// there costs no forward). `inference_ms` is left at 0: criterion 3 uses the deterministic
-/// cost model (see [`backtest::forecast_cost_mflop`]).
+/// cost model (see [`crate::policy::cost::forecast_cost_mflop`]).
 pub fn evaluate_params(
     model: &dyn QuantileModel,
     series: &Series,
@@ -694,7 +576,7 @@ pub fn evaluate_params(
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
-    use crate::backtest::Metrics;
+    use crate::policy::backtest::Metrics;
 
     /// A config at (context, samples, temperature) with the given RMSE and interval score,
     /// and one point per `(mean, ci95)` of `points`.

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::decide::{Approved, Decision};
 use crate::deploy::{backup, DeployOutcome, DeployStatus, GitRecord, RollbackOutcome};
 use crate::domain::Horizon;
 use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
 use crate::history::HistoryRecord;
-use crate::outcome::{self, Effect, Outcome, RecordContext, RollbackDone};
+use crate::policy::decide::{Approved, Decision};
+use crate::policy::outcome::{self, Effect, Outcome, RecordContext, RollbackDone};
 
 /// Where configs are replaced and restored.
 pub trait Applier {
@@ -107,8 +107,8 @@ pub fn commit_message(a: &Approved, run_id: &str) -> String {
         cand.context_length,
         cand.num_samples,
         cand.temperature,
-        crate::metrics::change_pct(v.candidate.metrics.rmse, v.current.metrics.rmse),
-        crate::render::render_validation(v),
+        crate::policy::metrics::change_pct(v.candidate.metrics.rmse, v.current.metrics.rmse),
+        crate::policy::render::render_validation(v),
     )
 }
 

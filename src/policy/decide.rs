@@ -6,20 +6,21 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::backtest::{self, ModelDims};
 use crate::config::Settings;
 use crate::domain::{Horizon, InferenceParams, TriggerKind};
 use crate::exit::invalid;
 use crate::forecast::QuantileModel;
 use crate::forecaster_config::{ForecasterConfig, SCHEMA_VERSION};
-use crate::hindcast;
 use crate::history::{Action, HistoryRecord};
-use crate::probation::{self, ProbationCheck};
-use crate::search::{self, ForwardCache, Progress, SearchReport};
+use crate::policy::backtest;
+use crate::policy::cost::ModelDims;
+use crate::policy::hindcast;
+use crate::policy::probation::{self, ProbationCheck};
+use crate::policy::search::{self, ForwardCache, Progress, SearchReport};
+use crate::policy::trial::{self, TrialCheck, TrialVerdict};
+use crate::policy::validate::{self, ValidationReport};
 use crate::series::{Prediction, Series};
-use crate::trial::{self, TrialCheck, TrialVerdict};
 use crate::triggers::{self, TriggerInput, TriggerReport};
-use crate::validate::{self, ValidationReport};
 
 /// Everything a decision reads.
 #[derive(Clone, Copy)]
@@ -78,7 +79,7 @@ pub enum Decision {
     /// Optimized; the candidate failed validation (or, at a trial's end, its second one).
     Rejected(Box<Evidence>),
     /// Optimized; the candidate passed validation and begins its live trial (see
-    /// [`crate::trial`]); the config stays.
+    /// [`crate::policy::trial`]); the config stays.
     TrialStarted(Box<Evidence>),
     /// A trial too young to judge; the config stays.
     OnTrial { check: TrialCheck },
@@ -550,7 +551,7 @@ pub fn search_and_validate(
         cache,
         progress,
     )?;
-    let cost = backtest::InferenceCost::of(&dims, &cand_params, &cur_params, h.steps());
+    let cost = crate::policy::cost::InferenceCost::of(&dims, &cand_params, &cur_params, h.steps());
     // Not measured here: criterion 3 compares `cost`.
     cand.metrics.inference_ms = f64::NAN;
     cur.metrics.inference_ms = f64::NAN;
@@ -601,7 +602,7 @@ pub(crate) mod fixture {
     use crate::domain::Horizon;
     use crate::forecast::{QuantileForecast, QuantileModel, LEVELS};
     use crate::forecaster_config::ForecasterConfig;
-    use crate::search::ForwardCache;
+    use crate::policy::search::ForwardCache;
 
     /// Forecasts the mean of the whole context, +- fixed offsets: on a trending series a
     /// shorter context is more accurate, so the search has something to find.
@@ -654,7 +655,7 @@ pub(crate) mod fixture {
             model: Some(&ContextMean),
             model_id: "context-mean",
             // chronos-bolt-tiny's dimensions, for the cost model.
-            dims: Some(crate::backtest::ModelDims {
+            dims: Some(crate::policy::cost::ModelDims {
                 d_model: 256,
                 d_ff: 1024,
                 inner: 256,

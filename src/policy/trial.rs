@@ -128,11 +128,12 @@ pub fn judge(
             return check;
         }
     };
-    let improvement = crate::metrics::improvement_pct(cand, cur);
+    let improvement = crate::policy::metrics::improvement_pct(cand, cur);
     check.candidate_rmse = Some(cand);
     check.current_rmse = Some(cur);
     check.improvement_pct = Some(improvement);
-    let passed = cur > 0.0 && improvement >= min_improvement - crate::validate::EDGE_TOLERANCE && cand < cur;
+    let passed =
+        cur > 0.0 && improvement >= min_improvement - crate::policy::validate::EDGE_TOLERANCE && cand < cur;
     check.verdict = if passed {
         TrialVerdict::Passed
     } else {
@@ -150,7 +151,7 @@ pub fn judge(
 /// nobody had seen when the candidate was approved.
 pub fn origins(series: &crate::series::Series, h: Horizon, started_at: DateTime<Utc>) -> Vec<usize> {
     let day: NaiveDate = started_at.date_naive();
-    crate::probation::origins(series, h, started_at)
+    crate::policy::probation::origins(series, h, started_at)
         .into_iter()
         .filter(|&i| series.dates[i] > day)
         .collect()

@@ -75,7 +75,7 @@ pub fn due(
 /// Origins made at or after the deploy day whose step-`h` targets are observed.
 pub fn origins(series: &Series, h: Horizon, deployed_at: DateTime<Utc>) -> Vec<usize> {
     let day: NaiveDate = deployed_at.date_naive();
-    crate::hindcast::origins_with_targets_after(series, h.steps(), day)
+    crate::policy::hindcast::origins_with_targets_after(series, h.steps(), day)
         .into_iter()
         .filter(|&i| series.dates[i] >= day)
         .collect()
@@ -117,20 +117,20 @@ pub fn judge(
             return check;
         }
     };
-    let degradation = crate::metrics::change_pct(live, due.promised_rmse);
+    let degradation = crate::policy::metrics::change_pct(live, due.promised_rmse);
     check.live_rmse = Some(live);
     check.degradation_pct = Some(degradation);
-    let over_promise = degradation > limit + crate::validate::EDGE_TOLERANCE;
+    let over_promise = degradation > limit + crate::policy::validate::EDGE_TOLERANCE;
     check.note = format!(
         "probation: live RMSE {live:.3} vs promised {:.3} ({degradation:+.1} %, limit +{limit:.0} %)",
         due.promised_rmse
     );
     let mut over_replaced = false;
     if let Some(old) = replaced_rmse.filter(|r| *r > 0.0) {
-        let relative = crate::metrics::change_pct(live, old);
+        let relative = crate::policy::metrics::change_pct(live, old);
         check.replaced_rmse = Some(old);
         check.relative_degradation_pct = Some(relative);
-        over_replaced = relative > relative_limit + crate::validate::EDGE_TOLERANCE;
+        over_replaced = relative > relative_limit + crate::policy::validate::EDGE_TOLERANCE;
         check.note.push_str(&format!(
             " and vs the replaced config's {old:.3} ({relative:+.1} %, limit +{relative_limit:.0} %)"
         ));

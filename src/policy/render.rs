@@ -3,8 +3,8 @@
 
 use crate::deploy::GitRecord;
 use crate::output;
-use crate::search::{IncumbentChoice, SearchReport};
-use crate::validate::{Criterion, Measure, ValidationReport};
+use crate::policy::search::{IncumbentChoice, SearchReport};
+use crate::policy::validate::{Criterion, Measure, ValidationReport};
 
 /// Why a parameter rule chose what it chose, for the search table's rule lines.
 fn incumbent_why<T: Copy>(choice: &IncumbentChoice<T>, score: &str, show: impl Fn(T) -> String) -> String {

@@ -2,7 +2,7 @@
 //! origins only (pure; no I/O).
 //!
 //! The candidate was chosen on the selection origins; the confirmation origins are later and
-//! disjoint (see [`crate::backtest::split_origins`]), so the figures here are not flattered by
+//! disjoint (see [`crate::policy::backtest::split_origins`]), so the figures here are not flattered by
 //! the choice, and they are the ones a deployed config promises (probation holds it to
 //! them).
 //!
@@ -13,7 +13,7 @@
 //! 2. error std grows by at most `max_std_increase_pct`:
 //!    `100 (candidate - current) / current <= threshold`;
 //! 3. inference cost grows by at most `max_inference_time_increase_pct` (same form), the cost
-//!    being the deterministic model of [`crate::backtest::forecast_cost_mflop`] (identical
+//!    being the deterministic model of [`crate::policy::cost::forecast_cost_mflop`] (identical
 //!    parameters cost exactly the same; a wall-clock timing on a shared machine does not);
 //! 4. CI95 coverage `>= min_coverage_95`;
 //! 5. `|bias| < max_abs_bias_for(h)` (CLP);
@@ -37,15 +37,16 @@
 //!
 //! Beside the criteria, the report shows the candidate against the random walk on the same
 //! origins: the RMSE ratio and the Clark-West test, which is the right test against a nested
-//! benchmark (see [`crate::metrics::clark_west`]).
+//! benchmark (see [`crate::policy::metrics::clark_west`]).
 
 use anyhow::ensure;
 use serde::Serialize;
 
-use crate::backtest::{ErrorPoint, Evaluation, InferenceCost, Metrics, OriginSpan};
 use crate::config::ValidationSettings;
 use crate::domain::Horizon;
-use crate::metrics::{clark_west, diebold_mariano, ClarkWest, DieboldMariano};
+use crate::policy::backtest::{ErrorPoint, Evaluation, Metrics, OriginSpan};
+use crate::policy::cost::InferenceCost;
+use crate::policy::metrics::{clark_west, diebold_mariano, ClarkWest, DieboldMariano};
 
 /// Slack of inclusive threshold comparisons, in the unit of the compared value (percent or
 /// fraction).
@@ -162,7 +163,7 @@ fn relative(
     comparison: Comparison,
     threshold: f64,
 ) -> Measure {
-    let change = crate::metrics::change_pct(candidate, current);
+    let change = crate::policy::metrics::change_pct(candidate, current);
     let value = if improvement { -change } else { change };
     Measure {
         name: name.to_string(),
@@ -438,8 +439,8 @@ pub fn validate(
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
-    use crate::backtest::ErrorPoint;
     use crate::domain::InferenceParams;
+    use crate::policy::backtest::ErrorPoint;
     use chrono::NaiveDate;
 
     fn metrics(
@@ -541,7 +542,7 @@ mod tests {
         InferenceCost {
             candidate_mflop,
             current_mflop: 100.0,
-            change_pct: crate::metrics::change_pct(candidate_mflop, 100.0),
+            change_pct: crate::policy::metrics::change_pct(candidate_mflop, 100.0),
         }
     }
 
@@ -802,7 +803,7 @@ mod tests {
         // Origin 10 errors (1, -2): (4 * 5 - 5) / 2 = 7.5 per step on average.
         assert_eq!(d.len(), 4);
         assert!((d[0] - 7.5).abs() < 1e-12);
-        assert_eq!(crate::metrics::change_pct(0.0, 0.0), 0.0);
-        assert_eq!(crate::metrics::change_pct(1.0, 0.0), f64::INFINITY);
+        assert_eq!(crate::policy::metrics::change_pct(0.0, 0.0), 0.0);
+        assert_eq!(crate::policy::metrics::change_pct(1.0, 0.0), f64::INFINITY);
     }
 }

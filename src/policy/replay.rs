@@ -12,16 +12,16 @@ use anyhow::ensure;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::applier::{self, Applier, MemoryApplier};
 use crate::config::Settings;
-use crate::decide::{self, Decision, World};
 use crate::domain::{Horizon, InferenceParams};
 use crate::forecast::{self, QuantileForecast, QuantileModel};
 use crate::forecaster_config::ForecasterConfig;
 use crate::history::{Action, HistoryRecord};
-use crate::metrics;
-use crate::outcome::{self, Effect, Outcome, RecordContext};
-use crate::search::ForwardCache;
+use crate::policy::applier::{self, Applier, MemoryApplier};
+use crate::policy::decide::{self, Decision, World};
+use crate::policy::metrics;
+use crate::policy::outcome::{self, Effect, Outcome, RecordContext};
+use crate::policy::search::ForwardCache;
 use crate::series::{Prediction, Series};
 use crate::triggers::drift::log_returns;
 use crate::triggers::episodes::{self, AlarmCheck, AlarmSummary};
@@ -45,7 +45,7 @@ pub struct ReplayInput<'a> {
     pub model: &'a dyn QuantileModel,
     pub model_id: &'a str,
     /// The model's dimensions, for the inference cost of criterion 3.
-    pub dims: crate::backtest::ModelDims,
+    pub dims: crate::policy::cost::ModelDims,
     /// The configs in effect at `from`, one per horizon replayed.
     pub initial: Vec<ForecasterConfig>,
 }
@@ -484,11 +484,11 @@ fn prefetch_plan(
     let mut plan = Vec::new();
     for cfg in configs {
         let h = cfg.horizon.steps();
-        let hindcast_start = crate::hindcast::origins_with_targets_after(&first, h, since)
+        let hindcast_start = crate::policy::hindcast::origins_with_targets_after(&first, h, since)
             .first()
             .copied()
             .unwrap_or(first.len());
-        let lattice_start = crate::backtest::split_origins(&first, h, &settings.search)
+        let lattice_start = crate::policy::backtest::split_origins(&first, h, &settings.search)
             .ok()
             .and_then(|split| split.all().first().copied())
             .unwrap_or(hindcast_start);
@@ -750,7 +750,7 @@ fn fixed_configs(
     static_scores: &Scores,
 ) -> anyhow::Result<Vec<FixedConfig>> {
     let mut out = Vec::new();
-    for p in crate::search::grid(&input.settings.search, h)? {
+    for p in crate::policy::search::grid(&input.settings.search, h)? {
         let scores = arm(
             input.series,
             &path_forecasts(input, cache, &p, h.steps(), origins)?,
@@ -965,11 +965,11 @@ mod tests {
         assert_eq!(lengths, [90, 180, 270]);
         assert!(plan.iter().all(|p| p.steps == 7));
         let first = series.truncated_at(spec.from);
-        let searched = crate::backtest::split_origins(&first, 7, &settings.search)
+        let searched = crate::policy::backtest::split_origins(&first, 7, &settings.search)
             .unwrap()
             .all();
         let since = spec.from - Duration::days(i64::from(settings.triggers.performance_baseline_days));
-        let hindcast = crate::hindcast::origins_with_targets_after(&first, 7, since);
+        let hindcast = crate::policy::hindcast::origins_with_targets_after(&first, 7, since);
         let start = series.dates.partition_point(|x| *x < spec.from);
         let end = series.dates.partition_point(|x| *x <= spec.to);
         assert!(hindcast[0] < start && searched[0] < hindcast[0]);
