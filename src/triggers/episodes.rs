@@ -13,7 +13,9 @@
 //!   (at least `min_tracked_recent` of them), RMSE(model) / RMSE(random walk) is still at
 //!   least the alarm's baseline ratio times `1 + performance_threshold_pct / 100`. The errors
 //!   are those of the config in effect, so an alarm whose optimization deployed a fix counts
-//!   as unconfirmed.
+//!   as unconfirmed. For long horizons the confirming targets were forecast before the alarm
+//!   (a 90d forecast of a target 28 days on was made two months earlier), so their errors
+//!   overlap the alarm's own evidence and confirm it more easily than a 7d alarm.
 //!
 //! Confirmation reads data after the alarm: it is a measurement for `replay` and the
 //! benchmark, never an input to a decision. An episode too close to the end of the data is
