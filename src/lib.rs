@@ -7,8 +7,9 @@
 //! - `data/` is the only module that knows polars; `model/` the only one that knows candle;
 //!   `deploy/` the only one that knows git2; `notify` the only one that knows lettre; `plot` the
 //!   only one that knows plotters.
-//! - The pure core (`forecast`, `triggers/`, `backtest`, `search`, `validate`, `history`)
-//!   does no I/O and takes `now` as an argument.
+//! - The pure core does no I/O and takes `now` as an argument: `policy/` (decide, search,
+//!   validate, outcome, the applier rule and replay) and the shared `forecast`, `triggers/`
+//!   and `history`.
 //! - `output` is the only writer to stdout; diagnostics go to stderr through tracing.
 
 pub mod atomic;

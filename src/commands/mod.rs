@@ -370,7 +370,6 @@ mod tests {
     use crate::policy::applier::{apply, MemoryApplier};
     use crate::policy::decide::{fixture, Decision};
     use crate::policy::outcome::{EffectKind, RecordContext};
-    use crate::policy::probation::ProbationCheck;
     use chrono::{DateTime, Utc};
 
     /// One step of the sequence both appliers are given.
@@ -382,19 +381,7 @@ mod tests {
 
     fn probation_rollback() -> Decision {
         Decision::ProbationRollback {
-            check: ProbationCheck {
-                deployed_at: "2026-01-11T02:00:00Z".parse().unwrap(),
-                origins: 8,
-                live_rmse: Some(20.0),
-                promised_rmse: 10.0,
-                limit_pct: 30.0,
-                degradation_pct: Some(100.0),
-                replaced_rmse: None,
-                relative_degradation_pct: None,
-                relative_limit_pct: 0.0,
-                rolled_back: true,
-                note: "probation: live RMSE 20.000 vs promised 10.000".into(),
-            },
+            check: fixture::broken_promise(),
         }
     }
 

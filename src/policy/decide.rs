@@ -626,6 +626,23 @@ pub(crate) mod fixture {
         }
     }
 
+    /// A probation check that calls for a rollback: live RMSE twice the promised.
+    pub(crate) fn broken_promise() -> crate::policy::probation::ProbationCheck {
+        crate::policy::probation::ProbationCheck {
+            deployed_at: "2025-12-20T02:00:00Z".parse().unwrap(),
+            origins: 8,
+            live_rmse: Some(20.0),
+            promised_rmse: 10.0,
+            limit_pct: 30.0,
+            degradation_pct: Some(100.0),
+            replaced_rmse: None,
+            relative_degradation_pct: None,
+            relative_limit_pct: 0.0,
+            rolled_back: true,
+            note: "probation: live RMSE 20.000 vs promised 10.000 (+100.0 %, limit +30 %)".into(),
+        }
+    }
+
     /// Criteria every candidate passes.
     pub(crate) fn loose() -> Settings {
         let mut s = Settings::default();

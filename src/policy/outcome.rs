@@ -888,19 +888,7 @@ mod tests {
         assert_eq!(mails[0].0, MailEvent::Failed);
         assert_eq!(mails[0].1.subject, "[model-optimizer] 15d failed");
 
-        let check = ProbationCheck {
-            deployed_at: at("2025-12-20T02:00:00Z"),
-            origins: 8,
-            live_rmse: Some(20.0),
-            promised_rmse: 10.0,
-            limit_pct: 30.0,
-            degradation_pct: Some(100.0),
-            replaced_rmse: None,
-            relative_degradation_pct: None,
-            relative_limit_pct: 0.0,
-            rolled_back: true,
-            note: "probation: live RMSE 20.000 vs promised 10.000 (+100.0 %, limit +30 %)".into(),
-        };
+        let check = crate::policy::decide::fixture::broken_promise();
         let would = Outcome::dry_run(Decision::ProbationRollback { check: check.clone() });
         assert_eq!(would.action(), Action::RolledBack);
         assert_eq!(

@@ -40,6 +40,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::drift::LogReturn;
+use super::stats::median;
 use crate::config::TriggerSettings;
 use crate::domain::Severity;
 
@@ -109,18 +110,6 @@ impl std::fmt::Display for ShockUnavailable {
                 f.write_str("the baseline log-returns do not vary: nothing to standardize by")
             }
         }
-    }
-}
-
-/// The median of `x` (not empty).
-fn median(x: &[f64]) -> f64 {
-    let mut s = x.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
     }
 }
 

@@ -269,7 +269,7 @@ fn var1(x: &[f64]) -> f64 {
 }
 
 /// The median, averaging the two middle values for an even count (NumPy's `median`).
-fn median(x: &[f64]) -> f64 {
+pub(crate) fn median(x: &[f64]) -> f64 {
     let mut s = x.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
