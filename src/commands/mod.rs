@@ -366,7 +366,7 @@ pub(crate) fn recover(ctx: &Context) -> anyhow::Result<Vec<String>> {
 mod tests {
     use super::*;
     use crate::config::GitMode;
-    use crate::history::{Action, RecordParams};
+    use crate::history::Action;
     use crate::policy::applier::{apply, MemoryApplier};
     use crate::policy::decide::{fixture, Decision};
     use crate::policy::outcome::{EffectKind, RecordContext};
@@ -446,13 +446,7 @@ mod tests {
         for (k, step) in steps.iter().enumerate() {
             ctx.now = t0 + chrono::Duration::days(7 * k as i64);
             memory.now = ctx.now;
-            let rc = RecordContext {
-                run_id: "r",
-                time: ctx.now,
-                old: RecordParams::default(),
-                duration_seconds: 0.0,
-                mail_error: None,
-            };
+            let rc = RecordContext::new("r", ctx.now, None);
             file_log.push(take(
                 &mut FileApplier {
                     ctx: &ctx,

@@ -15,12 +15,12 @@ use crate::exit::ExitCode;
 use crate::forecast::{self, QuantileModel};
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, RunRequest};
-use crate::history::{HistoryRecord, RecordParams};
+use crate::history::HistoryRecord;
 use crate::notify::Attachment;
 use crate::output::{self, Render};
 use crate::policy::applier;
 use crate::policy::decide;
-use crate::policy::outcome::{self, Delivered, Effect, HorizonResult, Outcome, RecordContext};
+use crate::policy::outcome::{Delivered, Effect, HorizonResult, Outcome, RecordContext};
 use crate::policy::search::ForwardCache;
 use crate::series::Series;
 
@@ -149,11 +149,9 @@ impl Ledger<'_> {
         }
         if !dry {
             let rc = RecordContext {
-                run_id: &self.run_id,
-                time: decide::record_time(self.ctx.now),
-                old: cfg.map_or_else(RecordParams::default, |c| outcome::params(&c.params())),
                 duration_seconds: started.elapsed().as_secs_f64(),
                 mail_error: mail_error.as_deref(),
+                ..RecordContext::new(&self.run_id, self.ctx.now, cfg.map(ForecasterConfig::params))
             };
             self.unwritten.extend(outcome.record(h, &rc));
             self.flush();
@@ -334,13 +332,7 @@ fn horizon(
     if req.dry_run {
         return Outcome::dry_run(decision);
     }
-    let rc = RecordContext {
-        run_id,
-        time: decide::record_time(ctx.now),
-        old: outcome::params(&cfg.params()),
-        duration_seconds: 0.0,
-        mail_error: None,
-    };
+    let rc = RecordContext::new(run_id, ctx.now, Some(cfg.params()));
     let model = loaded.model.as_ref().expect("run loads the model");
     let smoke = |path: &std::path::Path| smoke_check(model, &loaded.series, path, cfg.horizon);
     let mut files = FileApplier {

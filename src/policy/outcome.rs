@@ -93,6 +93,20 @@ pub struct RecordContext<'a> {
     pub mail_error: Option<&'a str>,
 }
 
+impl<'a> RecordContext<'a> {
+    /// The facts of run `run_id` at `now` for a horizon whose config had `current` (None when
+    /// it was unreadable); the caller adds the duration and a mail failure when it knows them.
+    pub fn new(run_id: &'a str, now: DateTime<Utc>, current: Option<InferenceParams>) -> RecordContext<'a> {
+        RecordContext {
+            run_id,
+            time: crate::policy::decide::record_time(now),
+            old: current.as_ref().map(params).unwrap_or_default(),
+            duration_seconds: 0.0,
+            mail_error: None,
+        }
+    }
+}
+
 impl Outcome {
     /// No decision: `err` stopped this horizon.
     pub fn failed(err: &anyhow::Error) -> Outcome {

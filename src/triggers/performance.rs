@@ -354,7 +354,7 @@ pub fn evaluate_performance(
         report.summary = format!("{prefix}baseline RMSE is 0: degradation undefined");
         return report;
     }
-    let pct = (recent / baseline - 1.0) * 100.0;
+    let pct = crate::policy::metrics::change_pct(recent, baseline);
     report.status = PerformanceStatus::Evaluated;
     report.degradation_pct = Some(pct);
     let (rw_recent, rw_baseline) = (
@@ -366,7 +366,7 @@ pub fn evaluate_performance(
         let (r, b) = (recent / rw_recent, baseline / rw_baseline);
         report.recent_ratio = Some(r);
         report.baseline_ratio = Some(b);
-        report.relative_degradation_pct = Some((r / b - 1.0) * 100.0);
+        report.relative_degradation_pct = Some(crate::policy::metrics::change_pct(r, b));
     }
     let recent_errors: Vec<ErrorPoint> = errors
         .iter()

@@ -20,7 +20,7 @@ use crate::history::{Action, HistoryRecord};
 use crate::policy::applier::{self, Applier, MemoryApplier};
 use crate::policy::decide::{self, Decision, World};
 use crate::policy::metrics;
-use crate::policy::outcome::{self, Effect, Outcome, RecordContext};
+use crate::policy::outcome::{Effect, Outcome, RecordContext};
 use crate::policy::search::ForwardCache;
 use crate::series::{Prediction, Series};
 use crate::triggers::drift::log_returns;
@@ -315,13 +315,7 @@ impl Sim<'_> {
                 dims: Some(self.input.dims),
             };
             let before = self.applier.current(st.horizon)?;
-            let rc = RecordContext {
-                run_id: &run_id,
-                time: decide::record_time(now),
-                old: outcome::params(&before.params()),
-                duration_seconds: 0.0,
-                mail_error: None,
-            };
+            let rc = RecordContext::new(&run_id, now, Some(before.params()));
             let outcome = match decide::decide(&world, &before, false, &mut self.cache, &mut |_| {}) {
                 Ok(decision) => applier::apply(&mut self.applier, st.horizon, decision, &rc),
                 Err(e) => Outcome::failed(&e),
