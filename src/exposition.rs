@@ -358,7 +358,7 @@ fn run_evaluation(r: &HorizonResult, deployed: InferenceParams) -> Option<Evalua
 }
 
 /// Applies what a command learned to the kept state.
-fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, ForecasterConfig>) {
+fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<Horizon, ForecasterConfig>) {
     match event {
         Event::Run {
             start,
@@ -379,7 +379,7 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, Forec
                 if let Some(t) = &r.triggers {
                     slot.alarms = Some(Alarms::of(t));
                 }
-                let deployed = configs.get(&r.horizon.label()).map(ForecasterConfig::params);
+                let deployed = configs.get(&r.horizon).map(ForecasterConfig::params);
                 if let Some(e) = deployed.and_then(|p| run_evaluation(r, p)) {
                     slot.evaluation = Some(e);
                 }
@@ -396,7 +396,7 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, Forec
 
 /// Inputs of [`exposition`] besides the state.
 pub struct Sources<'a> {
-    pub configs: &'a BTreeMap<String, ForecasterConfig>,
+    pub configs: &'a BTreeMap<Horizon, ForecasterConfig>,
     pub records: &'a [HistoryRecord],
     pub validation: &'a crate::config::ValidationSettings,
     pub max_run_age_days: f64,
@@ -408,7 +408,8 @@ pub fn exposition(state: &State, src: &Sources<'_>) -> Exposition {
     let horizons = src
         .configs
         .iter()
-        .map(|(label, cfg)| {
+        .map(|(h, cfg)| {
+            let label = &h.label();
             let kept = state.horizons.get(label);
             let evaluation = kept
                 .and_then(|k| k.evaluation)
@@ -514,13 +515,13 @@ pub fn publish(ctx: &Context, event: &Event<'_>) {
 }
 
 fn try_publish(ctx: &Context, event: &Event<'_>) -> anyhow::Result<()> {
-    let configs: BTreeMap<String, ForecasterConfig> = ctx
+    let configs: BTreeMap<Horizon, ForecasterConfig> = ctx
         .configured_horizons()?
         .into_iter()
         .filter_map(|h: Horizon| {
             ForecasterConfig::read(&h.config_path(&ctx.configs_dir()))
                 .ok()
-                .map(|c| (h.label(), c))
+                .map(|c| (h, c))
         })
         .collect();
     let records = crate::data::history::read(&ctx.history_path())?;
