@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Horizon, InferenceParams};
@@ -366,13 +366,14 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<Horizon, Fore
             exit_code,
             results,
         } => {
+            // To the millisecond, as the file writes them, so the duration is their difference.
             state.last_run = Some(RunFacts {
-                start: *start,
-                end: *end,
+                start: start.trunc_subsecs(3),
+                end: end.trunc_subsecs(3),
                 exit_code: exit_code.code(),
             });
             if *exit_code == ExitCode::Success {
-                state.last_success = Some(*end);
+                state.last_success = Some(end.trunc_subsecs(3));
             }
             for r in *results {
                 let slot = state.horizons.entry(r.horizon.label()).or_default();
