@@ -504,10 +504,16 @@ fn read_state(path: &Path) -> State {
     }
 }
 
-/// Updates the state and rewrites the metrics file; off when `paths.metrics` is empty. A
-/// failure is logged and changes nothing else (monitoring sees the file's age).
+/// Updates the state and rewrites the metrics file; off when `paths.metrics` is empty, and
+/// skipped (with a warning) for a user who does not own the root. A failure is logged and
+/// changes nothing else (monitoring sees the file's age).
 pub fn publish(ctx: &Context, event: &Event<'_>) {
     if ctx.settings.paths.metrics.as_os_str().is_empty() {
+        return;
+    }
+    // Files of another user would block the owner's next write.
+    if let Err(e) = crate::deploy::lock::require_owner(&ctx.root) {
+        tracing::warn!("metrics not written: {e:#}");
         return;
     }
     if let Err(e) = try_publish(ctx, event) {
