@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Horizon, InferenceParams};
@@ -358,7 +358,7 @@ fn run_evaluation(r: &HorizonResult, deployed: InferenceParams) -> Option<Evalua
 }
 
 /// Applies what a command learned to the kept state.
-fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, ForecasterConfig>) {
+fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<Horizon, ForecasterConfig>) {
     match event {
         Event::Run {
             start,
@@ -366,20 +366,21 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, Forec
             exit_code,
             results,
         } => {
+            // To the millisecond, as the file writes them, so the duration is their difference.
             state.last_run = Some(RunFacts {
-                start: *start,
-                end: *end,
+                start: start.trunc_subsecs(3),
+                end: end.trunc_subsecs(3),
                 exit_code: exit_code.code(),
             });
             if *exit_code == ExitCode::Success {
-                state.last_success = Some(*end);
+                state.last_success = Some(end.trunc_subsecs(3));
             }
             for r in *results {
                 let slot = state.horizons.entry(r.horizon.label()).or_default();
                 if let Some(t) = &r.triggers {
                     slot.alarms = Some(Alarms::of(t));
                 }
-                let deployed = configs.get(&r.horizon.label()).map(ForecasterConfig::params);
+                let deployed = configs.get(&r.horizon).map(ForecasterConfig::params);
                 if let Some(e) = deployed.and_then(|p| run_evaluation(r, p)) {
                     slot.evaluation = Some(e);
                 }
@@ -396,7 +397,7 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<String, Forec
 
 /// Inputs of [`exposition`] besides the state.
 pub struct Sources<'a> {
-    pub configs: &'a BTreeMap<String, ForecasterConfig>,
+    pub configs: &'a BTreeMap<Horizon, ForecasterConfig>,
     pub records: &'a [HistoryRecord],
     pub validation: &'a crate::config::ValidationSettings,
     pub max_run_age_days: f64,
@@ -408,7 +409,8 @@ pub fn exposition(state: &State, src: &Sources<'_>) -> Exposition {
     let horizons = src
         .configs
         .iter()
-        .map(|(label, cfg)| {
+        .map(|(h, cfg)| {
+            let label = &h.label();
             let kept = state.horizons.get(label);
             let evaluation = kept
                 .and_then(|k| k.evaluation)
@@ -502,10 +504,16 @@ fn read_state(path: &Path) -> State {
     }
 }
 
-/// Updates the state and rewrites the metrics file; off when `paths.metrics` is empty. A
-/// failure is logged and changes nothing else (monitoring sees the file's age).
+/// Updates the state and rewrites the metrics file; off when `paths.metrics` is empty, and
+/// skipped (with a warning) for a user who does not own the root. A failure is logged and
+/// changes nothing else (monitoring sees the file's age).
 pub fn publish(ctx: &Context, event: &Event<'_>) {
     if ctx.settings.paths.metrics.as_os_str().is_empty() {
+        return;
+    }
+    // Files of another user would block the owner's next write.
+    if let Err(e) = crate::deploy::lock::require_owner(&ctx.root) {
+        tracing::warn!("metrics not written: {e:#}");
         return;
     }
     if let Err(e) = try_publish(ctx, event) {
@@ -514,13 +522,13 @@ pub fn publish(ctx: &Context, event: &Event<'_>) {
 }
 
 fn try_publish(ctx: &Context, event: &Event<'_>) -> anyhow::Result<()> {
-    let configs: BTreeMap<String, ForecasterConfig> = ctx
+    let configs: BTreeMap<Horizon, ForecasterConfig> = ctx
         .configured_horizons()?
         .into_iter()
         .filter_map(|h: Horizon| {
             ForecasterConfig::read(&h.config_path(&ctx.configs_dir()))
                 .ok()
-                .map(|c| (h.label(), c))
+                .map(|c| (h, c))
         })
         .collect();
     let records = crate::data::history::read(&ctx.history_path())?;

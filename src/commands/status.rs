@@ -299,6 +299,10 @@ fn recover_if_idle(ctx: &Context) -> anyhow::Result<Vec<String>> {
     if !super::needs_recovery(ctx) {
         return Ok(Vec::new());
     }
+    // Recovery writes; files of another user would block the owner's next run.
+    if let Err(e) = crate::deploy::lock::require_owner(&ctx.root) {
+        return Ok(vec![format!("not recovering now: {e:#}")]);
+    }
     match crate::deploy::lock::RunLock::acquire(&ctx.root) {
         Ok(_lock) => super::recover(ctx),
         Err(e) if crate::exit::code_of(&e) == ExitCode::Locked => {

@@ -95,11 +95,13 @@ fn owner_error(what: &Path, e: &git2::Error) -> anyhow::Error {
         .and_then(|(_, rest)| rest.split_once('\''))
         .map(|(p, _)| p.trim_end_matches('/'));
     let path = named.map_or_else(|| what.to_path_buf(), PathBuf::from);
-    anyhow::anyhow!(
-        "{}: git repository is owned by another user; run `git config --global --add safe.directory {}` or chown it to the user running model-optimizer",
+    crate::exit::invalid(format!(
+        "{}: git repository is owned by another user; run model-optimizer as its owner (in the \
+         container: that user's UID and GID in the checkout's .env), chown it to the user running \
+         model-optimizer, or on a host run `git config --global --add safe.directory {}`",
         path.display(),
         path.display()
-    )
+    ))
 }
 
 fn lock_error(lock: &Path) -> anyhow::Error {
@@ -951,5 +953,7 @@ pub(crate) mod tests {
             find_repository(&root.join("configs"), GitMode::Auto).unwrap_err()
         );
         assert!(e.contains("owned by another user"), "{e}");
+        let e = find_repository(&root.join("configs"), GitMode::Auto).unwrap_err();
+        assert_eq!(crate::exit::code_of(&e), crate::exit::ExitCode::Invalid);
     }
 }

@@ -540,4 +540,14 @@ fn a_run_by_a_user_who_does_not_own_the_root_is_refused_before_anything_changes(
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
     assert!(env.snapshot() == before, "nothing changed under the root");
+    if me == 0 {
+        // `status --check` still reports, but neither recovers nor writes the metrics.
+        env.write(&format!("configs/.chronos_7d.json.{}.tmp", 4242), "stray");
+        let before = env.snapshot();
+        let out = env.run(&["status", "--check", "--model", &model]);
+        out.success();
+        assert!(out.stdout.contains("not recovering now"), "{}", out.stdout);
+        assert!(out.stderr.contains("metrics not written"), "{}", out.stderr);
+        assert!(env.snapshot() == before, "status changed files as another user");
+    }
 }
