@@ -28,6 +28,7 @@ pub mod forecaster_config;
 pub mod hiargs;
 pub mod history;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod output;

@@ -107,7 +107,7 @@ pub fn commit_message(a: &Approved, run_id: &str) -> String {
         cand.context_length,
         cand.num_samples,
         cand.temperature,
-        crate::policy::metrics::change_pct(v.candidate.metrics.rmse, v.current.metrics.rmse),
+        crate::metrics::change_pct(v.candidate.metrics.rmse, v.current.metrics.rmse),
         crate::policy::render::render_validation(v),
     )
 }

@@ -34,7 +34,7 @@ use crate::config::SearchSettings;
 use crate::domain::InferenceParams;
 use crate::exit::invalid;
 use crate::forecast::{summarize_with, DrawPlan, QuantileForecast, QuantileModel};
-use crate::policy::metrics;
+use crate::metrics;
 use crate::series::Series;
 
 /// The backtest origins of one horizon, each part ascending (see the module docs).

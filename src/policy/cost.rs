@@ -116,7 +116,7 @@ impl InferenceCost {
         InferenceCost {
             candidate_mflop: a,
             current_mflop: b,
-            change_pct: crate::policy::metrics::change_pct(a, b),
+            change_pct: crate::metrics::change_pct(a, b),
         }
     }
 }

@@ -10,6 +10,18 @@ use crate::policy::search::ForwardCache;
 use crate::series::Series;
 use crate::triggers::ErrorPoint;
 
+impl From<&crate::policy::backtest::ErrorPoint> for ErrorPoint {
+    /// A backtest's error as the performance alarm reads it: dated by target, with the random
+    /// walk's error on the same target.
+    fn from(p: &crate::policy::backtest::ErrorPoint) -> ErrorPoint {
+        ErrorPoint {
+            target_date: p.target_date,
+            error: p.error,
+            random_walk_error: p.random_walk - p.actual,
+        }
+    }
+}
+
 /// Origins whose step-`h` target lies after `since` (and at or before the series end), with
 /// the origin and all `h` next values observed: the forecasts production would have made and
 /// could score.

@@ -6,8 +6,8 @@
 //!   search and validation); `probation`, `trial` and `hindcast` are its live checks.
 //! - `search`: the grid search on the selection origins; `forward_cache`: the batched forwards
 //!   every caller shares; `backtest`: origins and scores; `cost`: the inference cost model.
-//! - `validate`: candidate against current config on the confirmation origins; `metrics`:
-//!   the error measures and tests.
+//! - `validate`: candidate against current config on the confirmation origins (the error
+//!   measures and tests are the shared top-level `metrics`).
 //! - `outcome`: a decision and its effect, with the rows, records and mails derived from it;
 //!   `render`: their shared texts; `applier`: carrying a decision out, through files or memory.
 //! - `replay`: the weekly job simulated on history with the in-memory applier.
@@ -18,7 +18,6 @@ pub mod cost;
 pub mod decide;
 pub mod forward_cache;
 pub mod hindcast;
-pub mod metrics;
 pub mod outcome;
 pub mod probation;
 pub mod render;

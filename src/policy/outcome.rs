@@ -311,7 +311,7 @@ mod messages {
         let (cur, cand) = (v.current.metrics.rmse, v.candidate.metrics.rmse);
         format!(
             "RMSE {cur:.3} -> {cand:.3} CLP ({:+.1} %)",
-            crate::policy::metrics::change_pct(cand, cur)
+            crate::metrics::change_pct(cand, cur)
         )
     }
 

@@ -117,7 +117,7 @@ pub fn judge(
             return check;
         }
     };
-    let degradation = crate::policy::metrics::change_pct(live, due.promised_rmse);
+    let degradation = crate::metrics::change_pct(live, due.promised_rmse);
     check.live_rmse = Some(live);
     check.degradation_pct = Some(degradation);
     let over_promise = degradation > limit + crate::policy::validate::EDGE_TOLERANCE;
@@ -127,7 +127,7 @@ pub fn judge(
     );
     let mut over_replaced = false;
     if let Some(old) = replaced_rmse.filter(|r| *r > 0.0) {
-        let relative = crate::policy::metrics::change_pct(live, old);
+        let relative = crate::metrics::change_pct(live, old);
         check.replaced_rmse = Some(old);
         check.relative_degradation_pct = Some(relative);
         over_replaced = relative > relative_limit + crate::policy::validate::EDGE_TOLERANCE;

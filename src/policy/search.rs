@@ -283,13 +283,13 @@ fn dm_p_value(
     loss: impl Fn(&backtest::ErrorPoint) -> f64,
 ) -> f64 {
     validate::per_origin_differential(a, b, loss)
-        .and_then(|d| crate::policy::metrics::diebold_mariano(&d, test_horizon))
+        .and_then(|d| crate::metrics::diebold_mariano(&d, test_horizon))
         .map_or(1.0, |dm| dm.p_value_lower)
 }
 
 /// The CI95 interval (Winkler) score of one point.
 fn winkler(p: &backtest::ErrorPoint) -> f64 {
-    crate::policy::metrics::interval_score(&[p.actual], &[p.ci95], 0.05)
+    crate::metrics::interval_score(&[p.actual], &[p.ci95], 0.05)
 }
 
 /// The incumbent rule (see [`IncumbentChoice`]) over `candidates` (indices into the configs,

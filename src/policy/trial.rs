@@ -128,7 +128,7 @@ pub fn judge(
             return check;
         }
     };
-    let improvement = crate::policy::metrics::improvement_pct(cand, cur);
+    let improvement = crate::metrics::improvement_pct(cand, cur);
     check.candidate_rmse = Some(cand);
     check.current_rmse = Some(cur);
     check.improvement_pct = Some(improvement);

@@ -37,16 +37,16 @@
 //!
 //! Beside the criteria, the report shows the candidate against the random walk on the same
 //! origins: the RMSE ratio and the Clark-West test, which is the right test against a nested
-//! benchmark (see [`crate::policy::metrics::clark_west`]).
+//! benchmark (see [`crate::metrics::clark_west`]).
 
 use anyhow::ensure;
 use serde::Serialize;
 
 use crate::config::ValidationSettings;
 use crate::domain::Horizon;
+use crate::metrics::{clark_west, diebold_mariano, ClarkWest, DieboldMariano};
 use crate::policy::backtest::{ErrorPoint, Evaluation, Metrics, OriginSpan};
 use crate::policy::cost::InferenceCost;
-use crate::policy::metrics::{clark_west, diebold_mariano, ClarkWest, DieboldMariano};
 
 /// Slack of inclusive threshold comparisons, in the unit of the compared value (percent or
 /// fraction).
@@ -163,7 +163,7 @@ fn relative(
     comparison: Comparison,
     threshold: f64,
 ) -> Measure {
-    let change = crate::policy::metrics::change_pct(candidate, current);
+    let change = crate::metrics::change_pct(candidate, current);
     let value = if improvement { -change } else { change };
     Measure {
         name: name.to_string(),
@@ -542,7 +542,7 @@ mod tests {
         InferenceCost {
             candidate_mflop,
             current_mflop: 100.0,
-            change_pct: crate::policy::metrics::change_pct(candidate_mflop, 100.0),
+            change_pct: crate::metrics::change_pct(candidate_mflop, 100.0),
         }
     }
 
@@ -803,7 +803,7 @@ mod tests {
         // Origin 10 errors (1, -2): (4 * 5 - 5) / 2 = 7.5 per step on average.
         assert_eq!(d.len(), 4);
         assert!((d[0] - 7.5).abs() < 1e-12);
-        assert_eq!(crate::policy::metrics::change_pct(0.0, 0.0), 0.0);
-        assert_eq!(crate::policy::metrics::change_pct(1.0, 0.0), f64::INFINITY);
+        assert_eq!(crate::metrics::change_pct(0.0, 0.0), 0.0);
+        assert_eq!(crate::metrics::change_pct(1.0, 0.0), f64::INFINITY);
     }
 }

@@ -46,16 +46,6 @@ pub struct ErrorPoint {
     pub random_walk_error: f64,
 }
 
-impl From<&crate::policy::backtest::ErrorPoint> for ErrorPoint {
-    fn from(p: &crate::policy::backtest::ErrorPoint) -> ErrorPoint {
-        ErrorPoint {
-            target_date: p.target_date,
-            error: p.error,
-            random_walk_error: p.random_walk - p.actual,
-        }
-    }
-}
-
 /// Where the errors came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -291,7 +281,7 @@ pub fn degradation_test(
             e.error * e.error - scale * scale * reference * reference
         })
         .collect();
-    let dm = crate::policy::metrics::diebold_mariano(&d, steps.max(1)).ok()?;
+    let dm = crate::metrics::diebold_mariano(&d, steps.max(1)).ok()?;
     Some(DegradationTest {
         statistic: dm.statistic,
         pvalue: (1.0 - dm.p_value_lower).clamp(0.0, 1.0),
@@ -354,7 +344,7 @@ pub fn evaluate_performance(
         report.summary = format!("{prefix}baseline RMSE is 0: degradation undefined");
         return report;
     }
-    let pct = crate::policy::metrics::change_pct(recent, baseline);
+    let pct = crate::metrics::change_pct(recent, baseline);
     report.status = PerformanceStatus::Evaluated;
     report.degradation_pct = Some(pct);
     let (rw_recent, rw_baseline) = (
@@ -366,7 +356,7 @@ pub fn evaluate_performance(
         let (r, b) = (recent / rw_recent, baseline / rw_baseline);
         report.recent_ratio = Some(r);
         report.baseline_ratio = Some(b);
-        report.relative_degradation_pct = Some(crate::policy::metrics::change_pct(r, b));
+        report.relative_degradation_pct = Some(crate::metrics::change_pct(r, b));
     }
     let recent_errors: Vec<ErrorPoint> = errors
         .iter()

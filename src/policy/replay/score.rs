@@ -14,7 +14,7 @@ use super::{
 use crate::domain::{Horizon, InferenceParams};
 use crate::forecaster_config::ForecasterConfig;
 use crate::history::Action;
-use crate::policy::metrics;
+use crate::metrics;
 use crate::policy::search::ForwardCache;
 use crate::series::Series;
 use crate::triggers::episodes::AlarmSummary;
