@@ -155,24 +155,24 @@ struct Fired {
     fired: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct ValidationOut {
     candidate: EvalOut,
     random_walk: RandomWalkOut,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct EvalOut {
     metrics: MetricsOut,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct MetricsOut {
     rmse: f64,
     coverage_95: f64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct RandomWalkOut {
     candidate_rmse_ratio: f64,
 }
@@ -208,14 +208,22 @@ fn check_alarms(m: &Metrics, h: &HorizonOut) {
 fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
     let env = env();
     let model = micro_model().display().to_string();
-    let l7 = [("horizon", "7d")];
+    let (v, end) = after_a_deploy(&env, &model);
+    let (m2, success) = after_a_kept_run(&env, &model, &v, end);
+    let failed_code = after_a_failed_run(&env, &m2, success);
+    after_a_rollback(&env, failed_code);
+    dry_and_off_write_nothing(&env, &model);
+}
 
+/// The metrics after a forced deploy of 7d; returns its validation and the run's end time.
+fn after_a_deploy(env: &TestEnv, model: &str) -> (ValidationOut, f64) {
+    let l7 = [("horizon", "7d")];
     // A forced deploy.
-    let out = env.run(&["run", "--horizon", "7d", "--force", "--json", "--model", &model]);
+    let out = env.run(&["run", "--horizon", "7d", "--force", "--json", "--model", model]);
     let run: RunOut = out.success().json();
     let h = &run.horizons[0];
     assert_eq!(h.action, "deployed");
-    let m = Metrics::read(&env);
+    let m = Metrics::read(env);
     let types: BTreeMap<&str, &str> = m.0.iter().map(|s| (s.family.as_str(), s.kind.as_str())).collect();
     assert_eq!(types["model_optimizer_deploys"], "counter");
     assert_eq!(types["model_optimizer_last_run_exit_code"], "gauge");
@@ -287,12 +295,18 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
         "model_optimizer_max_run_age_seconds",
     );
 
+    (v.clone(), end)
+}
+
+/// The metrics after a run that keeps the config; returns them and the last success time.
+fn after_a_kept_run(env: &TestEnv, model: &str, v: &ValidationOut, end: f64) -> (Metrics, f64) {
+    let l7 = [("horizon", "7d")];
     // A run that keeps the config (no trigger, or one the cooldown suppressed).
-    let out = env.run(&["run", "--horizon", "7d", "--json", "--model", &model]);
+    let out = env.run(&["run", "--horizon", "7d", "--json", "--model", model]);
     let kept: RunOut = out.success().json();
     let k = &kept.horizons[0];
     assert!(["no_trigger", "suppressed"].contains(&k.action.as_str()), "{k:?}");
-    let m2 = Metrics::read(&env);
+    let m2 = Metrics::read(env);
     assert_eq!(m2.action("7d"), k.action);
     assert_same(
         m2.one("model_optimizer_last_run_exit_code", &[]),
@@ -319,13 +333,18 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
     check_alarms(&m2, k);
     let success = m2.one("model_optimizer_last_success_timestamp_seconds", &[]);
 
+    (m2, success)
+}
+
+/// The metrics after a run whose model cannot be loaded; returns its exit code.
+fn after_a_failed_run(env: &TestEnv, m2: &Metrics, success: f64) -> i32 {
     // A failed run: the model cannot be loaded.
     let missing = env.path("no-such-model").display().to_string();
     let out = env.run(&["run", "--horizon", "7d", "--json", "--model", &missing]);
     let failed: RunOut = out.json();
     assert_ne!(out.code, 0);
     assert_eq!(failed.horizons[0].action, "failed");
-    let m3 = Metrics::read(&env);
+    let m3 = Metrics::read(env);
     assert_same(
         m3.one("model_optimizer_last_run_exit_code", &[]),
         f64::from(out.code),
@@ -350,9 +369,15 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
         "model_optimizer_last_completed_run_timestamp_seconds",
     );
 
+    out.code
+}
+
+/// The metrics after an operator's rollback, the failed run still the last run.
+fn after_a_rollback(env: &TestEnv, failed_code: i32) {
+    let l7 = [("horizon", "7d")];
     // An operator's rollback: the restored config carries no evaluation of its own.
     env.run(&["rollback", "7d"]).success();
-    let m4 = Metrics::read(&env);
+    let m4 = Metrics::read(env);
     assert_eq!(m4.action("7d"), "rolled_back");
     assert_same(
         m4.one("model_optimizer_rollbacks_total", &l7),
@@ -370,19 +395,22 @@ fn the_metrics_file_follows_a_deploy_a_kept_run_a_failed_run_and_a_rollback() {
         .is_none());
     assert_same(
         m4.one("model_optimizer_last_run_exit_code", &[]),
-        f64::from(out.code),
+        f64::from(failed_code),
         "the last run is still the failed one",
     );
+}
 
+/// A dry run, and a run with `paths.metrics` empty, leave the file as it was.
+fn dry_and_off_write_nothing(env: &TestEnv, model: &str) {
     // A dry run writes nothing, the metrics included.
     let before = env.read("reports/model-optimizer.prom");
-    env.run(&["run", "--horizon", "7d", "--dry-run", "--model", &model])
+    env.run(&["run", "--horizon", "7d", "--dry-run", "--model", model])
         .success();
     assert_eq!(env.read("reports/model-optimizer.prom"), before);
 
     // Off when empty.
     let off = env.run_with(
-        &["run", "--horizon", "7d", "--model", &model],
+        &["run", "--horizon", "7d", "--model", model],
         &[("MODEL_OPTIMIZER_PATHS_METRICS", "\"\"")],
     );
     off.success();

@@ -86,6 +86,49 @@ fn committed_or_backed_up(r: &Root) -> BTreeSet<Vec<u8>> {
     known
 }
 
+/// Starts the reader process on every config of `r`; it saves each distinct content it reads
+/// in `seen_dir` and stops when `stop` exists.
+fn start_reader(r: &Root, stop: &std::path::Path, seen_dir: &std::path::Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut reader = Command::new("python3");
+    reader.args(["-c", READER]).arg(stop).arg(seen_dir);
+    for h in HORIZONS {
+        reader.arg(r.env.path(&format!("configs/chronos_{h}.json")));
+    }
+    let mut reader = reader
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufReader::new(reader.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    reader
+}
+
+/// The distinct contents the reader saw, and those that are not a valid config committed or
+/// backed up.
+fn unknown_contents(r: &Root, seen_dir: &std::path::Path) -> (usize, Vec<String>) {
+    let known = committed_or_backed_up(r);
+    let mut distinct = 0;
+    let mut unknown = Vec::new();
+    for e in std::fs::read_dir(seen_dir).unwrap().flatten() {
+        distinct += 1;
+        let bytes = std::fs::read(e.path()).unwrap();
+        if let Err(err) = ForecasterConfig::parse(&bytes, &e.path()) {
+            unknown.push(format!("not a valid config: {err:#}"));
+        } else if !known.contains(&bytes) {
+            unknown.push(format!(
+                "neither committed nor backed up: {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+    }
+    (distinct, unknown)
+}
+
 #[test]
 fn a_reader_never_sees_a_partial_missing_or_unknown_config() {
     let rounds: usize = std::env::var("TORN_READ_ROUNDS")
@@ -100,24 +143,7 @@ fn a_reader_never_sees_a_partial_missing_or_unknown_config() {
     let seen_dir = scratch.path().join("seen");
     std::fs::create_dir(&seen_dir).unwrap();
     let stop = scratch.path().join("stop");
-    let mut reader = Command::new("python3");
-    reader.args(["-c", READER]).arg(&stop).arg(&seen_dir);
-    for h in HORIZONS {
-        reader.arg(r.env.path(&format!("configs/chronos_{h}.json")));
-    }
-    let mut reader = reader
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(reader.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-    }
+    let reader = start_reader(&r, &stop, &seen_dir);
 
     // Uncut operations first: they work, and they time the kills.
     let run_args = r.run_args();
@@ -175,21 +201,7 @@ fn a_reader_never_sees_a_partial_missing_or_unknown_config() {
     let summary: ReaderOut = serde_json::from_str(text.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("reader output {text:?}: {e}"));
 
-    let known = committed_or_backed_up(&r);
-    let mut distinct = 0;
-    let mut unknown = Vec::new();
-    for e in std::fs::read_dir(&seen_dir).unwrap().flatten() {
-        distinct += 1;
-        let bytes = std::fs::read(e.path()).unwrap();
-        if let Err(err) = ForecasterConfig::parse(&bytes, &e.path()) {
-            unknown.push(format!("not a valid config: {err:#}"));
-        } else if !known.contains(&bytes) {
-            unknown.push(format!(
-                "neither committed nor backed up: {}",
-                String::from_utf8_lossy(&bytes)
-            ));
-        }
-    }
+    let (distinct, unknown) = unknown_contents(&r, &seen_dir);
     eprintln!(
         "torn reads: {} reads of the {} configs ({distinct} distinct contents) during {} operations \
          ({kills} SIGKILLed, {completed} completed, seed {seed}); {} parse errors, {} missing, {} unknown",
