@@ -280,6 +280,9 @@ fn rss_probe(dir: &str) {
     println!("{loaded:.1} {:.1}", peak_rss_mb().unwrap_or(f64::NAN));
 }
 
+/// The goal case's figures: achieved GFLOP/s, the gemm rate on the same shapes, their ratio.
+type Goal = (f64, f64, f64);
+
 fn main() {
     // As the CLI's main does, before any thread exists (the RSS probe's child too).
     model_optimizer::model::init_threads();
@@ -292,105 +295,11 @@ fn main() {
         std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
         model_optimizer::model::instruction_sets()
     );
-    let mut torch = match Torch::start() {
-        Ok(t) => {
-            println!("PyTorch {} (chronos-forecasting ChronosBoltPipeline), same threads, timed alternately with the engine", t.version);
-            Some(t)
-        }
-        Err(why) => {
-            println!("PyTorch figures skipped: {why}");
-            None
-        }
-    };
+    let mut torch = start_torch();
     let mut goal = None;
     let mut small_dir = None;
     for dims in [TINY, SMALL] {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = write_checkpoint(dir.path(), &dims);
-        let load_start = Instant::now();
-        let model = ChronosBolt::load_dir(dir.path()).unwrap();
-        println!(
-            "\n{} (d_model {}, d_ff {}, {} heads x {}, {}+{} layers): {:.1} M params, loaded in {:.2} s",
-            dims.name,
-            dims.d_model,
-            dims.d_ff,
-            dims.heads,
-            dims.d_kv,
-            dims.layers,
-            dims.layers,
-            model.num_params() as f64 / 1e6,
-            load_start.elapsed().as_secs_f64()
-        );
-        if let Some(t) = torch.as_mut() {
-            t.load(dir.path());
-        }
-        println!(
-            "{:>6} {:>8} {:>14} {:>14} {:>10} {:>10} {:>12} {:>8}",
-            "batch", "context", "ms/series", "torch ms/ser", "vs torch", "GFLOP/s", "gemm GFLOP/s", "ratio"
-        );
-        let mut cases: Vec<(usize, usize)> = BATCHES
-            .iter()
-            .flat_map(|&b| CONTEXTS.iter().map(move |&c| (b, c)))
-            .collect();
-        if dims.name == "small" {
-            cases.push((32, 512));
-        }
-        if let Ok(only) = std::env::var(CASE_ENV) {
-            cases.retain(|(b, c)| only == format!("{}/{b}/{c}", dims.name));
-        }
-        for (batch, context) in cases {
-            let series = contexts(batch, context);
-            let refs: Vec<&[f64]> = series.iter().map(Vec::as_slice).collect();
-            let gemms = forward_gemms(&cfg, batch, context);
-            let flops: f64 = gemms.iter().map(Gemm::flops).sum();
-            let operands = gemm_operands(&gemms);
-            let mut engine = || {
-                timed(&mut || {
-                    std::hint::black_box(model.predict(&refs, 64).unwrap());
-                })
-            };
-            if let Some(secs) = std::env::var(PROFILE_ENV)
-                .ok()
-                .and_then(|s| s.parse::<f64>().ok())
-            {
-                let start = Instant::now();
-                let mut runs = 0;
-                while start.elapsed().as_secs_f64() < secs {
-                    engine();
-                    runs += 1;
-                }
-                let ms = start.elapsed().as_secs_f64() * 1e3 / (runs * batch) as f64;
-                println!("{batch:>6} {context:>8} {ms:>14.3}  ({runs} forwards, profile mode)");
-                continue;
-            }
-            let mut reference = || timed(&mut || run_gemms(&operands));
-            let mut pytorch = || torch.as_mut().map_or(Duration::ZERO, |t| t.run(batch, context));
-            let times = time_rounds(
-                Duration::from_secs(5),
-                &mut [&mut engine, &mut reference, &mut pytorch],
-            );
-            let (forward, gemm, py) = (times[0], times[1], times[2]);
-            let rate = flops / forward.as_secs_f64() / 1e9;
-            let gemm_rate = flops / gemm.as_secs_f64() / 1e9;
-            let ratio = rate / gemm_rate;
-            let per_series = |d: Duration| d.as_secs_f64() * 1e3 / batch as f64;
-            let (py_ms, vs) = if py.is_zero() {
-                ("-".to_string(), "-".to_string())
-            } else {
-                (
-                    format!("{:.3}", per_series(py)),
-                    format!("{:.2}x", py.as_secs_f64() / forward.as_secs_f64()),
-                )
-            };
-            println!(
-                "{batch:>6} {context:>8} {:>14.3} {py_ms:>14} {vs:>10} {rate:>10.1} {gemm_rate:>12.1} {:>7.0}%",
-                per_series(forward),
-                ratio * 100.0
-            );
-            if dims.name == "small" && batch == 32 && context == 512 {
-                goal = Some((rate, gemm_rate, ratio));
-            }
-        }
+        let dir = bench_dims(&dims, &mut torch, &mut goal);
         if dims.name == "small" {
             small_dir = Some(dir);
         }
@@ -399,7 +308,140 @@ fn main() {
     if std::env::var_os(CASE_ENV).is_some() {
         return;
     }
-    // A reference point for the machine: one large square-ish gemm.
+    print_big_gemm();
+    if let Some(goal) = goal {
+        print_goal(goal);
+    }
+    if let Some(dir) = small_dir {
+        print_rss(dir.path());
+    }
+}
+
+/// The PyTorch helper, or a line saying why its figures are skipped.
+fn start_torch() -> Option<Torch> {
+    match Torch::start() {
+        Ok(t) => {
+            println!("PyTorch {} (chronos-forecasting ChronosBoltPipeline), same threads, timed alternately with the engine", t.version);
+            Some(t)
+        }
+        Err(why) => {
+            println!("PyTorch figures skipped: {why}");
+            None
+        }
+    }
+}
+
+/// Writes and loads one checkpoint size, times its cases and returns the checkpoint's dir
+/// (kept alive for the RSS probe); the goal case's figures go to `goal`.
+fn bench_dims(
+    dims: &checkpoint::Dims,
+    torch: &mut Option<Torch>,
+    goal: &mut Option<Goal>,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_checkpoint(dir.path(), dims);
+    let load_start = Instant::now();
+    let model = ChronosBolt::load_dir(dir.path()).unwrap();
+    println!(
+        "\n{} (d_model {}, d_ff {}, {} heads x {}, {}+{} layers): {:.1} M params, loaded in {:.2} s",
+        dims.name,
+        dims.d_model,
+        dims.d_ff,
+        dims.heads,
+        dims.d_kv,
+        dims.layers,
+        dims.layers,
+        model.num_params() as f64 / 1e6,
+        load_start.elapsed().as_secs_f64()
+    );
+    if let Some(t) = torch.as_mut() {
+        t.load(dir.path());
+    }
+    println!(
+        "{:>6} {:>8} {:>14} {:>14} {:>10} {:>10} {:>12} {:>8}",
+        "batch", "context", "ms/series", "torch ms/ser", "vs torch", "GFLOP/s", "gemm GFLOP/s", "ratio"
+    );
+    let mut cases: Vec<(usize, usize)> = BATCHES
+        .iter()
+        .flat_map(|&b| CONTEXTS.iter().map(move |&c| (b, c)))
+        .collect();
+    if dims.name == "small" {
+        cases.push((32, 512));
+    }
+    if let Ok(only) = std::env::var(CASE_ENV) {
+        cases.retain(|(b, c)| only == format!("{}/{b}/{c}", dims.name));
+    }
+    for (batch, context) in cases {
+        let figures = bench_case(&model, &cfg, (batch, context), torch);
+        if dims.name == "small" && batch == 32 && context == 512 {
+            if let Some(figures) = figures {
+                *goal = Some(figures);
+            }
+        }
+    }
+    dir
+}
+
+/// Times one (batch, context) case and prints its row; None in profile mode.
+fn bench_case(
+    model: &ChronosBolt,
+    cfg: &Config,
+    (batch, context): (usize, usize),
+    torch: &mut Option<Torch>,
+) -> Option<Goal> {
+    let series = contexts(batch, context);
+    let refs: Vec<&[f64]> = series.iter().map(Vec::as_slice).collect();
+    let gemms = forward_gemms(cfg, batch, context);
+    let flops: f64 = gemms.iter().map(Gemm::flops).sum();
+    let operands = gemm_operands(&gemms);
+    let mut engine = || {
+        timed(&mut || {
+            std::hint::black_box(model.predict(&refs, 64).unwrap());
+        })
+    };
+    if let Some(secs) = std::env::var(PROFILE_ENV)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        let start = Instant::now();
+        let mut runs = 0;
+        while start.elapsed().as_secs_f64() < secs {
+            engine();
+            runs += 1;
+        }
+        let ms = start.elapsed().as_secs_f64() * 1e3 / (runs * batch) as f64;
+        println!("{batch:>6} {context:>8} {ms:>14.3}  ({runs} forwards, profile mode)");
+        return None;
+    }
+    let mut reference = || timed(&mut || run_gemms(&operands));
+    let mut pytorch = || torch.as_mut().map_or(Duration::ZERO, |t| t.run(batch, context));
+    let times = time_rounds(
+        Duration::from_secs(5),
+        &mut [&mut engine, &mut reference, &mut pytorch],
+    );
+    let (forward, gemm, py) = (times[0], times[1], times[2]);
+    let rate = flops / forward.as_secs_f64() / 1e9;
+    let gemm_rate = flops / gemm.as_secs_f64() / 1e9;
+    let ratio = rate / gemm_rate;
+    let per_series = |d: Duration| d.as_secs_f64() * 1e3 / batch as f64;
+    let (py_ms, vs) = if py.is_zero() {
+        ("-".to_string(), "-".to_string())
+    } else {
+        (
+            format!("{:.3}", per_series(py)),
+            format!("{:.2}x", py.as_secs_f64() / forward.as_secs_f64()),
+        )
+    };
+    println!(
+        "{batch:>6} {context:>8} {:>14.3} {py_ms:>14} {vs:>10} {rate:>10.1} {gemm_rate:>12.1} {:>7.0}%",
+        per_series(forward),
+        ratio * 100.0
+    );
+    Some((rate, gemm_rate, ratio))
+}
+
+/// A reference point for the machine: one large square-ish gemm.
+fn print_big_gemm() {
     let big = [Gemm {
         batch: 1,
         m: 2048,
@@ -411,34 +453,35 @@ fn main() {
     let (big_time, _) = time_pair(Duration::from_secs(2), || run_gemms(&operands), || ());
     let big_rate = big[0].flops() / big_time.as_secs_f64() / 1e9;
     println!("\ncandle f32 gemm 2048x2048 @ 2048x512: {big_rate:.1} GFLOP/s");
+}
 
-    if let Some((rate, gemm_rate, ratio)) = goal {
+fn print_goal((rate, gemm_rate, ratio): Goal) {
+    println!(
+        "goal (small, batch 32, context 512): {rate:.1} GFLOP/s = {:.0}% of the {gemm_rate:.1} GFLOP/s gemm rate on the same shapes (goal >= {:.0}%): {}",
+        ratio * 100.0,
+        GOAL_RATIO * 100.0,
+        if ratio >= GOAL_RATIO { "met" } else { "NOT met" }
+    );
+}
+
+/// Peak RSS of a separate process that loads the small checkpoint in `dir` and forecasts.
+fn print_rss(dir: &std::path::Path) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(RSS_PROBE_ENV, dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let figures: Vec<f64> = text.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    if let [loaded, peak] = figures[..] {
         println!(
-            "goal (small, batch 32, context 512): {rate:.1} GFLOP/s = {:.0}% of the {gemm_rate:.1} GFLOP/s gemm rate on the same shapes (goal >= {:.0}%): {}",
-            ratio * 100.0,
-            GOAL_RATIO * 100.0,
-            if ratio >= GOAL_RATIO { "met" } else { "NOT met" }
+            "peak RSS, separate process, small weights: {loaded:.0} MB after loading, {peak:.0} MB after forecasting 32 x 2048 for 64 steps and 1 series for 130 steps (goal <= {GOAL_RSS_MB:.0} MB): {}",
+            if peak <= GOAL_RSS_MB { "met" } else { "NOT met" }
         );
-    }
-
-    if let Some(dir) = small_dir {
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .env(RSS_PROBE_ENV, dir.path())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        let figures: Vec<f64> = text.split_whitespace().filter_map(|t| t.parse().ok()).collect();
-        if let [loaded, peak] = figures[..] {
-            println!(
-                "peak RSS, separate process, small weights: {loaded:.0} MB after loading, {peak:.0} MB after forecasting 32 x 2048 for 64 steps and 1 series for 130 steps (goal <= {GOAL_RSS_MB:.0} MB): {}",
-                if peak <= GOAL_RSS_MB { "met" } else { "NOT met" }
-            );
-        } else {
-            println!(
-                "peak RSS probe failed: {} {}",
-                text.trim(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
+    } else {
+        println!(
+            "peak RSS probe failed: {} {}",
+            text.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
 }

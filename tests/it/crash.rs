@@ -276,6 +276,15 @@ fn check_complete(r: &Root, what: &str, violations: &mut Vec<String>) {
 /// Checks after recovery: no leftovers, git as a person leaves it, every replaced config backed
 /// up, and commits and history rows in one-to-one correspondence.
 fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
+    check_clean_tree(r, what, violations);
+    let commits = config_commits(r.env.root());
+    check_backed_up(r, &commits, what, violations);
+    check_history_matches_commits(r, &commits, what, violations);
+}
+
+/// No temp file or journal left behind, only the person's own change staged, every config
+/// committed.
+fn check_clean_tree(r: &Root, what: &str, violations: &mut Vec<String>) {
     let root = r.env.root();
     for p in r.env.snapshot().into_keys() {
         let s = p.to_string_lossy();
@@ -297,9 +306,10 @@ fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
     if !dirty.trim().is_empty() {
         violations.push(format!("{what}: configs not committed after recovery: {dirty:?}"));
     }
+}
 
-    let commits = config_commits(root);
-    // Every config a deploy or rollback replaced has a byte-identical backup.
+/// Every config a deploy or rollback replaced has a byte-identical backup.
+fn check_backed_up(r: &Root, commits: &[ConfigCommit], what: &str, violations: &mut Vec<String>) {
     let backups: Vec<Vec<u8>> = std::fs::read_dir(r.env.path("configs/backups"))
         .map(|d| {
             d.flatten()
@@ -314,7 +324,7 @@ fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
     {
         let prev = Command::new("git")
             .args(["show", &format!("{}~1:configs/chronos_{}.json", c.id, c.horizon)])
-            .current_dir(root)
+            .current_dir(r.env.root())
             .output()
             .unwrap();
         if prev.status.success() && !backups.contains(&prev.stdout) {
@@ -324,7 +334,19 @@ fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
             ));
         }
     }
+}
 
+/// History rows of one (run, horizon), or the commits of one (run, horizon).
+type PerRun<'a, T> = BTreeMap<(String, String), Vec<&'a T>>;
+
+/// At most one history row per run and horizon; each run's commits expect exactly one history
+/// row of the matching action, and each `deployed` / `rolled_back` row exactly one commit.
+fn check_history_matches_commits(
+    r: &Root,
+    commits: &[ConfigCommit],
+    what: &str,
+    violations: &mut Vec<String>,
+) {
     let (code, err) = r.run(&["history", "--json"], None);
     if code != Some(0) {
         violations.push(format!("{what}: history unreadable: {err}"));
@@ -336,7 +358,7 @@ fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
         .output()
         .unwrap();
     let rows: Vec<Row> = serde_json::from_slice::<HistoryOut>(&out.stdout).unwrap().records;
-    let mut per_run: BTreeMap<(String, String), Vec<&Row>> = BTreeMap::new();
+    let mut per_run: PerRun<Row> = BTreeMap::new();
     for row in &rows {
         per_run
             .entry((row.run_id.clone(), row.horizon.clone()))
@@ -352,8 +374,8 @@ fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
             ));
         }
     }
-    let mut groups: BTreeMap<(String, String), Vec<&ConfigCommit>> = BTreeMap::new();
-    for c in &commits {
+    let mut groups: PerRun<ConfigCommit> = BTreeMap::new();
+    for c in commits {
         match &c.run_id {
             Some(run) if c.kind != "unknown" => groups
                 .entry((run.clone(), c.horizon.clone()))
@@ -362,7 +384,18 @@ fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
             _ => violations.push(format!("{what}: commit {} ({}) names no run", c.id, c.subject)),
         }
     }
-    for (key, cs) in &groups {
+    check_commits_have_rows(&groups, &per_run, what, violations);
+    check_rows_have_commits(&rows, &groups, what, violations);
+}
+
+/// Each run's commits expect exactly one history row of the matching action.
+fn check_commits_have_rows(
+    groups: &PerRun<ConfigCommit>,
+    per_run: &PerRun<Row>,
+    what: &str,
+    violations: &mut Vec<String>,
+) {
+    for (key, cs) in groups {
         let mut kinds: Vec<&str> = cs.iter().map(|c| c.kind).collect();
         kinds.sort_unstable();
         let expected = match kinds.as_slice() {
@@ -382,7 +415,17 @@ fn check_recovered(r: &Root, what: &str, violations: &mut Vec<String>) {
             )),
         }
     }
-    for row in &rows {
+}
+
+/// Each `deployed` / `rolled_back` history row has exactly one matching commit (unless HEAD
+/// already had the bytes).
+fn check_rows_have_commits(
+    rows: &[Row],
+    groups: &PerRun<ConfigCommit>,
+    what: &str,
+    violations: &mut Vec<String>,
+) {
+    for row in rows {
         let key = (row.run_id.clone(), row.horizon.clone());
         let needs = match row.action.as_str() {
             "deployed" => "deploy",
@@ -432,7 +475,6 @@ fn sigkill_at_random_moments_and_at_every_deploy_step_loses_nothing() {
     let seed: u64 = std::env::var("CRASH_TEST_SEED")
         .ok()
         .map_or(20_240_628, |v| v.parse().expect("CRASH_TEST_SEED is a number"));
-    let mut rng = Rng(seed);
     let r = Root::new(bin);
     let mut violations = Vec::new();
     let mut fig = Figures::default();
@@ -442,32 +484,59 @@ fn sigkill_at_random_moments_and_at_every_deploy_step_loses_nothing() {
     let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
     let started = Instant::now();
     let (code, err) = r.run(&run_args, None);
-    let mut run_time = started.elapsed();
+    let run_time = started.elapsed();
     assert_eq!(code, Some(0), "the first run works: {err}");
     check_recovered(&r, "after the first run", &mut violations);
     assert!(violations.is_empty(), "{violations:#?}");
     let started = Instant::now();
     let (code, err) = r.run(&["rollback", "7d"], None);
-    let mut rollback_time = started.elapsed();
+    let rollback_time = started.elapsed();
     assert_eq!(code, Some(0), "a rollback works: {err}");
 
-    // Aimed kills: the binary aborts (like SIGKILL, no destructors) at each step.
+    aimed_kills(&r, &run_args, &mut fig, &mut violations);
+    let random = RandomKills {
+        kills,
+        seed,
+        run_time,
+        rollback_time,
+    };
+    let landed = random_kills(&r, random, &mut fig, &mut violations);
+
+    // And the next run works from there.
+    let (code, err) = r.run(&run_args, None);
+    assert_eq!(code, Some(0), "the run after the crashes works: {err}");
+    check_recovered(&r, "after the last run", &mut violations);
+    eprintln!(
+        "crash safety: {} kills ({} aimed at a step, {} random), {} of them during a deploy or rollback step; {} operations ended before their kill; {} violations",
+        fig.kills,
+        fig.aimed,
+        fig.kills - fig.aimed,
+        fig.during_step,
+        fig.completed,
+        violations.len()
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert_eq!(landed, kills, "random kills that landed");
+}
+
+/// Aimed kills: the binary aborts (like SIGKILL, no destructors) at each step.
+fn aimed_kills(r: &Root, run_args: &[&str], fig: &mut Figures, violations: &mut Vec<String>) {
     let aimed: [(&str, &[&str]); 14] = [
-        ("after_backup", &run_args),
-        ("after_temp_write", &run_args),
-        ("after_rename", &run_args),
-        ("after_index_write", &run_args),
-        ("after_commit", &run_args),
-        ("smoke_check,during_rollback", &run_args),
-        ("smoke_check,before_finish", &run_args),
-        ("history_append", &run_args),
-        ("before_finish", &run_args),
+        ("after_backup", run_args),
+        ("after_temp_write", run_args),
+        ("after_rename", run_args),
+        ("after_index_write", run_args),
+        ("after_commit", run_args),
+        ("smoke_check,during_rollback", run_args),
+        ("smoke_check,before_finish", run_args),
+        ("history_append", run_args),
+        ("before_finish", run_args),
         ("during_rollback", &["rollback", "30d"]),
         ("after_index_write", &["rollback", "15d"]),
         ("history_append", &["rollback", "90d"]),
         ("before_finish", &["rollback", "7d"]),
         // A kill of the recovery itself, before and after it records what it found.
-        ("after_commit", &run_args),
+        ("after_commit", run_args),
     ];
     for (i, (fp, args)) in aimed.iter().enumerate() {
         let what = format!("aimed kill {i} at {fp} during {}", args[0]);
@@ -481,7 +550,7 @@ fn sigkill_at_random_moments_and_at_every_deploy_step_loses_nothing() {
         fig.kills += 1;
         fig.aimed += 1;
         fig.during_step += usize::from(r.has_journal());
-        check_complete(&r, &what, &mut violations);
+        check_complete(r, &what, violations);
         if i == aimed.len() - 1 {
             for fp in ["recovery_before_record", "before_finish"] {
                 let (code, err) = r.run(&["status"], Some(fp));
@@ -490,14 +559,34 @@ fn sigkill_at_random_moments_and_at_every_deploy_step_loses_nothing() {
                 }
                 fig.kills += 1;
                 fig.aimed += 1;
-                check_complete(&r, &format!("{what}, status killed at {fp}"), &mut violations);
+                check_complete(r, &format!("{what}, status killed at {fp}"), violations);
             }
         }
-        recover_and_check(&r, &what, &mut violations);
+        recover_and_check(r, &what, violations);
     }
+}
 
-    // Random kills: half anywhere in the operation, half in its last 40 %, where deploys are;
-    // until `kills` of them landed (an operation may end before its kill).
+/// How many random kills to land, from which seed, and the uncut operations' durations to aim
+/// them by.
+#[derive(Clone, Copy)]
+struct RandomKills {
+    kills: usize,
+    seed: u64,
+    run_time: Duration,
+    rollback_time: Duration,
+}
+
+/// Random kills: half anywhere in the operation, half in its last 40 %, where deploys are;
+/// until `kills` of them landed (an operation may end before its kill). Returns how many
+/// landed.
+fn random_kills(r: &Root, plan: RandomKills, fig: &mut Figures, violations: &mut Vec<String>) -> usize {
+    let RandomKills {
+        kills,
+        seed,
+        mut run_time,
+        mut rollback_time,
+    } = plan;
+    let mut rng = Rng(seed);
     let mut landed = 0;
     let mut attempt = 0;
     while landed < kills && attempt < 2 * kills + 5 {
@@ -534,25 +623,10 @@ fn sigkill_at_random_moments_and_at_every_deploy_step_loses_nothing() {
             fig.kills += 1;
             fig.during_step += usize::from(r.has_journal());
         }
-        recover_and_check(&r, &what, &mut violations);
+        recover_and_check(r, &what, violations);
         if violations.len() > 20 {
             break;
         }
     }
-
-    // And the next run works from there.
-    let (code, err) = r.run(&run_args, None);
-    assert_eq!(code, Some(0), "the run after the crashes works: {err}");
-    check_recovered(&r, "after the last run", &mut violations);
-    eprintln!(
-        "crash safety: {} kills ({} aimed at a step, {} random), {} of them during a deploy or rollback step; {} operations ended before their kill; {} violations",
-        fig.kills,
-        fig.aimed,
-        fig.kills - fig.aimed,
-        fig.during_step,
-        fig.completed,
-        violations.len()
-    );
-    assert!(violations.is_empty(), "{violations:#?}");
-    assert_eq!(landed, kills, "random kills that landed");
+    landed
 }

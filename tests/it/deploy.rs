@@ -529,7 +529,13 @@ mod crash {
 
     #[test]
     fn failpoint_matrix() {
-        let cases = [
+        for case in cases() {
+            check_case(&case);
+        }
+    }
+
+    fn cases() -> [Case; 6] {
+        [
             Case {
                 failpoint: "after_backup",
                 op: "deploy",
@@ -572,160 +578,185 @@ mod crash {
                 expect_committed_new: true,
                 operation: Operation::Rollback,
             },
-        ];
-        for case in cases {
-            let label = format!("{} during {}", case.failpoint, case.op);
-            let (_dir, root) = root_with_repo();
-            let configs = root.join("configs");
-            let cfg = configs.join("chronos_7d.json");
-            if case.op == "rollback" {
-                // Something to roll back: the new config deployed for real first.
-                let gs = git_settings();
-                let new = new();
-                let r = record("first");
-                let req = DeployRequest {
-                    configs_dir: &configs,
-                    horizon: Horizon(7),
-                    new_config: &new,
-                    message: "deploy",
-                    git: &gs,
-                    backups_to_keep: 10,
-                    now: at("2026-01-11T05:00:00Z"),
-                    record: &r,
-                };
-                assert!(
-                    deploy::deploy(req, &|_: &Path| Ok(())).unwrap().deployed(),
-                    "{label}"
-                );
-                deploy::finish(&configs).unwrap();
-            }
-            let child = spawn_child(
-                "deploy::crash::crash_child",
-                &serde_json::json!({ "configs": configs, "op": case.op }),
-                &[(failpoint::ENV, case.failpoint)],
-            );
-            let out = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                !out.status.success() && stderr.contains(&format!("failpoint {}: aborting", case.failpoint)),
-                "{label}: the child must abort at the failpoint; status {}, stderr: {stderr}",
-                out.status
-            );
+        ]
+    }
 
-            // The config is a complete old or new version, as expected.
-            let bytes = fs::read(&cfg).unwrap();
-            ForecasterConfig::parse(&bytes, &cfg)
-                .unwrap_or_else(|e| panic!("{label}: config does not parse: {e:#}"));
-            let expected = if case.expect_new { new() } else { old() };
-            assert_eq!(bytes, expected, "{label}: config version");
-            // If new, a backup of the old exists.
-            let backups = deploy::backup::list(&configs, Horizon(7)).unwrap();
-            if case.expect_new {
-                assert!(
-                    backups.iter().any(|b| fs::read(&b.path).unwrap() == old()),
-                    "{label}: a backup of the old config exists"
-                );
-            }
-            // The repository is consistent and HEAD valid; the person's change is still staged.
-            git(&root, &["fsck", "--strict", "--no-progress"]);
-            let committed = git(&root, &["show", "HEAD:configs/chronos_7d.json"]);
-            let want = if case.expect_committed_new { new() } else { old() };
-            assert_eq!(committed.as_bytes(), want.as_slice(), "{label}: HEAD's config");
-            assert_eq!(
-                git(&root, &["diff", "--cached", "--name-only"]).trim(),
-                "README.md",
-                "{label}"
-            );
-
-            // Recovery says what it found and cleans up.
-            let report = deploy::recover(&configs).unwrap();
-            let found = report
-                .interrupted
-                .clone()
-                .unwrap_or_else(|| panic!("{label}: half operation reported"));
-            assert_eq!(found.operation, case.operation, "{label}");
-            // The journal's "new" is what the operation puts in place: the deployed config for a
-            // deploy, the restored backup for a rollback.
-            let state = if (case.operation == Operation::Deploy) == case.expect_new {
-                ConfigState::New
-            } else {
-                ConfigState::Old
-            };
-            assert_eq!(found.config_state, state, "{label}: {}", found.describe());
-            assert_eq!(
-                found.config_committed,
-                Some(case.expect_new == case.expect_committed_new),
-                "{label}"
-            );
-            if case.failpoint == "after_temp_write" {
-                assert_eq!(
-                    report.removed_temp_files.len(),
-                    1,
-                    "{label}: the half-written temp file is swept"
-                );
-            }
-            // The record is owed: the operation's own when its config stands, else `failed`.
-            assert_eq!(report.owed.len(), 1, "{label}");
-            let stands = if case.op == "rollback" {
-                !case.expect_new
-            } else {
-                case.expect_new && case.failpoint != "during_rollback"
-            };
-            assert_eq!(
-                report.owed[0].action == Action::Failed,
-                !stands,
-                "{label}: {:?}",
-                report.owed[0]
-            );
-            assert!(
-                report.owed[0].message.starts_with(deploy::recover::RECOVERED),
-                "{label}"
-            );
-            // HEAD, the index and the config agree after recovery; the person's work stays.
-            assert_eq!(
-                git(&root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
-                fs::read(&cfg).unwrap().as_slice(),
-                "{label}: HEAD after recovery"
-            );
-            assert_eq!(
-                git(&root, &["diff", "--cached", "--name-only"]).trim(),
-                "README.md",
-                "{label}"
-            );
-            deploy::finish(&configs).unwrap();
-            let leftovers: Vec<_> = fs::read_dir(&configs)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| {
-                    Path::new(n).extension().is_some_and(|e| e == "tmp") || n == ".deploy-journal.json"
-                })
-                .collect();
-            assert!(leftovers.is_empty(), "{label}: left behind {leftovers:?}");
-            assert!(deploy::recover(&configs).unwrap().is_clean(), "{label}");
-
-            // And the next deploy works from there.
-            let gs = git_settings();
-            let newer = config(270, "2026-01-18T05:00:00Z");
-            let r = record("next");
-            let req = DeployRequest {
-                configs_dir: &configs,
-                horizon: Horizon(7),
-                new_config: &newer,
-                message: "next deploy",
-                git: &gs,
-                backups_to_keep: 10,
-                now: at("2026-01-18T05:00:00Z"),
-                record: &r,
-            };
-            assert!(
-                deploy::deploy(req, &|_: &Path| Ok(())).unwrap().deployed(),
-                "{label}"
-            );
-            assert_eq!(
-                git(&root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
-                newer.as_slice()
-            );
-            git(&root, &["fsck", "--strict", "--no-progress"]);
+    /// One case in a fresh repository: crash at the failpoint, check what is left, recover,
+    /// check again, and deploy once more.
+    fn check_case(case: &Case) {
+        let label = format!("{} during {}", case.failpoint, case.op);
+        let (_dir, root) = root_with_repo();
+        let configs = root.join("configs");
+        if case.op == "rollback" {
+            deploy_first(&configs, &label);
         }
+        crash_at_failpoint(case, &configs, &label);
+        check_after_crash(case, &root, &label);
+        check_recovery(case, &root, &label);
+        check_next_deploy(&root, &label);
+    }
+
+    /// Something to roll back: the new config deployed for real first.
+    fn deploy_first(configs: &Path, label: &str) {
+        let gs = git_settings();
+        let new = new();
+        let r = record("first");
+        let req = DeployRequest {
+            configs_dir: configs,
+            horizon: Horizon(7),
+            new_config: &new,
+            message: "deploy",
+            git: &gs,
+            backups_to_keep: 10,
+            now: at("2026-01-11T05:00:00Z"),
+            record: &r,
+        };
+        assert!(
+            deploy::deploy(req, &|_: &Path| Ok(())).unwrap().deployed(),
+            "{label}"
+        );
+        deploy::finish(configs).unwrap();
+    }
+
+    /// Runs the case's operation in a child that aborts at the failpoint.
+    fn crash_at_failpoint(case: &Case, configs: &Path, label: &str) {
+        let child = spawn_child(
+            "deploy::crash::crash_child",
+            &serde_json::json!({ "configs": configs, "op": case.op }),
+            &[(failpoint::ENV, case.failpoint)],
+        );
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(&format!("failpoint {}: aborting", case.failpoint)),
+            "{label}: the child must abort at the failpoint; status {}, stderr: {stderr}",
+            out.status
+        );
+    }
+
+    /// Before recovery: the config is a complete old or new version, the old one backed up, the
+    /// repository sound.
+    fn check_after_crash(case: &Case, root: &Path, label: &str) {
+        let configs = root.join("configs");
+        let cfg = configs.join("chronos_7d.json");
+        // The config is a complete old or new version, as expected.
+        let bytes = fs::read(&cfg).unwrap();
+        ForecasterConfig::parse(&bytes, &cfg)
+            .unwrap_or_else(|e| panic!("{label}: config does not parse: {e:#}"));
+        let expected = if case.expect_new { new() } else { old() };
+        assert_eq!(bytes, expected, "{label}: config version");
+        // If new, a backup of the old exists.
+        let backups = deploy::backup::list(&configs, Horizon(7)).unwrap();
+        if case.expect_new {
+            assert!(
+                backups.iter().any(|b| fs::read(&b.path).unwrap() == old()),
+                "{label}: a backup of the old config exists"
+            );
+        }
+        // The repository is consistent and HEAD valid; the person's change is still staged.
+        git(root, &["fsck", "--strict", "--no-progress"]);
+        let committed = git(root, &["show", "HEAD:configs/chronos_7d.json"]);
+        let want = if case.expect_committed_new { new() } else { old() };
+        assert_eq!(committed.as_bytes(), want.as_slice(), "{label}: HEAD's config");
+        assert_eq!(
+            git(root, &["diff", "--cached", "--name-only"]).trim(),
+            "README.md",
+            "{label}"
+        );
+    }
+
+    /// Recovery says what it found and cleans up.
+    fn check_recovery(case: &Case, root: &Path, label: &str) {
+        let configs = root.join("configs");
+        let cfg = configs.join("chronos_7d.json");
+        let report = deploy::recover(&configs).unwrap();
+        let found = report
+            .interrupted
+            .clone()
+            .unwrap_or_else(|| panic!("{label}: half operation reported"));
+        assert_eq!(found.operation, case.operation, "{label}");
+        // The journal's "new" is what the operation puts in place: the deployed config for a
+        // deploy, the restored backup for a rollback.
+        let state = if (case.operation == Operation::Deploy) == case.expect_new {
+            ConfigState::New
+        } else {
+            ConfigState::Old
+        };
+        assert_eq!(found.config_state, state, "{label}: {}", found.describe());
+        assert_eq!(
+            found.config_committed,
+            Some(case.expect_new == case.expect_committed_new),
+            "{label}"
+        );
+        if case.failpoint == "after_temp_write" {
+            assert_eq!(
+                report.removed_temp_files.len(),
+                1,
+                "{label}: the half-written temp file is swept"
+            );
+        }
+        // The record is owed: the operation's own when its config stands, else `failed`.
+        assert_eq!(report.owed.len(), 1, "{label}");
+        let stands = if case.op == "rollback" {
+            !case.expect_new
+        } else {
+            case.expect_new && case.failpoint != "during_rollback"
+        };
+        assert_eq!(
+            report.owed[0].action == Action::Failed,
+            !stands,
+            "{label}: {:?}",
+            report.owed[0]
+        );
+        assert!(
+            report.owed[0].message.starts_with(deploy::recover::RECOVERED),
+            "{label}"
+        );
+        // HEAD, the index and the config agree after recovery; the person's work stays.
+        assert_eq!(
+            git(root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
+            fs::read(&cfg).unwrap().as_slice(),
+            "{label}: HEAD after recovery"
+        );
+        assert_eq!(
+            git(root, &["diff", "--cached", "--name-only"]).trim(),
+            "README.md",
+            "{label}"
+        );
+        deploy::finish(&configs).unwrap();
+        let leftovers: Vec<_> = fs::read_dir(&configs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| Path::new(n).extension().is_some_and(|e| e == "tmp") || n == ".deploy-journal.json")
+            .collect();
+        assert!(leftovers.is_empty(), "{label}: left behind {leftovers:?}");
+        assert!(deploy::recover(&configs).unwrap().is_clean(), "{label}");
+    }
+
+    /// And the next deploy works from there.
+    fn check_next_deploy(root: &Path, label: &str) {
+        let configs = root.join("configs");
+        let gs = git_settings();
+        let newer = config(270, "2026-01-18T05:00:00Z");
+        let r = record("next");
+        let req = DeployRequest {
+            configs_dir: &configs,
+            horizon: Horizon(7),
+            new_config: &newer,
+            message: "next deploy",
+            git: &gs,
+            backups_to_keep: 10,
+            now: at("2026-01-18T05:00:00Z"),
+            record: &r,
+        };
+        assert!(
+            deploy::deploy(req, &|_: &Path| Ok(())).unwrap().deployed(),
+            "{label}"
+        );
+        assert_eq!(
+            git(root, &["show", "HEAD:configs/chronos_7d.json"]).as_bytes(),
+            newer.as_slice()
+        );
+        git(root, &["fsck", "--strict", "--no-progress"]);
     }
 }

@@ -263,8 +263,9 @@ fn strs(v: &[&str]) -> RawColumn {
     RawColumn::Str(v.iter().map(|s| Some((*s).to_string())).collect())
 }
 
+/// An unreadable or mis-shaped series file.
 #[test]
-fn bad_inputs_exit_78_and_change_nothing() {
+fn bad_series_files_exit_78_and_change_nothing() {
     let series = "data/usdclp.parquet";
     let st = &["status"][..];
 
@@ -324,6 +325,14 @@ fn bad_inputs_exit_78_and_change_nothing() {
         78,
         &["usdclp.parquet", "date"],
     );
+}
+
+/// A readable series with bad rows: duplicate or unsorted dates, impossible values, too few rows.
+#[test]
+fn bad_series_values_exit_78_and_change_nothing() {
+    let series = "data/usdclp.parquet";
+    let st = &["status"][..];
+
     bad_input(
         "duplicate dates",
         |e| {
@@ -381,6 +390,13 @@ fn bad_inputs_exit_78_and_change_nothing() {
         // a 90-row gap, 90 target rows and up to 4 rows to the lattice = 1294.
         &["usdclp.parquet", "500", "1294"],
     );
+}
+
+/// A forecaster config that is not JSON, lacks a field or holds an out-of-range value.
+#[test]
+fn bad_forecaster_configs_exit_78_and_change_nothing() {
+    let st = &["status"][..];
+
     bad_input(
         "malformed JSON config",
         |e| e.write("configs/chronos_15d.json", b"{ \"schema_version\": 1, "),
@@ -422,6 +438,13 @@ fn bad_inputs_exit_78_and_change_nothing() {
             &["chronos_30d.json", field],
         );
     }
+}
+
+/// Settings the binary rejects, from optimizer.toml or the environment.
+#[test]
+fn bad_settings_exit_78_and_change_nothing() {
+    let st = &["status"][..];
+
     bad_input(
         "unknown key in optimizer.toml",
         |e| e.write("configs/optimizer.toml", "[triggers]\ncooldown_dayz = 3\n"),
@@ -436,6 +459,19 @@ fn bad_inputs_exit_78_and_change_nothing() {
         78,
         &["optimizer.toml", "validation.min_coverage_95"],
     );
+    let env = TestEnv::new()
+        .with_demo_series()
+        .with_env("MODEL_OPTIMIZER_TRIGGERS_TIME_DAYS", "0");
+    let out = env.run(&["status"]);
+    out.expect_code(78);
+    assert!(out.stderr.contains("triggers.time_days"), "{}", out.stderr);
+}
+
+/// A history file that cannot be read, and an argument naming no horizon.
+#[test]
+fn bad_history_exits_78_and_bad_arguments_exit_2_changing_nothing() {
+    let st = &["status"][..];
+
     bad_input(
         "unreadable history",
         |e| {
@@ -468,10 +504,4 @@ fn bad_inputs_exit_78_and_change_nothing() {
         2,
         &["horizon"],
     );
-    let env = TestEnv::new()
-        .with_demo_series()
-        .with_env("MODEL_OPTIMIZER_TRIGGERS_TIME_DAYS", "0");
-    let out = env.run(&["status"]);
-    out.expect_code(78);
-    assert!(out.stderr.contains("triggers.time_days"), "{}", out.stderr);
 }

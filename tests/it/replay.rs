@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::util::{demo_model, real_series_csv, TestEnv};
 use model_optimizer::forecast::{self, QuantileForecast, QuantileModel};
 use model_optimizer::model::ChronosBolt;
+use model_optimizer::series::Series;
 
 /// A small grid so the replay is quick in a debug build.
 const SMALL: &str =
@@ -120,8 +121,16 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
     let h = &r.horizons[0];
     assert_eq!((h.horizon.as_str(), h.runs), ("7d", 10));
     assert!(h.random_walk.rmse > 0.0 && h.static_configs.forecasts == h.policy.forecasts);
-    // The whole 2 x 2 x 2 grid, each held fixed over the same origins, best RMSE first; the
-    // capture is the policy's share of the best one's gain over the static configs.
+    check_fixed_configs(h);
+    let series = model_optimizer::data::load_series(&real_series_csv()).unwrap();
+    check_alarms(&env, &model, &series, h);
+    check_policy_rmse(&model, &series, h);
+}
+
+/// The whole 2 x 2 x 2 grid, each held fixed over the same origins, best RMSE first; the
+/// capture is the policy's share of the best one's gain over the static configs; every
+/// deployed config comes from the grid.
+fn check_fixed_configs(h: &HorizonReplay) {
     assert_eq!(h.fixed_configs.len(), 8);
     assert!(h
         .fixed_configs
@@ -153,10 +162,12 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
             );
         }
     }
+}
 
-    // Alarm episodes: the drift alarm's checks are the runs' (the detector recomputed here
-    // with the library on the series cut at each run date), each episode counted once.
-    let series = model_optimizer::data::load_series(&real_series_csv()).unwrap();
+/// Alarm episodes: the drift alarm's checks are the runs' (the detector recomputed here
+/// with the library on the series cut at each run date), each episode counted once; the
+/// human output names the drift alarm.
+fn check_alarms(env: &TestEnv, model: &str, series: &Series, h: &HorizonReplay) {
     let settings = model_optimizer::config::TriggerSettings::default();
     let firing = (0..10)
         .map(|k| NaiveDate::from_ymd_opt(2023, 1, 1).unwrap() + chrono::Duration::days(7 * k))
@@ -181,7 +192,7 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
                     "--horizon",
                     "7d",
                 ][..],
-                &["--model", &model],
+                &["--model", model],
             ]
             .concat(),
         )
@@ -189,9 +200,11 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
         .stdout
         .clone();
     assert!(text.contains("7d drift alarm: fired in "), "{text}");
+}
 
-    // Independent recomputation of the policy's errors: every step 1..7 of every origin's path.
-    let bolt = ChronosBolt::load(&model).unwrap();
+/// Independent recomputation of the policy's errors: every step 1..7 of every origin's path.
+fn check_policy_rmse(model: &str, series: &Series, h: &HorizonReplay) {
+    let bolt = ChronosBolt::load(model).unwrap();
     let mut errors = Vec::new();
     for i in 0..series.len() - 7 {
         let d = series.dates[i];

@@ -55,118 +55,135 @@ fn stats_match_scipy_and_statsmodels_reference() {
         let current = floats(&c["current"]);
         let f = &mut failures;
 
-        let ks = ks_2samp(&reference, &current);
-        check(
-            name,
-            "ks.statistic",
-            ks.statistic,
-            num(c, &["ks_2samp", "statistic"]),
-            false,
-            f,
-        );
-        check(
-            name,
-            "ks.pvalue_auto",
-            ks.pvalue,
-            num(c, &["ks_2samp", "pvalue_auto"]),
-            true,
-            f,
-        );
-        let ks_asymp = ks_2samp_asymptotic(&reference, &current);
-        check(
-            name,
-            "ks.pvalue_asymp",
-            ks_asymp.pvalue,
-            num(c, &["ks_2samp", "pvalue_asymp"]),
-            true,
-            f,
-        );
-
-        let w = welch_t(&reference, &current);
-        check(
-            name,
-            "welch_t.statistic",
-            w.statistic,
-            num(c, &["welch_t", "statistic"]),
-            false,
-            f,
-        );
-        check(
-            name,
-            "welch_t.pvalue",
-            w.pvalue,
-            num(c, &["welch_t", "pvalue"]),
-            true,
-            f,
-        );
-
-        for (key, center) in [
-            ("levene_median", LeveneCenter::Median),
-            ("levene_mean", LeveneCenter::Mean),
-        ] {
-            let l = levene(&reference, &current, center);
-            check(
-                name,
-                &format!("{key}.statistic"),
-                l.statistic,
-                num(c, &[key, "statistic"]),
-                false,
-                f,
-            );
-            check(
-                name,
-                &format!("{key}.pvalue"),
-                l.pvalue,
-                num(c, &[key, "pvalue"]),
-                true,
-                f,
-            );
-        }
-
-        let lags = c["ljung_box_current"]["lags"]
-            .as_u64()
-            .expect("ljung_box_current.lags") as usize;
-        let lb = ljung_box(&current, lags);
-        check(
-            name,
-            "ljung_box.statistic",
-            lb.statistic,
-            num(c, &["ljung_box_current", "statistic"]),
-            false,
-            f,
-        );
-        check(
-            name,
-            "ljung_box.pvalue",
-            lb.pvalue,
-            num(c, &["ljung_box_current", "pvalue"]),
-            true,
-            f,
-        );
-
-        let vr = variance_ratio_f(&current, &reference);
-        check(
-            name,
-            "variance_ratio_f.ratio",
-            vr.ratio,
-            num(c, &["variance_ratio_f", "ratio"]),
-            false,
-            f,
-        );
-        check(
-            name,
-            "variance_ratio_f.pvalue_2s",
-            vr.pvalue_two_sided,
-            num(c, &["variance_ratio_f", "pvalue_two_sided"]),
-            true,
-            f,
-        );
+        check_ks_and_welch(name, c, &reference, &current, f);
+        check_levene_ljung_box_variance_ratio(name, c, &reference, &current, f);
     }
     assert!(
         failures.is_empty(),
         "{} mismatches:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// The two-sample tests of location and distribution: Kolmogorov-Smirnov (exact or automatic
+/// and asymptotic p-values) and Welch's t.
+fn check_ks_and_welch(name: &str, c: &Value, reference: &[f64], current: &[f64], f: &mut Vec<String>) {
+    let ks = ks_2samp(reference, current);
+    check(
+        name,
+        "ks.statistic",
+        ks.statistic,
+        num(c, &["ks_2samp", "statistic"]),
+        false,
+        f,
+    );
+    check(
+        name,
+        "ks.pvalue_auto",
+        ks.pvalue,
+        num(c, &["ks_2samp", "pvalue_auto"]),
+        true,
+        f,
+    );
+    let ks_asymp = ks_2samp_asymptotic(reference, current);
+    check(
+        name,
+        "ks.pvalue_asymp",
+        ks_asymp.pvalue,
+        num(c, &["ks_2samp", "pvalue_asymp"]),
+        true,
+        f,
+    );
+
+    let w = welch_t(reference, current);
+    check(
+        name,
+        "welch_t.statistic",
+        w.statistic,
+        num(c, &["welch_t", "statistic"]),
+        false,
+        f,
+    );
+    check(
+        name,
+        "welch_t.pvalue",
+        w.pvalue,
+        num(c, &["welch_t", "pvalue"]),
+        true,
+        f,
+    );
+}
+
+/// The tests of spread and dependence: Levene (median and mean centred), Ljung-Box on the
+/// current window, and the variance-ratio F test.
+fn check_levene_ljung_box_variance_ratio(
+    name: &str,
+    c: &Value,
+    reference: &[f64],
+    current: &[f64],
+    f: &mut Vec<String>,
+) {
+    for (key, center) in [
+        ("levene_median", LeveneCenter::Median),
+        ("levene_mean", LeveneCenter::Mean),
+    ] {
+        let l = levene(reference, current, center);
+        check(
+            name,
+            &format!("{key}.statistic"),
+            l.statistic,
+            num(c, &[key, "statistic"]),
+            false,
+            f,
+        );
+        check(
+            name,
+            &format!("{key}.pvalue"),
+            l.pvalue,
+            num(c, &[key, "pvalue"]),
+            true,
+            f,
+        );
+    }
+
+    let lags = c["ljung_box_current"]["lags"]
+        .as_u64()
+        .expect("ljung_box_current.lags") as usize;
+    let lb = ljung_box(current, lags);
+    check(
+        name,
+        "ljung_box.statistic",
+        lb.statistic,
+        num(c, &["ljung_box_current", "statistic"]),
+        false,
+        f,
+    );
+    check(
+        name,
+        "ljung_box.pvalue",
+        lb.pvalue,
+        num(c, &["ljung_box_current", "pvalue"]),
+        true,
+        f,
+    );
+
+    let vr = variance_ratio_f(current, reference);
+    check(
+        name,
+        "variance_ratio_f.ratio",
+        vr.ratio,
+        num(c, &["variance_ratio_f", "ratio"]),
+        false,
+        f,
+    );
+    check(
+        name,
+        "variance_ratio_f.pvalue_2s",
+        vr.pvalue_two_sided,
+        num(c, &["variance_ratio_f", "pvalue_two_sided"]),
+        true,
+        f,
     );
 }
 
@@ -327,53 +344,60 @@ fn drift_alarm_catches_labeled_shocks_and_stays_quiet_on_usdclp() {
     assert!(b.weekly_checks > 1_200, "{} weekly checks", b.weekly_checks);
 }
 
+/// What `status --check --json` prints, as far as the test below reads it.
+#[derive(serde::Deserialize)]
+struct StatusCheck {
+    triggers: Vec<TriggerReport>,
+}
+
+/// One horizon's trigger report.
+#[derive(serde::Deserialize)]
+struct TriggerReport {
+    horizon: String,
+    should_optimize: bool,
+    alarms: Vec<String>,
+    severity: String,
+    scheduled: bool,
+    reasons: Vec<String>,
+    drift: DriftReport,
+    performance: PerformanceReport,
+}
+
+#[derive(serde::Deserialize)]
+struct DriftReport {
+    severity: String,
+    fired: bool,
+    suppressed_by_cooldown: bool,
+    statistic: f64,
+    threshold: f64,
+    last_date: NaiveDate,
+    detector: DetectorReport,
+    significant: Vec<String>,
+    summary: String,
+}
+
+#[derive(serde::Deserialize)]
+struct DetectorReport {
+    volatility_statistic: f64,
+    volatility_threshold: f64,
+    volatility_ratio: f64,
+    watch_end: NaiveDate,
+}
+
+#[derive(serde::Deserialize)]
+struct PerformanceReport {
+    source: Option<String>,
+    pvalue: Option<f64>,
+    alpha: f64,
+    summary: String,
+}
+
 /// `status --check --json --as-of 2022-07-22` (the week of the central bank's intervention)
 /// on a root holding the real series: the drift section keeps `fired` and
 /// `suppressed_by_cooldown` and adds the detector's statistic, threshold and severity; the
 /// scheduled check is reported as `scheduled`, not as an alarm.
 #[test]
 fn status_check_reports_the_drift_detector_and_the_scheduled_check() {
-    #[derive(serde::Deserialize)]
-    struct Status {
-        triggers: Vec<Report>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Report {
-        horizon: String,
-        should_optimize: bool,
-        alarms: Vec<String>,
-        severity: String,
-        scheduled: bool,
-        reasons: Vec<String>,
-        drift: Drift,
-        performance: Performance,
-    }
-    #[derive(serde::Deserialize)]
-    struct Drift {
-        severity: String,
-        fired: bool,
-        suppressed_by_cooldown: bool,
-        statistic: f64,
-        threshold: f64,
-        last_date: NaiveDate,
-        detector: Detector,
-        significant: Vec<String>,
-        summary: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detector {
-        volatility_statistic: f64,
-        volatility_threshold: f64,
-        volatility_ratio: f64,
-        watch_end: NaiveDate,
-    }
-    #[derive(serde::Deserialize)]
-    struct Performance {
-        source: Option<String>,
-        pvalue: Option<f64>,
-        alpha: f64,
-        summary: String,
-    }
     if read_usdclp(&crate::util::real_series_csv()).is_none() {
         return;
     }
@@ -381,56 +405,11 @@ fn status_check_reports_the_drift_detector_and_the_scheduled_check() {
     let model = crate::util::demo_model().display().to_string();
     let as_of = ["--as-of", "2022-07-22", "--model", &model];
     let out = env.run(&[&["status", "--check", "--json"][..], &as_of].concat());
-    let st: Status = out.success().json();
+    let st: StatusCheck = out.success().json();
     assert_eq!(st.triggers.len(), 4);
     for t in &st.triggers {
-        let d = &t.drift;
-        assert_eq!(d.last_date, ymd(2022, 7, 22), "{}: the as-of view", t.horizon);
-        assert_eq!(d.detector.watch_end, ymd(2022, 7, 22));
-        // The intervention's 8 % day (clipped at 4 sd) is far past the volatility threshold.
-        assert!(d.fired && !d.suppressed_by_cooldown, "{}", d.summary);
-        assert_eq!(
-            (d.statistic, d.threshold),
-            (d.detector.volatility_statistic, d.detector.volatility_threshold)
-        );
-        assert!(d.statistic > 2.0 * d.threshold, "{}", d.summary);
-        assert!(d.detector.volatility_ratio > 1.5);
-        assert_eq!(d.severity, "HIGH");
-        assert!(
-            d.summary.starts_with("drift HIGH: volatility CUSUM"),
-            "{}",
-            d.summary
-        );
-        // The two-sample tests are still there as evidence.
-        assert!(d.significant.iter().all(|n| !n.is_empty()));
-        assert!(t.alarms.contains(&"drift".to_string()), "{:?}", t.alarms);
-        assert_eq!(t.severity, "HIGH");
-        // Never optimized: the scheduled check is due, and it is not an alarm.
-        assert!(t.scheduled && t.should_optimize);
-        assert!(!t.alarms.contains(&"time".to_string()));
-        assert!(
-            t.reasons.iter().any(|r| r == "scheduled: never optimized"),
-            "{:?}",
-            t.reasons
-        );
-        assert!(
-            t.reasons.iter().any(|r| r.starts_with("drift: drift HIGH")),
-            "{:?}",
-            t.reasons
-        );
-        // No tracked predictions: the deployed config was replayed, and its test reported.
-        assert_eq!(
-            t.performance.source.as_deref(),
-            Some("replay"),
-            "{}",
-            t.performance.summary
-        );
-        assert!(
-            t.performance.pvalue.is_some_and(|p| (0.0..=1.0).contains(&p)),
-            "{}",
-            t.performance.summary
-        );
-        assert!((t.performance.alpha - 0.05).abs() < 1e-15);
+        check_drift_report(t);
+        check_scheduled_and_performance(t);
     }
     let table = env
         .run(&[&["status", "--check"][..], &as_of].concat())
@@ -438,4 +417,61 @@ fn status_check_reports_the_drift_detector_and_the_scheduled_check() {
         .stdout
         .clone();
     assert!(table.contains("HIGH") && table.contains("due"), "{table}");
+}
+
+/// The drift section as of the intervention: fired at HIGH on the volatility CUSUM, with the
+/// detector's figures and the two-sample tests as evidence, and an alarm on the horizon.
+fn check_drift_report(t: &TriggerReport) {
+    let d = &t.drift;
+    assert_eq!(d.last_date, ymd(2022, 7, 22), "{}: the as-of view", t.horizon);
+    assert_eq!(d.detector.watch_end, ymd(2022, 7, 22));
+    // The intervention's 8 % day (clipped at 4 sd) is far past the volatility threshold.
+    assert!(d.fired && !d.suppressed_by_cooldown, "{}", d.summary);
+    assert_eq!(
+        (d.statistic, d.threshold),
+        (d.detector.volatility_statistic, d.detector.volatility_threshold)
+    );
+    assert!(d.statistic > 2.0 * d.threshold, "{}", d.summary);
+    assert!(d.detector.volatility_ratio > 1.5);
+    assert_eq!(d.severity, "HIGH");
+    assert!(
+        d.summary.starts_with("drift HIGH: volatility CUSUM"),
+        "{}",
+        d.summary
+    );
+    // The two-sample tests are still there as evidence.
+    assert!(d.significant.iter().all(|n| !n.is_empty()));
+    assert!(t.alarms.contains(&"drift".to_string()), "{:?}", t.alarms);
+    assert_eq!(t.severity, "HIGH");
+}
+
+/// Never optimized: the scheduled check is due and is no alarm; the performance test replays
+/// the deployed config.
+fn check_scheduled_and_performance(t: &TriggerReport) {
+    // Never optimized: the scheduled check is due, and it is not an alarm.
+    assert!(t.scheduled && t.should_optimize);
+    assert!(!t.alarms.contains(&"time".to_string()));
+    assert!(
+        t.reasons.iter().any(|r| r == "scheduled: never optimized"),
+        "{:?}",
+        t.reasons
+    );
+    assert!(
+        t.reasons.iter().any(|r| r.starts_with("drift: drift HIGH")),
+        "{:?}",
+        t.reasons
+    );
+    // No tracked predictions: the deployed config was replayed, and its test reported.
+    assert_eq!(
+        t.performance.source.as_deref(),
+        Some("replay"),
+        "{}",
+        t.performance.summary
+    );
+    assert!(
+        t.performance.pvalue.is_some_and(|p| (0.0..=1.0).contains(&p)),
+        "{}",
+        t.performance.summary
+    );
+    assert!((t.performance.alpha - 0.05).abs() < 1e-15);
 }
