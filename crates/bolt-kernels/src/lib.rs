@@ -193,19 +193,20 @@ pub fn prefers_nt(isa: Isa, m: usize, k: usize, n: usize) -> bool {
     m <= 64 || (m <= 160 && wide)
 }
 
+/// A row-major matrix read by the kernels: its values and the distance between rows.
+type Strided<'a> = (&'a [f32], usize);
+/// A row-major matrix the kernels write: its values and the distance between rows.
+type StridedMut<'a> = (&'a mut [f32], usize);
+
 /// `MR' x NR'` dot products of rows of `x` and rows of `w` (row strides `ldx`, `ldw`, length
 /// `k`), stored at `out[a * ldo + b]`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn tile<S: Simd, const R: usize, const C: usize>(
     s: S,
-    x: &[f32],
-    ldx: usize,
-    w: &[f32],
-    ldw: usize,
+    (x, ldx): Strided<'_>,
+    (w, ldw): Strided<'_>,
     k: usize,
-    out: &mut [f32],
-    ldo: usize,
+    (out, ldo): StridedMut<'_>,
 ) {
     let xs: [&[f32]; R] = core::array::from_fn(|a| &x[a * ldx..][..k]);
     let ws: [&[f32]; C] = core::array::from_fn(|b| &w[b * ldw..][..k]);
@@ -239,16 +240,12 @@ fn tile<S: Simd, const R: usize, const C: usize>(
 /// `out[i * ldo + j] = x_i . w_j` for the `m` rows of `x` and `n` rows of `w` (row strides
 /// `ldx`, `ldw`; `k` summed), on the calling thread.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn nt<S: Simd>(
     s: S,
-    x: &[f32],
-    ldx: usize,
-    w: &[f32],
-    ldw: usize,
+    (x, ldx): Strided<'_>,
+    (w, ldw): Strided<'_>,
     (m, k, n): (usize, usize, usize),
-    out: &mut [f32],
-    ldo: usize,
+    (out, ldo): StridedMut<'_>,
 ) {
     let block = (W_BLOCK_BYTES / (4 * k.max(1))).max(NR) / NR * NR;
     for jb in (0..n).step_by(block) {
@@ -261,18 +258,18 @@ fn nt<S: Simd>(
                 let w = &w[j * ldw..];
                 let o = &mut out[i * ldo + j..];
                 match (r, c) {
-                    (4, 3) => tile::<S, 4, 3>(s, x, ldx, w, ldw, k, o, ldo),
-                    (4, 2) => tile::<S, 4, 2>(s, x, ldx, w, ldw, k, o, ldo),
-                    (4, 1) => tile::<S, 4, 1>(s, x, ldx, w, ldw, k, o, ldo),
-                    (3, 3) => tile::<S, 3, 3>(s, x, ldx, w, ldw, k, o, ldo),
-                    (3, 2) => tile::<S, 3, 2>(s, x, ldx, w, ldw, k, o, ldo),
-                    (3, 1) => tile::<S, 3, 1>(s, x, ldx, w, ldw, k, o, ldo),
-                    (2, 3) => tile::<S, 2, 3>(s, x, ldx, w, ldw, k, o, ldo),
-                    (2, 2) => tile::<S, 2, 2>(s, x, ldx, w, ldw, k, o, ldo),
-                    (2, 1) => tile::<S, 2, 1>(s, x, ldx, w, ldw, k, o, ldo),
-                    (1, 3) => tile::<S, 1, 3>(s, x, ldx, w, ldw, k, o, ldo),
-                    (1, 2) => tile::<S, 1, 2>(s, x, ldx, w, ldw, k, o, ldo),
-                    _ => tile::<S, 1, 1>(s, x, ldx, w, ldw, k, o, ldo),
+                    (4, 3) => tile::<S, 4, 3>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (4, 2) => tile::<S, 4, 2>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (4, 1) => tile::<S, 4, 1>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (3, 3) => tile::<S, 3, 3>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (3, 2) => tile::<S, 3, 2>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (3, 1) => tile::<S, 3, 1>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (2, 3) => tile::<S, 2, 3>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (2, 2) => tile::<S, 2, 2>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (2, 1) => tile::<S, 2, 1>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (1, 3) => tile::<S, 1, 3>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    (1, 2) => tile::<S, 1, 2>(s, (x, ldx), (w, ldw), k, (o, ldo)),
+                    _ => tile::<S, 1, 1>(s, (x, ldx), (w, ldw), k, (o, ldo)),
                 }
             }
         }
@@ -281,17 +278,13 @@ fn nt<S: Simd>(
 
 /// `R` rows of `out` at vectors `col..col + V`: `out[r][j] = sum_t a[r * lda + t] * b[t * ldb + j]`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn nn_tile<S: Simd, const R: usize, const V: usize>(
     s: S,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
+    (a, lda): Strided<'_>,
+    (b, ldb): Strided<'_>,
     k: usize,
     col: usize,
-    out: &mut [f32],
-    ldo: usize,
+    (out, ldo): StridedMut<'_>,
 ) {
     let lanes = core::mem::size_of::<S::f32s>() / 4;
     let width = (col + V) * lanes;
@@ -316,16 +309,12 @@ fn nn_tile<S: Simd, const R: usize, const V: usize>(
 /// columns of `b` (`k` summed), on the calling thread. Each output vector is a sum of
 /// broadcast-times-row products: no horizontal sums, the better form when `k` is short.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn nn<S: Simd>(
     s: S,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
+    (a, lda): Strided<'_>,
+    (b, ldb): Strided<'_>,
     (m, k, n): (usize, usize, usize),
-    out: &mut [f32],
-    ldo: usize,
+    (out, ldo): StridedMut<'_>,
 ) {
     const R: usize = 4;
     const V: usize = 3;
@@ -337,18 +326,18 @@ fn nn<S: Simd>(
         let o = &mut out[i * ldo..];
         for col in (0..vectors).step_by(V) {
             match (r, (vectors - col).min(V)) {
-                (4, 3) => nn_tile::<S, 4, 3>(s, a, lda, b, ldb, k, col, o, ldo),
-                (4, 2) => nn_tile::<S, 4, 2>(s, a, lda, b, ldb, k, col, o, ldo),
-                (4, 1) => nn_tile::<S, 4, 1>(s, a, lda, b, ldb, k, col, o, ldo),
-                (3, 3) => nn_tile::<S, 3, 3>(s, a, lda, b, ldb, k, col, o, ldo),
-                (3, 2) => nn_tile::<S, 3, 2>(s, a, lda, b, ldb, k, col, o, ldo),
-                (3, 1) => nn_tile::<S, 3, 1>(s, a, lda, b, ldb, k, col, o, ldo),
-                (2, 3) => nn_tile::<S, 2, 3>(s, a, lda, b, ldb, k, col, o, ldo),
-                (2, 2) => nn_tile::<S, 2, 2>(s, a, lda, b, ldb, k, col, o, ldo),
-                (2, 1) => nn_tile::<S, 2, 1>(s, a, lda, b, ldb, k, col, o, ldo),
-                (1, 3) => nn_tile::<S, 1, 3>(s, a, lda, b, ldb, k, col, o, ldo),
-                (1, 2) => nn_tile::<S, 1, 2>(s, a, lda, b, ldb, k, col, o, ldo),
-                _ => nn_tile::<S, 1, 1>(s, a, lda, b, ldb, k, col, o, ldo),
+                (4, 3) => nn_tile::<S, 4, 3>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (4, 2) => nn_tile::<S, 4, 2>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (4, 1) => nn_tile::<S, 4, 1>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (3, 3) => nn_tile::<S, 3, 3>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (3, 2) => nn_tile::<S, 3, 2>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (3, 1) => nn_tile::<S, 3, 1>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (2, 3) => nn_tile::<S, 2, 3>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (2, 2) => nn_tile::<S, 2, 2>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (2, 1) => nn_tile::<S, 2, 1>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (1, 3) => nn_tile::<S, 1, 3>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                (1, 2) => nn_tile::<S, 1, 2>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
+                _ => nn_tile::<S, 1, 1>(s, (a, lda), (b, ldb), k, col, (o, ldo)),
             }
         }
         for row in 0..r {
@@ -391,7 +380,13 @@ impl WithSimd for NtPart<'_> {
     fn with_simd<S: Simd>(self, s: S) {
         let n = self.cols.len();
         let w = &self.w[self.cols.start * self.k..];
-        nt(s, self.x, self.k, w, self.k, (self.m, self.k, n), self.out, n);
+        nt(
+            s,
+            (self.x, self.k),
+            (w, self.k),
+            (self.m, self.k, n),
+            (self.out, n),
+        );
     }
 }
 
@@ -491,13 +486,10 @@ impl Attention<'_> {
         let mut scores = Aligned::zeros(n * padded);
         nn(
             s,
-            part(0),
-            stride,
-            &kt,
-            padded,
+            (part(0), stride),
+            (&kt, padded),
             (n, dk, padded),
-            &mut scores,
-            padded,
+            (&mut scores, padded),
         );
         let mask = &self.mask[batch * n..][..n];
         for (query, row) in scores.chunks_exact_mut(padded).enumerate() {
@@ -508,7 +500,7 @@ impl Attention<'_> {
             }
             softmax(row);
         }
-        nn(s, &scores, padded, part(2), stride, (n, n, dk), out, ldo);
+        nn(s, (&scores, padded), (part(2), stride), (n, n, dk), (out, ldo));
     }
 }
 
@@ -639,7 +631,7 @@ impl WithSimd for QueryTask<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
         let (b, dk, d) = self.shape;
-        nn(s, self.q, self.ldq, self.k, d, (b, dk, d), self.out, d);
+        nn(s, (self.q, self.ldq), (self.k, d), (b, dk, d), (self.out, d));
     }
 }
 
@@ -669,13 +661,10 @@ impl WithSimd for MixTask<'_> {
         let queries = &self.qp[self.series * d..];
         nt(
             s,
-            self.encoded,
-            d,
-            queries,
-            self.batch * d,
+            (self.encoded, d),
+            (queries, self.batch * d),
             (n, d, h),
-            &mut scores,
-            h,
+            (&mut scores, h),
         );
         // (heads, s) probabilities.
         let mut p = vec![0f32; h * n];
@@ -685,7 +674,7 @@ impl WithSimd for MixTask<'_> {
             }
             softmax(row);
         }
-        nn(s, &p, n, self.encoded, d, (h, n, d), self.out, d);
+        nn(s, (&p, n), (self.encoded, d), (h, n, d), (self.out, d));
     }
 }
 
@@ -704,7 +693,7 @@ impl WithSimd for ValueTask<'_> {
     fn with_simd<S: Simd>(self, s: S) -> Vec<f32> {
         let (b, d, dk) = self.shape;
         let mut out = vec![0f32; b * dk];
-        nt(s, self.mixed, self.ldm, self.v, d, (b, d, dk), &mut out, dk);
+        nt(s, (self.mixed, self.ldm), (self.v, d), (b, d, dk), (&mut out, dk));
         out
     }
 }
@@ -812,7 +801,7 @@ mod tests {
         fn with_simd<S: Simd>(self, s: S) -> Vec<f32> {
             let (m, k, n) = self.mkn;
             let mut out = vec![0f32; m * n];
-            nn(s, self.a, k, self.b, n, self.mkn, &mut out, n);
+            nn(s, (self.a, k), (self.b, n), self.mkn, (&mut out, n));
             out
         }
     }
