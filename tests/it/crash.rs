@@ -22,35 +22,6 @@ use crate::util::{business_day_series, git_cli, micro_model, TestEnv};
 
 pub(crate) const HORIZONS: [&str; 4] = ["7d", "15d", "30d", "90d"];
 
-/// A small search (2 contexts x 2 sample counts), every candidate approved, no pruning.
-const SETTINGS: &str = "\
-[search]
-validation_window = 6
-selection_origins = 8
-origin_spacing = 3
-num_samples = [20, 40]
-temperature = [1.0]
-timing_runs = 1
-default_context_lengths = [32, 64]
-[search.context_lengths]
-7d = [32, 64]
-15d = [32, 64]
-30d = [32, 64]
-90d = [32, 64]
-[validation]
-min_rmse_improvement_pct = -100.0
-min_mape_improvement_pct = -100.0
-max_std_increase_pct = 10000.0
-max_inference_time_increase_pct = 10000.0
-min_coverage_95 = 0.0
-max_abs_bias = 100000.0
-require_dm_significance = false
-max_interval_score_increase_pct = 10000.0
-[deploy]
-backups_to_keep = 1000
-trial_min_origins = 0
-";
-
 /// splitmix64: a reproducible sequence of delays and choices.
 pub(crate) struct Rng(pub(crate) u64);
 
@@ -81,7 +52,10 @@ pub(crate) struct Root {
 impl Root {
     pub(crate) fn new(bin: PathBuf) -> Root {
         let env = TestEnv::new();
-        env.write("configs/optimizer.toml", SETTINGS);
+        env.write(
+            "configs/optimizer.toml",
+            crate::util::small_approving_settings("backups_to_keep = 1000\ntrial_min_origins = 0"),
+        );
         env.write_series("data/usdclp.parquet", &business_day_series(600));
         env.git_init();
         env.write("notes.txt", "a person's unrelated staged change\n");
@@ -146,6 +120,24 @@ impl Root {
 
     fn has_journal(&self) -> bool {
         self.env.path("configs/.deploy-journal.json").exists()
+    }
+
+    /// An operation to aim a kill at: a rollback of a horizon that has backups (one time in
+    /// `rollback_odds`) or a run, with how long the last one of its kind took (`times`: run,
+    /// rollback). Returns whether it is a rollback, its arguments and that time.
+    pub(crate) fn pick(
+        &self,
+        rng: &mut Rng,
+        rollback_odds: u64,
+        times: (Duration, Duration),
+    ) -> (bool, Vec<String>, Duration) {
+        if rng.below(rollback_odds) == 0 {
+            let hs = self.horizons_with_backups();
+            let h = hs[rng.below(hs.len() as u64) as usize];
+            (true, vec!["rollback".into(), h.into()], times.1)
+        } else {
+            (false, self.run_args(), times.0)
+        }
     }
 
     pub(crate) fn horizons_with_backups(&self) -> Vec<&'static str> {
@@ -591,14 +583,7 @@ fn random_kills(r: &Root, plan: RandomKills, fig: &mut Figures, violations: &mut
     let mut attempt = 0;
     while landed < kills && attempt < 2 * kills + 5 {
         attempt += 1;
-        let rollback = rng.below(4) == 0;
-        let (args, time): (Vec<String>, Duration) = if rollback {
-            let hs = r.horizons_with_backups();
-            let h = hs[rng.below(hs.len() as u64) as usize];
-            (vec!["rollback".into(), h.into()], rollback_time)
-        } else {
-            (r.run_args(), run_time)
-        };
+        let (rollback, args, time) = r.pick(&mut rng, 4, (run_time, rollback_time));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let frac = if rng.below(2) == 0 {
             rng.unit()

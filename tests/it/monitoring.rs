@@ -10,37 +10,12 @@ use serde::Deserialize;
 
 use crate::util::{business_day_series, micro_model, TestEnv};
 
-/// A small search, every candidate approved, no live trial (as the crash test's settings).
-const SETTINGS: &str = "\
-[search]
-validation_window = 6
-selection_origins = 8
-origin_spacing = 3
-num_samples = [20, 40]
-temperature = [1.0]
-timing_runs = 1
-default_context_lengths = [32, 64]
-[search.context_lengths]
-7d = [32, 64]
-15d = [32, 64]
-30d = [32, 64]
-90d = [32, 64]
-[validation]
-min_rmse_improvement_pct = -100.0
-min_mape_improvement_pct = -100.0
-max_std_increase_pct = 10000.0
-max_inference_time_increase_pct = 10000.0
-min_coverage_95 = 0.0
-max_abs_bias = 100000.0
-require_dm_significance = false
-max_interval_score_increase_pct = 10000.0
-[deploy]
-trial_min_origins = 0
-";
-
 fn env() -> TestEnv {
     let env = TestEnv::new();
-    env.write("configs/optimizer.toml", SETTINGS);
+    env.write(
+        "configs/optimizer.toml",
+        crate::util::small_approving_settings("trial_min_origins = 0"),
+    );
     env.write_series("data/usdclp.parquet", &business_day_series(1500));
     env
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use model_optimizer::forecaster_config::ForecasterConfig;
 use serde::Deserialize;
@@ -163,14 +163,7 @@ fn a_reader_never_sees_a_partial_missing_or_unknown_config() {
     let (mut kills, mut completed, mut attempts, mut recovery_failures) = (0, 2, 0, Vec::new());
     while kills < rounds && attempts < 3 * rounds + 5 {
         attempts += 1;
-        let rollback = rng.below(3) == 0;
-        let (args, time): (Vec<String>, Duration) = if rollback {
-            let hs = r.horizons_with_backups();
-            let h = hs[rng.below(hs.len() as u64) as usize];
-            (vec!["rollback".into(), h.into()], rollback_time)
-        } else {
-            (r.run_args(), run_time)
-        };
+        let (rollback, args, time) = r.pick(&mut rng, 3, (run_time, rollback_time));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let frac = match rng.below(4) {
             0 => 3.0,

@@ -231,3 +231,35 @@ pub fn business_day_series(n: usize) -> Series {
         .collect();
     Series { dates, values }
 }
+
+/// Settings for a small search (2 contexts x 2 sample counts) whose every candidate is
+/// approved, with `deploy` as the `[deploy]` section's lines.
+pub fn small_approving_settings(deploy: &str) -> String {
+    format!(
+        "[search]
+validation_window = 6
+selection_origins = 8
+origin_spacing = 3
+num_samples = [20, 40]
+temperature = [1.0]
+timing_runs = 1
+default_context_lengths = [32, 64]
+[search.context_lengths]
+7d = [32, 64]
+15d = [32, 64]
+30d = [32, 64]
+90d = [32, 64]
+[validation]
+min_rmse_improvement_pct = -100.0
+min_mape_improvement_pct = -100.0
+max_std_increase_pct = 10000.0
+max_inference_time_increase_pct = 10000.0
+min_coverage_95 = 0.0
+max_abs_bias = 100000.0
+require_dm_significance = false
+max_interval_score_increase_pct = 10000.0
+[deploy]
+{deploy}
+"
+    )
+}
