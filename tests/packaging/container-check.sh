@@ -179,7 +179,8 @@ msg=$(compose_run model-optimizer run --all --dry-run 2>&1); rc=$?
 cp "$WORK/env.saved" .env && chown "$OWNER_UID:$OWNER_GID" .env
 status=$(owner_git status --porcelain 2>&1 | tr '\n' ' ')
 [ "$rc" = 78 ] && grep -q "UID=$OWNER_UID" <<< "$msg" && grep -q chown <<< "$msg" && [ -z "$status" ] && [ -z "$(not_owned)" ]
-verdict $? root-env-refused "exit $rc: $(tail -1 <<< "$msg"); git status: ${status:-clean}"
+# The product's error line: compose v1 prints the container's exit code after it on stderr.
+verdict $? root-env-refused "exit $rc: $(grep -m1 '^error:' <<< "$msg" || tail -1 <<< "$msg"); git status: ${status:-clean}"
 
 # --- forced 7d deploy through compose ----------------------------------------------------------
 # Validation thresholds wide open and no live trial, so that the forced search's candidate is
