@@ -274,6 +274,59 @@ pub struct ShockBenchmark {
     pub quiet_confirmation_rate: f64,
 }
 
+impl ShockBenchmark {
+    /// Per event: its first day, when the alarm first fired and the delay in business days
+    /// (`>max_delay` when it did not fire within that), one line each under a header.
+    pub fn events_table(&self, max_delay: usize) -> String {
+        let mut s = format!(
+            "{:32} {:10} {:10} {:>5}  note\n",
+            "event", "date", "detected", "delay"
+        );
+        for e in &self.events {
+            s.push_str(&format!(
+                "{:32} {:10} {:10} {:>5}  {}\n",
+                e.event.name,
+                e.event.date.to_string(),
+                e.detected_on.map_or_else(|| "-".to_string(), |d| d.to_string()),
+                e.delay.map_or_else(|| format!(">{max_delay}"), |d| d.to_string()),
+                if e.already_on {
+                    "alarm already on the day before"
+                } else {
+                    ""
+                }
+            ));
+        }
+        s
+    }
+
+    /// The weekly checks of the period `label`: how many fire, the episodes a year and how
+    /// many were confirmed, beside the chance rate.
+    pub fn weekly_line(&self, label: &str) -> String {
+        format!(
+            "{label}: {} of {} weekly checks fire ({:.1} %); {} alarm episodes in {:.1} years ({:.2} a year): {} confirmed, {} not, {} undecided; {:.0} % of quiet weeks would confirm by chance",
+            self.weekly_firing,
+            self.weekly_checks,
+            100.0 * self.weekly_share,
+            self.episodes,
+            self.years,
+            self.episodes_per_year,
+            self.confirmed,
+            self.unconfirmed,
+            self.episodes - self.confirmed - self.unconfirmed,
+            100.0 * self.quiet_confirmation_rate
+        )
+    }
+}
+
+/// The labeled events of a fixture file's text: `{"events": [...]}`.
+pub fn parse_events(json: &str) -> anyhow::Result<Vec<ShockEvent>> {
+    #[derive(serde::Deserialize)]
+    struct Fixture {
+        events: Vec<ShockEvent>,
+    }
+    Ok(serde_json::from_str::<Fixture>(json)?.events)
+}
+
 /// Whether the detector fires on the first `n` log-returns.
 fn fires(returns: &[LogReturn], n: usize, settings: &TriggerSettings) -> bool {
     shock::detect(&returns[..n], settings).is_ok_and(|d| d.fired)

@@ -14,7 +14,7 @@
 use chrono::NaiveDate;
 use model_optimizer::config::TriggerSettings;
 use model_optimizer::triggers::drift::{log_returns, LogReturn};
-use model_optimizer::triggers::episodes::{shock_benchmark, ShockBenchmark, ShockEvent};
+use model_optimizer::triggers::episodes::{parse_events, shock_benchmark, ShockEvent};
 
 #[path = "common.rs"]
 mod common;
@@ -28,53 +28,10 @@ fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
 }
 
 fn events() -> Vec<ShockEvent> {
-    #[derive(serde::Deserialize)]
-    struct Fixture {
-        events: Vec<ShockEvent>,
-    }
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/usdclp_shock_events.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str::<Fixture>(&text)
-        .expect("the events fixture")
-        .events
-}
-
-fn print_events(b: &ShockBenchmark) {
-    println!(
-        "{:32} {:10} {:10} {:>5}  note",
-        "event", "date", "detected", "delay"
-    );
-    for e in &b.events {
-        println!(
-            "{:32} {:10} {:10} {:>5}  {}",
-            e.event.name,
-            e.event.date.to_string(),
-            e.detected_on.map_or_else(|| "-".to_string(), |d| d.to_string()),
-            e.delay.map_or_else(|| format!(">{MAX_DELAY}"), |d| d.to_string()),
-            if e.already_on {
-                "alarm already on the day before"
-            } else {
-                ""
-            }
-        );
-    }
-}
-
-fn print_weekly(label: &str, b: &ShockBenchmark) {
-    println!(
-        "{label}: {} of {} weekly checks fire ({:.1} %); {} alarm episodes in {:.1} years ({:.2} a year): {} confirmed, {} not, {} undecided; {:.0} % of quiet weeks would confirm by chance",
-        b.weekly_firing,
-        b.weekly_checks,
-        100.0 * b.weekly_share,
-        b.episodes,
-        b.years,
-        b.episodes_per_year,
-        b.confirmed,
-        b.unconfirmed,
-        b.episodes - b.confirmed - b.unconfirmed,
-        100.0 * b.quiet_confirmation_rate
-    );
+    parse_events(&text).expect("the events fixture")
 }
 
 /// Thresholds and allowances around the defaults: events within 5 business days, weekly
@@ -149,7 +106,7 @@ fn main() {
         MAX_DELAY,
         &settings,
     );
-    print_events(&all);
+    print!("{}", all.events_table(MAX_DELAY));
     let within = all
         .events
         .iter()
@@ -159,7 +116,7 @@ fn main() {
         "\n{within} of {} events detected within 5 business days",
         all.events.len()
     );
-    print_weekly("2000..2024-06", &all);
+    println!("{}", all.weekly_line("2000..2024-06"));
     let recent = shock_benchmark(
         &returns,
         &[],
@@ -167,7 +124,7 @@ fn main() {
         MAX_DELAY,
         &settings,
     );
-    print_weekly("2019..2024-06", &recent);
+    println!("{}", recent.weekly_line("2019..2024-06"));
     sweep(&returns, &events);
     if let Some(mb) = peak_rss_mb() {
         println!("\npeak RSS {mb:.0} MB");

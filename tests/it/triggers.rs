@@ -195,7 +195,7 @@ use chrono::NaiveDate;
 use model_optimizer::config::TriggerSettings;
 use model_optimizer::series::Series;
 use model_optimizer::triggers::drift::log_returns;
-use model_optimizer::triggers::episodes::{shock_benchmark, ShockBenchmark, ShockEvent};
+use model_optimizer::triggers::episodes::{shock_benchmark, ShockEvent};
 
 /// Reads `date,usdclp` with std only (the polars loader belongs to `data/`); None when the
 /// file is absent outside CI (in CI, `CI=true`, its absence fails the test).
@@ -238,48 +238,10 @@ fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
 
 /// The labeled events of the fixture.
 pub fn shock_events() -> Vec<ShockEvent> {
-    #[derive(serde::Deserialize)]
-    struct Fixture {
-        events: Vec<ShockEvent>,
-    }
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/usdclp_shock_events.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str::<Fixture>(&text).unwrap().events
-}
-
-/// The benchmark's table: per event the delay in business days, then the weekly figures.
-pub fn print_benchmark(b: &ShockBenchmark, max_delay: usize) {
-    println!(
-        "{:32} {:10} {:10} {:>5}  note",
-        "event", "date", "detected", "delay"
-    );
-    for e in &b.events {
-        println!(
-            "{:32} {:10} {:10} {:>5}  {}",
-            e.event.name,
-            e.event.date.to_string(),
-            e.detected_on.map_or_else(|| "-".to_string(), |d| d.to_string()),
-            e.delay.map_or_else(|| format!(">{max_delay}"), |d| d.to_string()),
-            if e.already_on {
-                "alarm already on the day before"
-            } else {
-                ""
-            }
-        );
-    }
-    println!(
-        "weekly checks: {} of {} fire ({:.1} %); {} alarm episodes in {:.1} years ({:.2} a year), {} confirmed, {} not; {:.0} % of quiet weeks would confirm by chance",
-        b.weekly_firing,
-        b.weekly_checks,
-        100.0 * b.weekly_share,
-        b.episodes,
-        b.years,
-        b.episodes_per_year,
-        b.confirmed,
-        b.unconfirmed,
-        100.0 * b.quiet_confirmation_rate
-    );
+    model_optimizer::triggers::episodes::parse_events(&text).unwrap()
 }
 
 /// Events the default detector does not catch within 5 business days, and why (the closing
@@ -319,7 +281,8 @@ fn drift_alarm_catches_labeled_shocks_and_stays_quiet_on_usdclp() {
         20,
         &settings,
     );
-    print_benchmark(&b, 20);
+    print!("{}", b.events_table(20));
+    println!("{}", b.weekly_line("weekly checks 2000..2024-06"));
     let mut late = Vec::new();
     for e in &b.events {
         let known = KNOWN_MISSES.iter().find(|(n, _)| *n == e.event.name);
