@@ -159,9 +159,12 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Evaluate the triggers for every horizon.
+    /// Evaluate the triggers and the health of every horizon: the dashboard.
     #[arg(long)]
     pub check: bool,
+    /// Every column, however wide (the default fits 100 columns or the terminal).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Args)]

@@ -386,7 +386,8 @@ pub struct SmtpSettings {
     pub to: Vec<String>,
     /// Login user; the password comes only from MODEL_OPTIMIZER_SMTP_PASSWORD.
     pub user: String,
-    /// Events that send mail: triggered, deployed, rejected, failed, rolled_back.
+    /// Events that warrant the run's digest mail: triggered, deployed, rejected, kept, failed,
+    /// rolled_back, trial, attention.
     pub events: Vec<MailEvent>,
     pub timeout_seconds: u64,
     /// Allow logging in (user + password) over a connection without TLS (`tls = "none"`),
@@ -406,9 +407,10 @@ impl Default for SmtpSettings {
             user: String::new(),
             events: vec![
                 MailEvent::Deployed,
-                MailEvent::Rejected,
                 MailEvent::Failed,
                 MailEvent::RolledBack,
+                MailEvent::Trial,
+                MailEvent::Attention,
             ],
             timeout_seconds: 10,
             allow_plaintext_auth: false,

@@ -96,6 +96,7 @@ mod tests {
             current: crate::history::RecordMetrics::default(),
             duration_seconds: 0.0,
             message: String::new(),
+            attention: None,
         }
     }
 

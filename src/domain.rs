@@ -267,15 +267,24 @@ pub enum MailEvent {
     Rejected,
     Failed,
     RolledBack,
+    /// A search kept the current config (not among the default events).
+    Kept,
+    /// A live trial started or ended without a deploy.
+    Trial,
+    /// The config in effect entered or left attention (see `policy::health`).
+    Attention,
 }
 
 impl MailEvent {
-    pub const ALL: [MailEvent; 5] = [
+    pub const ALL: [MailEvent; 8] = [
         MailEvent::Triggered,
         MailEvent::Deployed,
         MailEvent::Rejected,
         MailEvent::Failed,
         MailEvent::RolledBack,
+        MailEvent::Kept,
+        MailEvent::Trial,
+        MailEvent::Attention,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -285,6 +294,9 @@ impl MailEvent {
             MailEvent::Rejected => "rejected",
             MailEvent::Failed => "failed",
             MailEvent::RolledBack => "rolled_back",
+            MailEvent::Kept => "kept",
+            MailEvent::Trial => "trial",
+            MailEvent::Attention => "attention",
         }
     }
 }

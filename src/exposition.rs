@@ -20,6 +20,7 @@ use crate::exit::ExitCode;
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::Context;
 use crate::history::{self, Action, HistoryRecord};
+use crate::policy::health::Health;
 use crate::policy::outcome::HorizonResult;
 use crate::policy::validate::Comparison;
 use crate::triggers::TriggerReport;
@@ -35,8 +36,11 @@ pub enum Event<'a> {
     },
     /// An operator's rollback (the restored config is read from disk).
     Rollback,
-    /// `status --check`: fresh trigger reports.
-    Check { triggers: &'a [TriggerReport] },
+    /// `status --check`: fresh trigger reports, and the health of each config judged.
+    Check {
+        triggers: &'a [TriggerReport],
+        health: &'a [(InferenceParams, Health)],
+    },
 }
 
 /// Kept between commands in `monitoring.json`.
@@ -71,6 +75,10 @@ pub struct Evaluation {
     pub coverage_95: Option<f64>,
     pub bias: Option<f64>,
     pub rmse_random_walk_ratio: Option<f64>,
+    /// The health verdict (see `policy::health`) when it was judged: it includes the
+    /// random-walk test the figures above cannot show.
+    #[serde(default)]
+    pub attention: Option<bool>,
 }
 
 /// Whether each alarm fired (a fired alarm that the cooldown suppressed still fired).
@@ -236,7 +244,7 @@ fn per_horizon() -> [(&'static str, &'static str, &'static str, Gauge); 11] {
         (
             "horizon_attention",
             "gauge",
-            "1 when the current config's last evaluation fails an absolute criterion (CI95 coverage, bias).",
+            "1 when the current config needs attention: its last evaluation fails CI95 coverage or |bias|, or the random walk is significantly better.",
             |h| h.attention.map(flag),
         ),
         (
@@ -334,6 +342,7 @@ fn file_evaluation(cfg: &ForecasterConfig) -> Evaluation {
         coverage_95: cfg.validation_coverage_95,
         bias: cfg.validation_bias,
         rmse_random_walk_ratio: None,
+        attention: None,
     }
 }
 
@@ -354,7 +363,20 @@ fn run_evaluation(r: &HorizonResult, deployed: InferenceParams) -> Option<Evalua
         coverage_95: Some(e.metrics.coverage_95),
         bias: Some(e.metrics.bias),
         rmse_random_walk_ratio: Some(ratio),
+        attention: None,
     })
+}
+
+/// The evaluation of config `params` from its health.
+fn health_evaluation(params: InferenceParams, h: &Health) -> Evaluation {
+    Evaluation {
+        params,
+        rmse: Some(h.rmse),
+        coverage_95: Some(h.coverage_95),
+        bias: Some(h.bias),
+        rmse_random_walk_ratio: Some(h.rw_rmse_ratio),
+        attention: Some(h.needs_attention()),
+    }
 }
 
 /// Applies what a command learned to the kept state.
@@ -384,12 +406,23 @@ fn update(state: &mut State, event: &Event<'_>, configs: &BTreeMap<Horizon, Fore
                 if let Some(e) = deployed.and_then(|p| run_evaluation(r, p)) {
                     slot.evaluation = Some(e);
                 }
+                // The health judged the config in effect before the run: it still applies
+                // when that config is still deployed.
+                if let (Some(h), Some(cur)) = (&r.health, r.current) {
+                    if deployed == Some(cur) {
+                        slot.evaluation = Some(health_evaluation(cur, h));
+                    }
+                }
             }
         }
         Event::Rollback => {}
-        Event::Check { triggers } => {
+        Event::Check { triggers, health } => {
             for t in *triggers {
                 state.horizons.entry(t.horizon.label()).or_default().alarms = Some(Alarms::of(t));
+            }
+            for (params, h) in *health {
+                state.horizons.entry(h.horizon.label()).or_default().evaluation =
+                    Some(health_evaluation(*params, h));
             }
         }
     }
@@ -417,6 +450,7 @@ pub fn exposition(state: &State, src: &Sources<'_>) -> Exposition {
                 .filter(|e| e.params == cfg.params())
                 .unwrap_or_else(|| file_evaluation(cfg));
             let attention = match (evaluation.coverage_95, evaluation.bias) {
+                _ if evaluation.attention.is_some() => evaluation.attention,
                 (Some(c), Some(b)) => Some(
                     !(Comparison::AtLeast.holds(c, src.validation.min_coverage_95)
                         && Comparison::Below.holds(b.abs(), src.validation.max_abs_bias_for(cfg.horizon))),

@@ -176,7 +176,7 @@ pub enum Request {
     Run(RunRequest),
     Validate(ValidateRequest),
     Rollback(RollbackRequest),
-    Status { check: bool },
+    Status { check: bool, wide: bool },
     History { horizon: Option<Horizon>, limit: usize },
     Forecast(ForecastRequest),
     NotifyTest,
@@ -294,7 +294,10 @@ impl Request {
                 to: a.to.clone(),
                 dry_run: a.dry_run,
             }),
-            C::Status(a) => Request::Status { check: a.check },
+            C::Status(a) => Request::Status {
+                check: a.check,
+                wide: a.wide,
+            },
             C::History(a) => Request::History {
                 horizon: a.horizon,
                 limit: a.limit,

@@ -22,11 +22,13 @@ pub enum Action {
     OnTrial,
     /// A trial the candidate lost (or that ran out of time); the config is unchanged.
     TrialFailed,
+    /// The search chose the current config: nothing was validated, nothing changed.
+    Kept,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::NoTrigger,
         Action::Suppressed,
         Action::Rejected,
@@ -36,6 +38,7 @@ impl Action {
         Action::TrialStarted,
         Action::OnTrial,
         Action::TrialFailed,
+        Action::Kept,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Action {
             Action::TrialStarted => "trial_started",
             Action::OnTrial => "on_trial",
             Action::TrialFailed => "trial_failed",
+            Action::Kept => "kept",
         }
     }
 
@@ -56,12 +60,12 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// Runs that searched and validated (deployed, rejected, a trial started) or ended a
-    /// trial count as optimizations for the time trigger and cooldown.
+    /// Runs that searched (deployed, rejected, kept, a trial started) or ended a trial count
+    /// as optimizations for the time trigger and cooldown.
     pub fn is_optimization(self) -> bool {
         matches!(
             self,
-            Action::Deployed | Action::Rejected | Action::TrialStarted | Action::TrialFailed
+            Action::Deployed | Action::Rejected | Action::Kept | Action::TrialStarted | Action::TrialFailed
         )
     }
 }
@@ -127,6 +131,10 @@ pub struct HistoryRecord {
     pub current: RecordMetrics,
     pub duration_seconds: f64,
     pub message: String,
+    /// The health of the config in effect: None when not judged, empty when healthy, else
+    /// why it needs attention (files written before health was judged have no such column).
+    #[serde(default)]
+    pub attention: Option<String>,
 }
 
 /// `triggered_by` as the file writes it: `performance,drift`, empty if none.
@@ -179,6 +187,16 @@ pub fn last_record(records: &[HistoryRecord], horizon: Horizon) -> Option<&Histo
         .iter()
         .filter(|r| r.horizon == horizon)
         .max_by_key(|r| r.optimization_date)
+}
+
+/// Whether the config in effect at `horizon` needed attention at its newest judged record:
+/// None when no record was judged.
+pub fn last_attention(records: &[HistoryRecord], horizon: Horizon) -> Option<bool> {
+    records
+        .iter()
+        .filter(|r| r.horizon == horizon && r.attention.is_some())
+        .max_by_key(|r| r.optimization_date)
+        .and_then(|r| r.attention.as_ref().map(|a| !a.is_empty()))
 }
 
 /// Whole calendar days (UTC dates) between the last optimization and `today`.

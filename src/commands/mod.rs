@@ -34,7 +34,7 @@ pub fn execute(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let ctx = Context::build(&cli.global)?;
     match Request::build(&ctx, &cli.command)? {
-        Request::Status { check } => status::run(&ctx, check),
+        Request::Status { check, wide } => status::run(&ctx, check, wide),
         Request::History { horizon, limit } => history::run(&ctx, horizon, limit),
         Request::Forecast(r) => forecast::run(&ctx, &r),
         Request::Validate(r) => validate::run(&ctx, &r),
@@ -268,12 +268,17 @@ pub(crate) fn send_mail(
     if !crate::notify::event_enabled(&ctx.settings.smtp, event) {
         return None;
     }
+    send_email(ctx, email)
+}
+
+/// Sends `email` (mail must be on). A failure is logged and returned as a note.
+pub(crate) fn send_email(ctx: &Context, email: &crate::notify::Email) -> Option<String> {
     let sent = crate::notify::Mailer::from_settings(&ctx.settings.smtp).and_then(|m| m.send(email));
     match sent {
         Ok(()) => None,
         Err(e) => {
             let note = format!("{e:#}");
-            tracing::warn!("mail for {event} not sent: {note}");
+            tracing::warn!("mail {:?} not sent: {note}", email.subject);
             Some(note)
         }
     }

@@ -188,6 +188,7 @@ fn operator_record(
         current: crate::history::RecordMetrics::default(),
         duration_seconds: 0.0,
         message: format!("restored {label}"),
+        attention: None,
     }
 }
 

@@ -18,8 +18,9 @@ use crate::hiargs::{Context, RunRequest};
 use crate::history::HistoryRecord;
 use crate::notify::Attachment;
 use crate::output::{self, Render};
-use crate::policy::applier;
+use crate::policy::{applier, health};
 use crate::policy::decide;
+use crate::policy::digest::{self, Section};
 use crate::policy::outcome::{Delivered, Effect, HorizonResult, Outcome, RecordContext};
 use crate::policy::search::ForwardCache;
 use crate::series::Series;
@@ -38,6 +39,7 @@ pub struct RunSummary {
 
 impl Render for RunSummary {
     fn render(&self) -> String {
+        let width = output::width();
         let mut s = format!(
             "run {}{}   model {}\n",
             self.run_id,
@@ -49,47 +51,66 @@ impl Render for RunSummary {
             self.model
         );
         for r in &self.recovery {
-            s.push_str(&format!("recovered: {r}\n"));
+            s.push_str(&output::wrap(&format!("recovered: {r}"), width, "    "));
+            s.push('\n');
         }
         let rows = self.horizons.iter().map(|h| {
             vec![
                 h.horizon.label(),
-                h.triggers
-                    .as_ref()
-                    .filter(|t| !t.reasons.is_empty())
-                    .map_or_else(|| "-".to_string(), |t| t.reasons.join("; ")),
-                output::opt(h.candidate),
-                h.verdict.clone().unwrap_or_else(|| "-".to_string()),
+                h.triggers.as_ref().map_or_else(
+                    || "-".to_string(),
+                    |t| {
+                        let kinds = t.triggers();
+                        if kinds.is_empty() {
+                            "none".to_string()
+                        } else {
+                            crate::domain::TriggerKind::join(&kinds)
+                        }
+                    },
+                ),
                 h.action_label().to_string(),
-                h.plot.clone().unwrap_or_else(|| "-".to_string()),
+                h.health_label().to_string(),
+                h.short_verdict(),
             ]
         });
-        s.push_str(&output::table(
-            &[
-                "horizon",
-                "triggers",
-                "best candidate",
-                "verdict",
-                "action",
-                "picture",
-            ],
+        s.push_str(&output::table_fitted(
+            &["horizon", "triggers", "action", "health", "verdict"],
             rows,
+            width,
         ));
         s.push('\n');
         for h in &self.horizons {
-            if !h.message.is_empty() {
-                s.push_str(&format!("{}: {}\n", h.horizon, h.message));
-            }
-            if let Some(e) = &h.mail_error {
-                s.push_str(&format!("{}: mail not sent: {e}\n", h.horizon));
-            }
+            s.push_str(&details(h, width));
         }
         if let Some(e) = &self.history_error {
-            s.push_str(&format!("history not written: {e}\n"));
+            s.push_str(&output::wrap(&format!("history not written: {e}"), width, "    "));
+            s.push('\n');
         }
         s.push_str(&format!("exit code {}\n", self.exit_code.code()));
         s
     }
+}
+
+/// A horizon's full texts below the table, each wrapped to `width`: the message (the full
+/// verdict and the attention reason), the triggers' reasons, the picture, a mail failure.
+fn details(h: &HorizonResult, width: usize) -> String {
+    let mut lines = Vec::new();
+    if !h.message.is_empty() {
+        lines.push(format!("{}: {}", h.horizon, h.message));
+    }
+    if let Some(t) = h.triggers.as_ref().filter(|t| !t.reasons.is_empty()) {
+        lines.push(format!("{} triggers: {}", h.horizon, t.reasons.join("; ")));
+    }
+    if let Some(p) = &h.plot {
+        lines.push(format!("{} picture: {p}", h.horizon));
+    }
+    if let Some(e) = &h.mail_error {
+        lines.push(format!("{}: mail not sent: {e}", h.horizon));
+    }
+    lines
+        .iter()
+        .map(|l| format!("{}\n", output::wrap(l, width, "    ")))
+        .collect()
 }
 
 /// Where finished horizons go: the summary rows, and history rows appended one horizon at a
@@ -103,6 +124,8 @@ struct Ledger<'a> {
     results: Vec<HorizonResult>,
     /// Rows not yet appended because an append failed; retried with the next horizon.
     unwritten: Vec<HistoryRecord>,
+    /// What each finished horizon offers the run's digest mail.
+    sections: Vec<Section>,
     history_error: Option<String>,
 }
 
@@ -136,13 +159,15 @@ impl Ledger<'_> {
                 bytes,
             })
         });
-        let mut mail_error = None;
         if !dry {
-            for (event, mail) in outcome.mails(h, &self.run_id, picture.as_ref()) {
-                if let Some(e) = super::send_mail(self.ctx, event, &mail) {
-                    mail_error.get_or_insert(e);
-                }
-            }
+            self.sections
+                .extend(outcome.mails(h, &self.run_id, picture.as_ref()).into_iter().map(|(event, email)| {
+                    Section {
+                        horizon: h,
+                        event,
+                        email,
+                    }
+                }));
         }
         if let Effect::Failed { message, .. } = &outcome.effect {
             tracing::error!("{h}: {message}");
@@ -150,7 +175,6 @@ impl Ledger<'_> {
         if !dry {
             let rc = RecordContext {
                 duration_seconds: started.elapsed().as_secs_f64(),
-                mail_error: mail_error.as_deref(),
                 ..RecordContext::new(&self.run_id, self.ctx.now, cfg.map(ForecasterConfig::params))
             };
             self.unwritten.extend(outcome.record(h, &rc));
@@ -163,7 +187,8 @@ impl Ledger<'_> {
             self.req.fail_on_reject,
             Delivered {
                 plot: plot.map(|p| self.ctx.shown(&p)),
-                mail_error,
+                mail_error: None,
+                attention_before: loaded.and_then(|l| crate::history::last_attention(&l.history, h)),
             },
         ));
     }
@@ -192,6 +217,22 @@ impl Ledger<'_> {
         }
     }
 
+    /// Sends the run's one digest mail when a selected event happened; a failure is logged
+    /// and shown on every horizon's row (the history rows are already written).
+    fn mail_digest(&mut self) {
+        let smtp = &self.ctx.settings.smtp;
+        let Some(mail) = digest::digest(&self.run_id, &self.results, &self.sections, |e| {
+            crate::notify::event_enabled(smtp, e)
+        }) else {
+            return;
+        };
+        if let Some(e) = super::send_email(self.ctx, &mail) {
+            for r in &mut self.results {
+                r.mail_error = Some(e.clone());
+            }
+        }
+    }
+
     /// Prints the summary and returns the run's exit code: the worst horizon's, or a runtime
     /// error when history could not be written.
     fn close(mut self, recovery: Vec<String>) -> anyhow::Result<ExitCode> {
@@ -202,6 +243,9 @@ impl Ledger<'_> {
             .fold(ExitCode::Success, |acc, r| acc.worst(r.exit_code));
         if self.history_error.is_some() {
             code = code.worst(ExitCode::Runtime);
+        }
+        if !self.req.dry_run {
+            self.mail_digest();
         }
         if !self.req.dry_run {
             crate::exposition::publish(
@@ -264,6 +308,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> anyhow::Result<ExitCode> {
         run_id: super::run_id(ctx),
         results: Vec::new(),
         unwritten: Vec::new(),
+        sections: Vec::new(),
         history_error: None,
     };
     let mut configs = Vec::new();
@@ -329,8 +374,12 @@ fn horizon(
         Ok(d) => d.took(started.elapsed().as_secs_f64()),
         Err(e) => return Outcome::failed(&e),
     };
+    let health = health::assess(&world, cfg, cache, &mut |_| {}).unwrap_or_else(|e| {
+        tracing::warn!("{}: health not judged: {e:#}", cfg.horizon);
+        None
+    });
     if req.dry_run {
-        return Outcome::dry_run(decision);
+        return Outcome::dry_run(decision).with_health(health);
     }
     let rc = RecordContext::new(run_id, ctx.now, Some(cfg.params()));
     let model = loaded.model.as_ref().expect("run loads the model");
@@ -339,7 +388,7 @@ fn horizon(
         ctx,
         smoke: Some(&smoke),
     };
-    applier::apply(&mut files, cfg.horizon, decision, &rc)
+    applier::apply(&mut files, cfg.horizon, decision, &rc).with_health(health)
 }
 
 /// The smoke check of a freshly written config: read it back, parse it, forecast once.

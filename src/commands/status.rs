@@ -10,6 +10,7 @@ use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::Context;
 use crate::history::{self, Action, HistoryRecord};
 use crate::output::{self, num, opt, Render};
+use crate::policy::health::Health;
 use crate::triggers::TriggerReport;
 
 #[derive(Debug, Serialize)]
@@ -27,6 +28,9 @@ pub struct StatusReport {
     pub next: Option<Vec<CheckRow>>,
     /// The dead-man check: the age of the last completed weekly run.
     pub last_completed_run: crate::deadman::RunAge,
+    /// `--wide`: every column (text only).
+    #[serde(skip)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,6 +55,19 @@ pub struct HorizonStatus {
     pub never_optimized: bool,
     pub backups: usize,
     pub last_commit: Option<crate::deploy::git::CommitInfo>,
+    /// Whether the config needed attention at its last judged run (None: never judged).
+    pub attention: Option<bool>,
+}
+
+impl HorizonStatus {
+    /// `ok`, `attention` or `-`, as the last judged run recorded.
+    fn attention_label(&self) -> &'static str {
+        match self.attention {
+            Some(true) => "attention",
+            Some(false) => "ok",
+            None => "-",
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -74,33 +91,172 @@ impl From<&HistoryRecord> for LastRun {
 
 impl Render for StatusReport {
     fn render(&self) -> String {
-        let mut s = format!(
-            "root {}   model {}   now {}\nseries {}: {} rows, {} to {}, {} missing (needs {})\n",
-            self.root,
-            self.model,
-            self.now.format("%Y-%m-%d %H:%M UTC"),
-            self.series.file,
-            self.series.rows,
-            opt(self.series.first),
-            opt(self.series.last),
-            self.series.missing,
-            self.series.rows_needed,
-        );
-        for r in &self.recovery {
-            s.push_str(&format!("recovery: {r}\n"));
+        let width = output::width();
+        let mut lines = vec![
+            format!(
+                "root {}   model {}   now {}",
+                self.root,
+                self.model,
+                self.now.format("%Y-%m-%d %H:%M UTC")
+            ),
+            format!(
+                "series {}: {} rows, {} to {}, {} missing (needs {})",
+                self.series.file,
+                self.series.rows,
+                opt(self.series.first),
+                opt(self.series.last),
+                self.series.missing,
+                self.series.rows_needed,
+            ),
+        ];
+        lines.extend(self.recovery.iter().map(|r| format!("recovery: {r}")));
+        lines.push(self.last_completed_run.summary());
+        let mut s: String = lines
+            .iter()
+            .map(|l| format!("{}\n", wrapped(l, width, self.wide)))
+            .collect();
+        if self.wide {
+            s.push_str(&horizons_table(&self.horizons));
+        } else {
+            s.push_str(&compact_table(&self.horizons, self.next.as_deref(), width));
         }
-        s.push_str(&format!("{}\n", self.last_completed_run.summary()));
-        s.push_str(&horizons_table(&self.horizons));
         s.push('\n');
-        if let Some(reports) = &self.triggers {
-            s.push_str(&triggers_table(reports));
-            s.push('\n');
-        }
-        for r in self.next.iter().flatten() {
-            s.push_str(&format!("{}: next run: {} ({})\n", r.horizon, r.next, r.note));
+        match (&self.triggers, self.wide) {
+            (Some(reports), true) => {
+                s.push_str(&triggers_table(reports));
+                s.push('\n');
+                for r in self.next.iter().flatten() {
+                    s.push_str(&format!("{}: next run: {} ({})\n", r.horizon, r.next, r.note));
+                }
+            }
+            (Some(reports), false) => s.push_str(&dashboard(self, reports, width)),
+            (None, _) => {}
         }
         s
     }
+}
+
+/// `line` wrapped to `width` unless the wide form was asked for.
+fn wrapped(line: &str, width: usize, wide: bool) -> String {
+    if wide {
+        line.to_string()
+    } else {
+        output::wrap(line, width, "    ")
+    }
+}
+
+/// The default horizons table: what fits 100 columns.
+fn compact_table(horizons: &[HorizonStatus], next: Option<&[CheckRow]>, width: usize) -> String {
+    let rows = horizons.iter().map(|h| {
+        let c = &h.config;
+        let health = next
+            .and_then(|n| n.iter().find(|r| r.horizon == h.horizon))
+            .and_then(|r| r.health.as_ref())
+            .map_or_else(|| h.attention_label().to_string(), |x| x.label().to_string());
+        vec![
+            h.horizon.label(),
+            format!("{}/{}/{:.2}", c.context_length, c.num_samples, c.temperature),
+            num(c.validation_rmse, 2),
+            num(c.validation_coverage_95, 2),
+            format!("{}d", h.config_age_days),
+            h.last_action.as_ref().map_or_else(
+                || "never".to_string(),
+                |l| format!("{} {}", l.date.format("%Y-%m-%d"), l.action.as_str()),
+            ),
+            opt(h.days_since_last_optimization),
+            health,
+            h.backups.to_string(),
+        ]
+    });
+    output::table_fitted(
+        &[
+            "horizon",
+            "ctx/samples/temp",
+            "val RMSE",
+            "val cov95",
+            "age",
+            "last run",
+            "days since opt",
+            "health",
+            "backups",
+        ],
+        rows,
+        width,
+    )
+}
+
+/// `status --check`'s dashboard: per horizon what the next run would do, each health check
+/// with its threshold and a pass/fail mark, the triggers, the last run and when the next
+/// scheduled optimization is due.
+fn dashboard(report: &StatusReport, triggers: &[TriggerReport], width: usize) -> String {
+    let mut lines = Vec::new();
+    for t in triggers {
+        let h = t.horizon;
+        let row = report.next.iter().flatten().find(|r| r.horizon == h);
+        let status = report.horizons.iter().find(|s| s.horizon == h);
+        lines.push(String::new());
+        match row {
+            Some(r) => lines.push(format!("{h}: next run: {} ({})", r.next, r.note)),
+            None => lines.push(format!("{h}:")),
+        }
+        match row.and_then(|r| r.health.as_ref()) {
+            Some(x) => {
+                lines.push(format!("  health: {}", x.label()));
+                for c in &x.checks {
+                    let mark = if c.passed { "[pass]" } else { "[FAIL]" };
+                    lines.push(format!(
+                        "    {mark} {} {:.3} (needs {} {})",
+                        c.name(),
+                        c.value,
+                        c.comparison.symbol(),
+                        c.threshold
+                    ));
+                }
+                lines.push(format!("    {}", x.figures()));
+            }
+            None => lines.push("  health: not judged (the model could not be loaded)".to_string()),
+        }
+        lines.push(format!("  triggers: {}", trigger_states(t)));
+        let last = status
+            .and_then(|s| s.last_action.as_ref())
+            .map_or_else(|| "never".to_string(), |l| format!("{} {}", l.date.format("%Y-%m-%d %H:%M"), l.action.as_str()));
+        let due = row
+            .and_then(|r| r.next_due)
+            .map_or_else(|| "now (never optimized)".to_string(), |d| d.to_string());
+        lines.push(format!("  last run: {last}; next scheduled optimization: {due}"));
+    }
+    lines
+        .iter()
+        .map(|l| format!("{}\n", output::wrap(l, width, "      ")))
+        .collect()
+}
+
+/// `performance no (...), drift no (CUSUM 2.1/7), scheduled no (5 of 14 days)`.
+fn trigger_states(t: &TriggerReport) -> String {
+    let yes = |b: bool| if b { "FIRED" } else { "no" };
+    let perf = match (t.performance.degradation_pct, t.performance.pvalue) {
+        (Some(d), Some(p)) => format!("degradation {d:.1} %, p {p:.3}"),
+        (Some(d), None) => format!("degradation {d:.1} %"),
+        _ => "not measured".to_string(),
+    };
+    let drift = match (t.drift.statistic, t.drift.threshold) {
+        (Some(s), Some(h)) => format!("CUSUM {s:.1}/{h}"),
+        _ => "not measured".to_string(),
+    };
+    let days = t
+        .time
+        .days_since
+        .map_or_else(|| "never optimized".to_string(), |d| format!("{d} of {} days", t.time.threshold_days));
+    let mut s = format!(
+        "performance {} ({perf}), drift {} ({drift}), scheduled {} ({days})",
+        yes(t.performance.fired),
+        yes(t.drift.fired),
+        if t.scheduled { "due" } else { "no" },
+    );
+    if t.cooldown.active {
+        s.push_str(", cooldown active");
+    }
+    s
 }
 
 fn horizons_table(horizons: &[HorizonStatus]) -> String {
@@ -191,7 +347,7 @@ fn triggers_table(reports: &[TriggerReport]) -> String {
     )
 }
 
-pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, check_triggers: bool, wide: bool) -> anyhow::Result<ExitCode> {
     let horizons = ctx.configured_horizons()?;
     let configs = horizons
         .iter()
@@ -233,8 +389,18 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
         (None, None)
     };
     let run_age = crate::deadman::check(&records, ctx.now, ctx.settings.monitoring.max_run_age_days);
-    if let Some(t) = &triggers {
-        crate::exposition::publish(ctx, &crate::exposition::Event::Check { triggers: t });
+    if let (Some(t), Some(n)) = (&triggers, &next) {
+        let health: Vec<_> = n
+            .iter()
+            .filter_map(|r| r.health.clone().map(|x| (r.params, x)))
+            .collect();
+        crate::exposition::publish(
+            ctx,
+            &crate::exposition::Event::Check {
+                triggers: t,
+                health: &health,
+            },
+        );
     }
     let stale = check_triggers && run_age.stale;
     if stale {
@@ -252,6 +418,7 @@ pub fn run(ctx: &Context, check_triggers: bool) -> anyhow::Result<ExitCode> {
             triggers,
             next,
             last_completed_run: run_age,
+            wide,
         },
     )?;
     Ok(if stale { ExitCode::Stale } else { ExitCode::Success })
@@ -276,6 +443,7 @@ fn horizon_status(
         last_action: history::last_record(records, h).map(LastRun::from),
         days_since_last_optimization: last_opt.map(|r| history::days_since(r.optimization_date, ctx.today())),
         never_optimized: last_opt.is_none(),
+        attention: history::last_attention(records, h),
         backups: crate::deploy::backup::list(&configs_dir, h)?.len(),
         last_commit: match repo {
             Some(r) => r.last_commit_touching(&path)?,
@@ -322,6 +490,13 @@ pub struct CheckRow {
     /// without a hindcast).
     pub next: String,
     pub note: String,
+    /// The config judged.
+    pub params: crate::domain::InferenceParams,
+    /// The health of the config in effect (None without the model).
+    pub health: Option<Health>,
+    /// When the scheduled check fires next: the last optimization's date plus
+    /// `triggers.time_days` (None when never optimized: due now).
+    pub next_due: Option<chrono::NaiveDate>,
 }
 
 /// `--check`: per horizon, the first half of `decide` (probation, a pending trial, the
@@ -347,11 +522,19 @@ fn check(ctx: &Context, configs: &[ForecasterConfig]) -> anyhow::Result<(Vec<Tri
             let note = report.reasons.join("; ");
             (report, "unknown".to_string(), note)
         };
+        let health = crate::policy::health::assess(&world, c, &mut cache, &mut |_| {})?;
+        let next_due = report
+            .time
+            .last_optimization
+            .map(|t| t.date_naive() + chrono::Duration::days(report.time.threshold_days));
         reports.push(report);
         rows.push(CheckRow {
             horizon: c.horizon,
             next,
             note,
+            params: c.params(),
+            health,
+            next_due,
         });
     }
     Ok((reports, rows))

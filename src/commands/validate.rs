@@ -11,7 +11,7 @@ use crate::exit::{invalid, ExitCode};
 use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, ValidateRequest};
 use crate::output::{self, Render};
-use crate::policy::decide;
+use crate::policy::decide::{self, Judged};
 use crate::policy::render;
 use crate::policy::search::{ForwardCache, SearchReport};
 use crate::policy::validate::ValidationReport;
@@ -25,7 +25,8 @@ pub struct ValidateOutput {
     pub verdict: String,
     /// None with `--candidate`.
     pub search: Option<SearchReport>,
-    pub validation: ValidationReport,
+    /// None when the search kept the current config (nothing to validate).
+    pub validation: Option<ValidationReport>,
     pub plot: Option<String>,
 }
 
@@ -38,7 +39,10 @@ impl Render for ValidateOutput {
         if let Some(r) = &self.search {
             s.push_str(&render::render_search(r));
         }
-        s.push_str(&render::render_validation(&self.validation));
+        match &self.validation {
+            Some(v) => s.push_str(&render::render_validation(v)),
+            None => s.push_str(&format!("{}\n", self.verdict)),
+        }
         if let Some(p) = &self.plot {
             s.push_str(&format!("backtest picture: {p}\n"));
         }
@@ -81,32 +85,35 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
     )?;
     bar.finish();
     let run_id = super::run_id(ctx);
-    let plot: Option<PathBuf> = match &req.plot {
-        Some(dir) => Some(super::write_plot(
-            dir,
-            &run_id,
-            h,
-            &loaded.series,
-            &outcome.validation,
-        )?),
-        None => None,
+    let (search, validation) = match outcome {
+        Judged::Kept(search) => (Some(search), None),
+        Judged::Validated(v) => (v.search, Some(v.validation)),
     };
-    let approved = outcome.validation.approved;
+    let plot: Option<PathBuf> = match (&req.plot, &validation) {
+        (Some(dir), Some(v)) => Some(super::write_plot(dir, &run_id, h, &loaded.series, v)?),
+        _ => None,
+    };
+    let verdict = match (&validation, &search) {
+        (Some(v), _) => render::verdict(v),
+        (None, Some(s)) => render::kept(s),
+        (None, None) => unreachable!("a kept config comes from a search"),
+    };
+    // Kept is not a rejection: nothing differed from the current config.
+    let code = match &validation {
+        Some(v) if !v.approved => ExitCode::Rejected,
+        _ => ExitCode::Success,
+    };
     output::emit(
         ctx.json,
         &ValidateOutput {
             run_id,
             horizon: h,
             model: ctx.settings.model.id.clone(),
-            verdict: render::verdict(&outcome.validation),
-            search: outcome.search,
-            validation: outcome.validation,
+            verdict,
+            search,
+            validation,
             plot: plot.map(|p| p.display().to_string()),
         },
     )?;
-    Ok(if approved {
-        ExitCode::Success
-    } else {
-        ExitCode::Rejected
-    })
+    Ok(code)
 }

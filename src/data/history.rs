@@ -41,6 +41,9 @@ pub const COLUMNS: [&str; 27] = [
     "message",
 ];
 
+/// The health column after [`COLUMNS`]: null when not judged, empty when healthy.
+const ATTENTION: &str = "attention";
+
 /// The old or new parameter columns: context length, number of samples, temperature.
 type ParamColumns = (Vec<Option<i64>>, Vec<Option<i64>>, Vec<Option<f64>>);
 
@@ -61,8 +64,14 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
         path,
         fix: FIX,
     };
-    // Exact: a column we do not know would be lost by the next append's rewrite.
-    frame.require_columns(&COLUMNS, true)?;
+    // Exact: a column we do not know would be lost by the next append's rewrite. `attention`
+    // is the one column a file written before health was judged may lack.
+    let has_attention = frame.has(ATTENTION);
+    if has_attention {
+        frame.require_columns(&[&COLUMNS[..], &[ATTENTION]].concat(), true)?;
+    } else {
+        frame.require_columns(&COLUMNS, true)?;
+    }
     let run_id = frame.req_str("run_id")?;
     let horizon = frame.req_str("horizon")?;
     let date = frame.req_utc_micros("optimization_date")?;
@@ -94,6 +103,11 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
     let current = metrics("current")?;
     let duration = frame.req_f64("duration_seconds")?;
     let message = frame.req_str("message")?;
+    let attention = if has_attention {
+        frame.opt_str(ATTENTION)?
+    } else {
+        vec![None; frame.height()]
+    };
 
     let mut records = Vec::with_capacity(frame.height());
     for i in 0..frame.height() {
@@ -132,6 +146,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
             current: metrics_at(&current),
             duration_seconds: duration[i],
             message: message[i].clone(),
+            attention: attention[i].clone(),
         });
     }
     Ok(records)
@@ -236,8 +251,12 @@ fn to_frame(records: &[HistoryRecord]) -> anyhow::Result<DataFrame> {
             r.iter().map(|x| x.duration_seconds).collect::<Vec<_>>(),
         ),
         col("message", strs(|x| &x.message)),
+        col(
+            ATTENTION,
+            r.iter().map(|x| x.attention.as_deref()).collect::<Vec<_>>(),
+        ),
     ];
-    debug_assert_eq!(columns.len(), COLUMNS.len());
+    debug_assert_eq!(columns.len(), COLUMNS.len() + 1);
     Ok(DataFrame::new(r.len(), columns)?)
 }
 
@@ -288,6 +307,7 @@ mod tests {
             },
             duration_seconds: 312.5,
             message: "deployed: rmse 8.9 -> 7.123 (−20.0%)".into(),
+            attention: None,
         }
     }
 
@@ -308,6 +328,7 @@ mod tests {
             current: RecordMetrics::default(),
             duration_seconds: 0.0,
             message: String::new(),
+            attention: None,
         }
     }
 

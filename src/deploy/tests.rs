@@ -27,6 +27,7 @@ static RECORD: std::sync::LazyLock<HistoryRecord> = std::sync::LazyLock::new(|| 
     current: crate::history::RecordMetrics::default(),
     duration_seconds: 1.0,
     message: "deployed context=90".into(),
+    attention: None,
 });
 
 fn record() -> &'static HistoryRecord {

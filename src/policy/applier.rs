@@ -62,6 +62,7 @@ pub fn apply(applier: &mut dyn Applier, h: Horizon, decision: Decision, rc: &Rec
     Outcome {
         decision: Some(decision),
         effect,
+        health: None,
     }
 }
 

@@ -53,6 +53,14 @@ pub struct Evidence {
     pub trial: Option<TrialCheck>,
 }
 
+/// A search that kept the current config: why it ran and what it saw.
+#[derive(Clone, Debug, Serialize)]
+pub struct Kept {
+    pub triggers: TriggerReport,
+    pub probation: Option<ProbationCheck>,
+    pub search: SearchReport,
+}
+
 /// An approved candidate and the config that would replace the current one.
 #[derive(Clone, Debug, Serialize)]
 pub struct Approved {
@@ -76,6 +84,8 @@ pub enum Decision {
     },
     /// A recent deploy broke its promise: roll it back.
     ProbationRollback { check: ProbationCheck },
+    /// Optimized; the search chose the current config, so there was nothing to validate.
+    Kept(Box<Kept>),
     /// Optimized; the candidate failed validation (or, at a trial's end, its second one).
     Rejected(Box<Evidence>),
     /// Optimized; the candidate passed validation and begins its live trial (see
@@ -96,6 +106,7 @@ impl Decision {
             Decision::NoTrigger { .. } => Action::NoTrigger,
             Decision::Suppressed { .. } => Action::Suppressed,
             Decision::ProbationRollback { .. } => Action::RolledBack,
+            Decision::Kept(_) => Action::Kept,
             Decision::Rejected(_) => Action::Rejected,
             Decision::TrialStarted(_) => Action::TrialStarted,
             Decision::OnTrial { .. } => Action::OnTrial,
@@ -116,6 +127,7 @@ impl Decision {
     pub fn triggers(&self) -> Option<&TriggerReport> {
         match self {
             Decision::NoTrigger { triggers, .. } | Decision::Suppressed { triggers, .. } => Some(triggers),
+            Decision::Kept(k) => Some(&k.triggers),
             _ => self.evidence().map(|e| &e.triggers),
         }
     }
@@ -126,6 +138,7 @@ impl Decision {
                 probation.as_ref()
             }
             Decision::ProbationRollback { check } => Some(check),
+            Decision::Kept(k) => k.probation.as_ref(),
             _ => self.evidence().and_then(|e| e.probation.as_ref()),
         }
     }
@@ -142,7 +155,15 @@ impl Decision {
     /// trial's second validation). What the time trigger and cooldown count, and replay's
     /// optimizations.
     pub fn is_triggered_optimization(&self) -> bool {
-        self.evidence().is_some_and(|e| e.trial.is_none())
+        matches!(self, Decision::Kept(_)) || self.evidence().is_some_and(|e| e.trial.is_none())
+    }
+
+    /// The search behind this decision, if one ran.
+    pub fn search(&self) -> Option<&SearchReport> {
+        match self {
+            Decision::Kept(k) => Some(&k.search),
+            _ => self.evidence().and_then(|e| e.search.as_ref()),
+        }
     }
 
     /// Stamps how long deciding took on the config an approval would deploy (the decision
@@ -300,7 +321,16 @@ pub fn decide(
     };
     // After a passed trial the candidate is validated again on today's confirmation origins:
     // the deploy promises what they show, and probation holds it to that.
-    let v = search_and_validate(world, model, cfg, candidate.as_ref(), cache, progress)?;
+    let v = match search_and_validate(world, model, cfg, candidate.as_ref(), cache, progress)? {
+        Judged::Kept(search) => {
+            return Ok(Decision::Kept(Box::new(Kept {
+                triggers,
+                probation,
+                search,
+            })));
+        }
+        Judged::Validated(v) => v,
+    };
     let start_trial = trial.is_none() && world.settings.deploy.trial_min_origins > 0;
     let evidence = Evidence {
         triggers,
@@ -468,10 +498,20 @@ pub struct Validated {
     pub validation: ValidationReport,
 }
 
+/// What [`search_and_validate`] found.
+pub enum Judged {
+    /// The search chose the current config: nothing to validate.
+    Kept(SearchReport),
+    /// A different candidate (the search's choice, or the one given), validated against the
+    /// current config.
+    Validated(Validated),
+}
+
 /// Splits the origins into selection and later confirmation parts, runs one batched forward
 /// per context length over all of them, searches `current`'s horizon on the selection origins
-/// (or takes `candidate`), and validates against `current` on the confirmation origins only,
-/// with criterion 3 from the deterministic cost model.
+/// (the current config is always one of the candidates) or takes `candidate`, and, unless
+/// the search keeps the current config, validates the candidate against it on the
+/// confirmation origins only, with criterion 3 from the deterministic cost model.
 pub fn search_and_validate(
     world: &World<'_>,
     model: &dyn QuantileModel,
@@ -479,94 +519,132 @@ pub fn search_and_validate(
     candidate: Option<&InferenceParams>,
     cache: &mut ForwardCache,
     progress: &mut dyn FnMut(Progress),
-) -> anyhow::Result<Validated> {
+) -> anyhow::Result<Judged> {
     let h = current.horizon;
     let s = world.settings;
-    let series = world.series;
-    let dims = world
-        .dims
-        .ok_or_else(|| anyhow::anyhow!("criterion 3 needs the model's dimensions"))?;
-    let split = backtest::split_origins(series, h.steps(), &s.search)?;
-    let grid = match candidate {
-        Some(_) => Vec::new(),
-        None => search::grid(&s.search, h)?,
+    let judge = Judge {
+        world,
+        model,
+        current,
+        split: backtest::split_origins(world.series, h.steps(), &s.search)?,
     };
-    let mut lengths: Vec<usize> = Vec::new();
-    for l in grid
-        .iter()
-        .map(|p| p.context_length)
-        .chain([current.context_length])
-        .chain(candidate.map(|c| c.context_length))
-    {
-        if !lengths.contains(&l) {
-            lengths.push(l);
-        }
-    }
-    let all = split.all();
     let batches_before = cache.batches_run;
-    for &length in &lengths {
-        cache.forward(model, series, &all, length, h.steps(), progress)?;
+    judge.forward_all(candidate, cache, progress)?;
+    let (search, cand_params) = match candidate {
+        Some(c) => (None, *c),
+        None => {
+            let mut r = search::search(
+                &search::SearchInput {
+                    model,
+                    series: world.series,
+                    horizon: h,
+                    settings: &s.search,
+                    validation: &s.validation,
+                    selection: &judge.split.selection,
+                    current: Some(current.params()),
+                },
+                cache,
+                progress,
+            )?;
+            // The search's forwards were batched with the confirmation origins above.
+            r.forward_batches = cache.batches_run - batches_before;
+            if r.best().params == current.params() {
+                return Ok(Judged::Kept(r));
+            }
+            let p = r.best().params;
+            (Some(r), p)
+        }
+    };
+    let validation = judge.validate(&cand_params, search.is_some(), cache, progress)?;
+    Ok(Judged::Validated(Validated { search, validation }))
+}
+
+/// One horizon's search and validation: the world, the current config and the origin split.
+struct Judge<'a> {
+    world: &'a World<'a>,
+    model: &'a dyn QuantileModel,
+    current: &'a ForecasterConfig,
+    split: backtest::OriginSplit,
+}
+
+impl Judge<'_> {
+    /// One batched forward per context length (the grid's, the current config's and the
+    /// candidate's) over the selection and confirmation origins together.
+    fn forward_all(
+        &self,
+        candidate: Option<&InferenceParams>,
+        cache: &mut ForwardCache,
+        progress: &mut dyn FnMut(Progress),
+    ) -> anyhow::Result<()> {
+        let h = self.current.horizon;
+        let grid = match candidate {
+            Some(_) => Vec::new(),
+            None => search::grid_with(&self.world.settings.search, h, Some(self.current.params()))?,
+        };
+        let mut lengths: Vec<usize> = Vec::new();
+        for l in grid
+            .iter()
+            .map(|p| p.context_length)
+            .chain([self.current.context_length])
+            .chain(candidate.map(|c| c.context_length))
+        {
+            if !lengths.contains(&l) {
+                lengths.push(l);
+            }
+        }
+        let all = self.split.all();
+        for &length in &lengths {
+            cache.forward(self.model, self.world.series, &all, length, h.steps(), progress)?;
+        }
+        Ok(())
     }
-    let search = if candidate.is_some() {
-        None
-    } else {
-        let mut r = search::search(
-            &search::SearchInput {
-                model,
-                series,
-                horizon: h,
-                settings: &s.search,
-                validation: &s.validation,
-                selection: &split.selection,
-                current: Some(current.params()),
-            },
-            cache,
-            progress,
-        )?;
-        // The search's forwards were batched with the confirmation origins above.
-        r.forward_batches = cache.batches_run - batches_before;
-        Some(r)
-    };
-    let cand_params = match (candidate, &search) {
-        (Some(c), _) => *c,
-        (None, Some(r)) => r.best().params,
-        (None, None) => unreachable!("the search runs when no candidate is given"),
-    };
-    let cur_params = current.params();
-    let mut cand = search::evaluate_params(
-        model,
-        series,
-        h,
-        &cand_params,
-        &split.confirmation,
-        cache,
-        progress,
-    )?;
-    let mut cur = search::evaluate_params(
-        model,
-        series,
-        h,
-        &cur_params,
-        &split.confirmation,
-        cache,
-        progress,
-    )?;
-    let cost = crate::policy::cost::InferenceCost::of(&dims, &cand_params, &cur_params, h.steps());
-    // Not measured here: criterion 3 compares `cost`.
-    cand.metrics.inference_ms = f64::NAN;
-    cur.metrics.inference_ms = f64::NAN;
-    let origins = validate::OriginsUsed {
-        spacing: split.spacing,
-        selection: split.selection_span(series, h.steps()),
-        selection_used: candidate.is_none(),
-        confirmation: split.confirmation_span(series, h.steps()),
-        test_horizon: backtest::test_horizon(h.steps(), split.spacing),
-    };
-    let since = origins.confirmation.first_origin;
-    let mut validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
-    let rollbacks = lost_live_checks(world.history, h, &cand_params, since, world.now);
-    validation.push_criterion(validate::probation_criterion(rollbacks));
-    Ok(Validated { search, validation })
+
+    /// `candidate` against the current config on the confirmation origins: criteria 1-7,
+    /// then criterion 8 from history's lost live checks.
+    fn validate(
+        &self,
+        candidate: &InferenceParams,
+        selection_used: bool,
+        cache: &mut ForwardCache,
+        progress: &mut dyn FnMut(Progress),
+    ) -> anyhow::Result<ValidationReport> {
+        let (world, split) = (self.world, &self.split);
+        let h = self.current.horizon;
+        let s = world.settings;
+        let dims = world
+            .dims
+            .ok_or_else(|| anyhow::anyhow!("criterion 3 needs the model's dimensions"))?;
+        let cur_params = self.current.params();
+        let mut evaluate = |p: &InferenceParams| {
+            search::evaluate_params(
+                self.model,
+                world.series,
+                h,
+                p,
+                &split.confirmation,
+                cache,
+                progress,
+            )
+        };
+        let mut cand = evaluate(candidate)?;
+        let mut cur = evaluate(&cur_params)?;
+        let cost = crate::policy::cost::InferenceCost::of(&dims, candidate, &cur_params, h.steps());
+        // Not measured here: criterion 3 compares `cost`.
+        cand.metrics.inference_ms = f64::NAN;
+        cur.metrics.inference_ms = f64::NAN;
+        let origins = validate::OriginsUsed {
+            spacing: split.spacing,
+            selection: split.selection_span(world.series, h.steps()),
+            selection_used,
+            confirmation: split.confirmation_span(world.series, h.steps()),
+            test_horizon: backtest::test_horizon(h.steps(), split.spacing),
+        };
+        let since = origins.confirmation.first_origin;
+        let mut validation = validate::validate(h, &cand, &cur, origins, cost, &s.validation)?;
+        let rollbacks = lost_live_checks(world.history, h, candidate, since, world.now);
+        validation.push_criterion(validate::probation_criterion(rollbacks));
+        Ok(validation)
+    }
 }
 
 /// Live checks `params` lost at `h`, recorded from `since` (a date) up to `now`: probation
@@ -716,6 +794,7 @@ mod tests {
             current: RecordMetrics::default(),
             duration_seconds: 0.0,
             message: String::new(),
+            attention: None,
         }
     }
 

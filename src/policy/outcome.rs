@@ -12,6 +12,7 @@ use crate::exit::ExitCode;
 use crate::history::{Action, HistoryRecord, RecordMetrics, RecordParams};
 use crate::notify::{Attachment, Email};
 use crate::policy::decide::{Decision, Evidence};
+use crate::policy::health::{self, AttentionChange, Health};
 use crate::policy::probation::ProbationCheck;
 use crate::policy::render;
 use crate::policy::search::SearchReport;
@@ -79,6 +80,9 @@ impl Effect {
 pub struct Outcome {
     pub decision: Option<Decision>,
     pub effect: Effect,
+    /// The health of the config in effect before the decision (None when it could not be
+    /// judged: no model, or deciding failed first).
+    pub health: Option<Health>,
 }
 
 /// The run-level facts a history record carries besides the outcome.
@@ -116,7 +120,19 @@ impl Outcome {
                 message: format!("{err:#}"),
                 code: crate::exit::code_of(err),
             },
+            health: None,
         }
+    }
+
+    /// This outcome with the health of the config that was in effect.
+    pub fn with_health(mut self, health: Option<Health>) -> Outcome {
+        self.health = health;
+        self
+    }
+
+    /// The attention reason of the config in effect, None when healthy or not judged.
+    pub fn attention(&self) -> Option<String> {
+        self.health.as_ref().and_then(Health::attention)
     }
 
     /// A decision not carried out.
@@ -124,6 +140,7 @@ impl Outcome {
         Outcome {
             decision: Some(decision),
             effect: Effect::DryRun,
+            health: None,
         }
     }
 
@@ -171,7 +188,15 @@ impl Outcome {
     }
 
     pub fn search(&self) -> Option<&SearchReport> {
-        self.evidence().and_then(|e| e.search.as_ref())
+        self.decision.as_ref().and_then(Decision::search)
+    }
+
+    /// `approved`, `rejected: ...` or `kept: ...`; None without a search or validation.
+    pub fn verdict(&self) -> Option<String> {
+        match &self.decision {
+            Some(Decision::Kept(k)) => Some(render::kept(&k.search)),
+            _ => self.validation().map(render::verdict),
+        }
     }
 
     /// The trial this outcome looked at, if any.
@@ -188,11 +213,16 @@ impl Outcome {
 
     /// The one-line summary: the table's message, history's `message` (before a mail note).
     pub fn message(&self) -> String {
-        match (&self.decision, &self.effect) {
+        let said = match (&self.decision, &self.effect) {
             (_, Effect::Failed { message, .. }) => message.clone(),
             (Some(d), Effect::DryRun) => messages::dry_run(d),
             (Some(d), effect) => messages::carried_out(d, effect),
             (None, _) => String::new(),
+        };
+        match self.attention() {
+            Some(a) if said.is_empty() => format!("attention: {a}"),
+            Some(a) => format!("{said}; attention: {a}"),
+            None => said,
         }
     }
 
@@ -216,6 +246,7 @@ impl Outcome {
         if let Effect::RolledBack(done) = &self.effect {
             r.new = params(&done.restored);
         }
+        r.attention = self.health.as_ref().map(|h| h.attention().unwrap_or_default());
         r
     }
 
@@ -226,9 +257,16 @@ impl Outcome {
             return Vec::new();
         }
         let mut out = Vec::new();
-        // Only an alarm mails as `triggered`; a scheduled check is not one.
-        if let Some(e) = self.evidence().filter(|e| !e.triggers.alarms.is_empty()) {
-            out.push((MailEvent::Triggered, mails::triggered(h, run_id, e)));
+        // Only an alarm that started a search mails as `triggered`; a scheduled check is not one.
+        let searched = self
+            .decision
+            .as_ref()
+            .filter(|d| d.search().is_some() || d.evidence().is_some());
+        if let Some(t) = searched
+            .and_then(Decision::triggers)
+            .filter(|t| !t.alarms.is_empty())
+        {
+            out.push((MailEvent::Triggered, mails::triggered(h, run_id, t)));
         }
         out.extend(mails::main(self, h, run_id, picture));
         out
@@ -267,6 +305,7 @@ fn blank_row(h: Horizon, rc: &RecordContext<'_>, action: Action, message: String
         current: RecordMetrics::default(),
         duration_seconds: rc.duration_seconds,
         message,
+        attention: None,
     }
 }
 
@@ -294,6 +333,11 @@ fn fill_from_decision(r: &mut HistoryRecord, d: &Decision) {
             r.candidate.rmse = t.candidate_rmse;
             r.current.rmse = t.current_rmse;
         }
+    }
+    if let Decision::Kept(k) = d {
+        let best = k.search.best();
+        r.new = params(&best.params);
+        r.candidate = metrics(&best.metrics);
     }
     if let Decision::ProbationRollback { check } = d {
         r.triggered_by = vec![TriggerKind::Probation];
@@ -412,6 +456,7 @@ mod messages {
                 figures(&e.validation)
             ),
             Decision::OnTrial { check } | Decision::TrialFailed { check } => check.note.clone(),
+            Decision::Kept(k) => render::kept(&k.search),
             Decision::ProbationRollback { check } => format!("{}; rolled back", check.note),
             Decision::Approved(a) => deployed(&a.evidence),
         }
@@ -422,18 +467,18 @@ mod messages {
 mod mails {
     use super::{
         messages, render, Attachment, Decision, DeployStatus, Effect, Email, Evidence, Horizon, MailEvent,
-        Outcome,
+        Outcome, TriggerReport,
     };
 
     /// The alarm that started an optimization, sent before the verdict's mail.
-    pub(super) fn triggered(h: Horizon, run_id: &str, e: &Evidence) -> Email {
+    pub(super) fn triggered(h: Horizon, run_id: &str, t: &TriggerReport) -> Email {
         Email {
             subject: format!(
                 "[model-optimizer] {h} alarm ({}): {}",
-                e.triggers.severity,
-                crate::domain::TriggerKind::join(&e.triggers.alarms)
+                t.severity,
+                crate::domain::TriggerKind::join(&t.alarms)
             ),
-            body: format!("{}\nrun {run_id}\n", e.triggers.reasons.join("; ")),
+            body: format!("{}\nrun {run_id}\n", t.reasons.join("; ")),
             attachments: Vec::new(),
         }
     }
@@ -470,8 +515,16 @@ mod mails {
         };
         Some(match (d, &o.effect) {
             (_, Effect::Failed { .. }) => return failed(o, h, run_id),
+            (Decision::TrialStarted(e), _) => (
+                MailEvent::Trial,
+                mail(
+                    format!("[model-optimizer] {h} trial started: {}", e.validation.candidate.params),
+                    format!("{message}\n\n{}", report(run_id, e)),
+                    attach(),
+                ),
+            ),
             (Decision::TrialFailed { check }, _) => (
-                MailEvent::Rejected,
+                MailEvent::Trial,
                 mail(
                     format!("[model-optimizer] {h} trial failed: {}", check.candidate),
                     format!("{message}\nThe deployed config was not changed.\nrun {run_id}\n"),
@@ -486,6 +539,14 @@ mod mails {
                         "{message}\ngit: {}\nrun {run_id}\n",
                         render::git_summary(&done.git)
                     ),
+                    Vec::new(),
+                ),
+            ),
+            (Decision::Kept(k), _) => (
+                MailEvent::Kept,
+                mail(
+                    format!("[model-optimizer] {h} kept its config"),
+                    format!("{message}\nrun {run_id}\n\n{}", render::render_search(&k.search)),
                     Vec::new(),
                 ),
             ),
@@ -573,7 +634,8 @@ pub struct HorizonResult {
     pub effect: EffectKind,
     pub exit_code: ExitCode,
     pub message: String,
-    /// `approved`, or `rejected: ` with every failing criterion; None without a validation.
+    /// `approved`, `rejected: ` with every failing criterion, or `kept: ` when the search
+    /// chose the current config; None without a search.
     pub verdict: Option<String>,
     pub approved: Option<bool>,
     /// Each failing criterion with its value, threshold and direction.
@@ -587,6 +649,12 @@ pub struct HorizonResult {
     pub deploy: Option<DeployOutcome>,
     pub plot: Option<String>,
     pub mail_error: Option<String>,
+    /// The health of the config in effect (None when it could not be judged).
+    pub health: Option<Health>,
+    /// Why the config in effect needs attention; None when healthy or not judged.
+    pub attention: Option<String>,
+    /// Whether this run entered or left attention (see [`crate::policy::health`]).
+    pub attention_change: Option<AttentionChange>,
 }
 
 /// The action as a person reads it: a dry run's change says "would".
@@ -604,11 +672,36 @@ pub fn action_label(action: Action, effect: EffectKind) -> &'static str {
 pub struct Delivered {
     pub plot: Option<String>,
     pub mail_error: Option<String>,
+    /// The horizon's attention state at its last judged run (see
+    /// [`crate::history::last_attention`]).
+    pub attention_before: Option<bool>,
 }
 
 impl HorizonResult {
     pub fn action_label(&self) -> &'static str {
         action_label(self.action, self.effect)
+    }
+
+    /// The verdict in a few words, for a table cell: `approved`, `fails: <criteria>`, `best
+    /// of N` for a kept config, `-` without a search (the full verdict is the message).
+    pub fn short_verdict(&self) -> String {
+        if let Some(v) = &self.validation {
+            if v.approved {
+                return "approved".into();
+            }
+            let names: Vec<&str> = v.criteria.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+            return format!("fails: {}", names.join(", "));
+        }
+        match (&self.search, self.action) {
+            (Some(s), Action::Kept) => format!("best of {}", s.configs.len()),
+            (_, Action::Failed) => "failed".into(),
+            _ => "-".into(),
+        }
+    }
+
+    /// `ok`, `attention` or `-` (not judged).
+    pub fn health_label(&self) -> &'static str {
+        self.health.as_ref().map_or("-", Health::label)
     }
 
     pub fn new(
@@ -625,7 +718,7 @@ impl HorizonResult {
             effect: outcome.effect.kind(),
             exit_code: outcome.exit_code(fail_on_reject),
             message: outcome.message(),
-            verdict: v.map(render::verdict),
+            verdict: outcome.verdict(),
             approved: v.map(|v| v.approved),
             failing_criteria: v.map(render::failing).unwrap_or_default(),
             current,
@@ -637,6 +730,9 @@ impl HorizonResult {
             deploy: outcome.deploy().cloned(),
             plot: delivered.plot,
             mail_error: delivered.mail_error,
+            health: outcome.health.clone(),
+            attention: outcome.attention(),
+            attention_change: health::attention_change(delivered.attention_before, outcome.health.as_ref()),
         }
     }
 }
@@ -680,6 +776,7 @@ mod tests {
         Outcome {
             decision: Some(d),
             effect,
+            health: None,
         }
     }
 

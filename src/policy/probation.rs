@@ -165,6 +165,7 @@ mod tests {
             current: RecordMetrics::default(),
             duration_seconds: 0.0,
             message: String::new(),
+            attention: None,
         }
     }
 

@@ -270,6 +270,26 @@ pub fn failing(v: &ValidationReport) -> Vec<String> {
         .collect()
 }
 
+/// The verdict of a search that kept the current config: `kept: current config <params> is
+/// still the search's choice among N on the selection origins (RMSE a; best other b)`.
+pub fn kept(search: &SearchReport) -> String {
+    let best = search.best();
+    let others = search
+        .configs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != search.best)
+        .map(|(_, c)| c.evaluation.metrics.rmse)
+        .fold(f64::INFINITY, f64::min);
+    format!(
+        "kept: current config {} is still the search's choice among {} on the selection origins (RMSE {:.3}; best other {:.3})",
+        best.params,
+        search.configs.len(),
+        best.metrics.rmse,
+        others
+    )
+}
+
 /// The verdict a person reads once: `approved`, or `rejected: ` and every failing criterion
 /// with value, threshold and direction, separated by `; `.
 pub fn verdict(v: &ValidationReport) -> String {

@@ -72,6 +72,25 @@ pub enum Progress {
     },
 }
 
+/// The grid of `h` with the current config's context length, num_samples and temperature
+/// joined to their value lists, so the current config is always one of the candidates.
+pub fn grid_with(
+    settings: &SearchSettings,
+    h: Horizon,
+    current: Option<InferenceParams>,
+) -> anyhow::Result<Vec<InferenceParams>> {
+    let Some(c) = current else {
+        return grid(settings, h);
+    };
+    let mut s = settings.clone();
+    let mut lengths = s.context_lengths_for(h).to_vec();
+    lengths.push(c.context_length);
+    s.context_lengths.insert(h, lengths);
+    s.num_samples.push(c.num_samples);
+    s.temperature.push(c.temperature);
+    grid(&s, h)
+}
+
 /// Keeps the first occurrence of each value.
 fn dedup<T: PartialEq + Copy>(xs: &[T]) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(xs.len());
@@ -465,7 +484,7 @@ pub fn search(
     } = *input;
     let start = Instant::now();
     ensure!(!selection.is_empty(), "the search needs at least one origin");
-    let params = grid(settings, h)?;
+    let params = grid_with(settings, h, current)?;
     let origins = selection;
     let lengths = dedup(&params.iter().map(|p| p.context_length).collect::<Vec<_>>());
     progress(Progress::Started {

@@ -92,6 +92,7 @@ pub(crate) mod tests {
             current: RecordMetrics::default(),
             duration_seconds: 1.0,
             message: String::new(),
+            attention: None,
         }
     }
 

@@ -47,6 +47,8 @@ pub(crate) struct Root {
     pub(crate) env: TestEnv,
     bin: PathBuf,
     model: String,
+    /// Runs started so far: each run searches a num_samples value no earlier run deployed.
+    runs: std::cell::Cell<u32>,
 }
 
 impl Root {
@@ -64,6 +66,7 @@ impl Root {
             env,
             bin,
             model: micro_model().display().to_string(),
+            runs: std::cell::Cell::new(0),
         }
     }
 
@@ -80,6 +83,15 @@ impl Root {
             .stderr(Stdio::piped());
         if let Some(fp) = failpoint {
             cmd.env("MODEL_OPTIMIZER_FAILPOINT", fp);
+        }
+        if args.first() == Some(&"run") {
+            // A search that keeps the current config deploys nothing. Every run offers a draw
+            // count above any deployed before and takes the largest (the reference), so every
+            // run has a deploy to kill.
+            let n = self.runs.get() + 1;
+            self.runs.set(n);
+            cmd.env("MODEL_OPTIMIZER_SEARCH_NUM_SAMPLES", format!("[{}]", 200 + n))
+                .env("MODEL_OPTIMIZER_SEARCH_NUM_SAMPLES_TOLERANCE_PCT", "1e-9");
         }
         cmd
     }

@@ -433,6 +433,7 @@ mod crash {
             current: RecordMetrics::default(),
             duration_seconds: 1.0,
             message: "deployed".into(),
+            attention: None,
         }
     }
 

@@ -97,6 +97,7 @@ fn record(run: &str, h: &str, day: u32, action: Action) -> HistoryRecord {
         },
         duration_seconds: 12.5,
         message: "test".into(),
+        attention: Some(String::new()),
     }
 }
 

@@ -232,8 +232,9 @@ pub fn business_day_series(n: usize) -> Series {
     Series { dates, values }
 }
 
-/// Settings for a small search (2 contexts x 2 sample counts) whose every candidate is
-/// approved, with `deploy` as the `[deploy]` section's lines.
+/// Settings for a small search (2 contexts x 2 sample counts, plus the current config's)
+/// whose choice takes the fewest draws (so it differs from the shipped configs' 100) and whose
+/// every candidate is approved, with `deploy` as the `[deploy]` section's lines.
 pub fn small_approving_settings(deploy: &str) -> String {
     format!(
         "[search]
@@ -243,6 +244,7 @@ origin_spacing = 3
 num_samples = [20, 40]
 temperature = [1.0]
 timing_runs = 1
+num_samples_tolerance_pct = 100000.0
 default_context_lengths = [32, 64]
 [search.context_lengths]
 7d = [32, 64]

@@ -143,6 +143,11 @@ pub struct HorizonReplay {
     pub capture_pct: Option<f64>,
     pub runs: usize,
     pub optimizations: usize,
+    /// Optimizations whose search chose the current config (nothing validated).
+    pub kept: usize,
+    /// Optimizations whose different candidate passed validation (a deploy, or a trial
+    /// started).
+    pub approvals: usize,
     pub deploys: usize,
     pub rejections: usize,
     /// Approved candidates that began a live trial, and trials the candidate lost.
@@ -170,12 +175,13 @@ pub struct HorizonReplay {
 pub struct Kpis {
     /// Horizon-runs that completed their decision without an error.
     pub automation_rate: f64,
-    /// Approved candidates among triggered optimizations.
+    /// Approved candidates among the triggered optimizations whose candidate differed from
+    /// the current config (kept searches are not validations).
     pub validation_success_rate: Option<f64>,
     /// Mean realized improvement of the deploys (positive = better than the config replaced).
     pub mean_realized_improvement_pct: Option<f64>,
-    /// Triggered optimizations that deployed nothing, or deployed a config that did worse
-    /// than the one it replaced, among all triggered optimizations.
+    /// Triggered optimizations that approved nothing (kept or rejected), or deployed a
+    /// config that did worse than the one it replaced, among all triggered optimizations.
     pub false_positive_trigger_rate: Option<f64>,
 }
 
@@ -201,6 +207,7 @@ struct State {
     deploys: Vec<(NaiveDate, ForecasterConfig, ForecasterConfig, f64)>,
     runs: usize,
     optimizations: usize,
+    approvals: usize,
     failures: usize,
     counts: BTreeMap<Action, usize>,
     triggers: BTreeMap<String, usize>,
@@ -215,6 +222,7 @@ impl State {
             deploys: Vec::new(),
             runs: 0,
             optimizations: 0,
+            approvals: 0,
             failures: 0,
             counts: BTreeMap::new(),
             triggers: BTreeMap::new(),
@@ -242,6 +250,12 @@ impl State {
             .is_some_and(Decision::is_triggered_optimization)
         {
             self.optimizations += 1;
+            if matches!(
+                outcome.decision,
+                Some(Decision::Approved(_) | Decision::TrialStarted(_))
+            ) {
+                self.approvals += 1;
+            }
         }
         self.alarm_checks
             .extend(outcome.triggers().map(|t| AlarmCheck::of(d, t)));

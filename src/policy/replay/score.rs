@@ -237,6 +237,8 @@ pub(super) fn score(
         random_walk: scores(&rw_points, None)?,
         runs: st.runs,
         optimizations: st.optimizations,
+        kept: count(Action::Kept),
+        approvals: st.approvals,
         deploys: count(Action::Deployed),
         rejections: count(Action::Rejected),
         trials_started: count(Action::TrialStarted),
@@ -260,7 +262,8 @@ pub(super) fn kpis(horizons: &[HorizonReplay]) -> Kpis {
     let runs: usize = horizons.iter().map(|h| h.runs).sum();
     let failures: usize = horizons.iter().map(|h| h.failures).sum();
     let optimizations: usize = horizons.iter().map(|h| h.optimizations).sum();
-    let deploys: usize = horizons.iter().map(|h| h.deploys).sum();
+    let kept: usize = horizons.iter().map(|h| h.kept).sum();
+    let approvals: usize = horizons.iter().map(|h| h.approvals).sum();
     let realized: Vec<f64> = horizons
         .iter()
         .flat_map(|h| h.deploy_checks.iter().filter_map(|d| d.realized_improvement_pct))
@@ -268,10 +271,10 @@ pub(super) fn kpis(horizons: &[HorizonReplay]) -> Kpis {
     let worse = realized.iter().filter(|r| **r < 0.0).count();
     Kpis {
         automation_rate: ratio(runs - failures, runs).unwrap_or(1.0),
-        validation_success_rate: ratio(deploys, optimizations),
+        validation_success_rate: ratio(approvals, optimizations - kept),
         mean_realized_improvement_pct: (!realized.is_empty())
             .then(|| realized.iter().sum::<f64>() / realized.len() as f64),
-        false_positive_trigger_rate: ratio(optimizations - deploys + worse, optimizations),
+        false_positive_trigger_rate: ratio(optimizations - approvals + worse, optimizations),
     }
 }
 

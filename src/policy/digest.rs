@@ -1,0 +1,115 @@
+//! One mail per run: the digest. Each horizon's outcome offers its sections (the mails of
+//! [`crate::policy::outcome::Outcome::mails`], each with the event that selects it); the
+//! attention state changes add theirs. The digest is sent when at least one selected event
+//! happened, like an alert manager: an attention that persists is shown in the digest of a
+//! run that mails anyway, not mailed again every week.
+//!
+//! Subject: what happened and what needs attention, one part per section in horizon order
+//! (`[model-optimizer] 7d deployed: RMSE ...; 90d attention: CI95 coverage 0.73 < 0.90`).
+//! Body: one line per horizon of the run, then each selected section's details, then the
+//! health figures; the pictures of the sections are attached.
+
+use crate::domain::{Horizon, MailEvent};
+use crate::notify::{Attachment, Email};
+use crate::policy::health::AttentionChange;
+use crate::policy::outcome::HorizonResult;
+
+/// The subject prefix of every mail.
+pub const PREFIX: &str = "[model-optimizer] ";
+
+/// One horizon's part of a digest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Section {
+    pub horizon: Horizon,
+    pub event: MailEvent,
+    pub email: Email,
+}
+
+/// The digest of run `run_id` over `results` (one per horizon, in table order) with the
+/// outcomes' `sections`, None when no event `enabled` selects happened.
+pub fn digest(
+    run_id: &str,
+    results: &[HorizonResult],
+    sections: &[Section],
+    enabled: impl Fn(MailEvent) -> bool,
+) -> Option<Email> {
+    let mut parts: Vec<(Horizon, String, String, Vec<Attachment>)> = sections
+        .iter()
+        .filter(|s| enabled(s.event))
+        .map(|s| {
+            let part = s.email.subject.strip_prefix(PREFIX).unwrap_or(&s.email.subject);
+            (s.horizon, part.to_string(), s.email.body.clone(), s.email.attachments.clone())
+        })
+        .collect();
+    if enabled(MailEvent::Attention) {
+        parts.extend(results.iter().filter_map(attention_part));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    // Stable: a horizon's sections keep their order (the alarm before the verdict).
+    parts.sort_by_key(|p| p.0);
+    let subject = format!(
+        "{PREFIX}{}",
+        parts.iter().map(|p| p.1.as_str()).collect::<Vec<_>>().join("; ")
+    );
+    let mut body = format!("run {run_id}\n\n");
+    for r in results {
+        body.push_str(&horizon_line(r));
+        body.push('\n');
+    }
+    for (_, part, details, _) in &parts {
+        body.push_str(&format!("\n== {part}\n{}", details.trim_end()));
+        body.push('\n');
+    }
+    let figures: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.health.as_ref().map(|h| format!("{}: {}", r.horizon, h.figures())))
+        .collect();
+    if !figures.is_empty() {
+        body.push_str(&format!(
+            "\n== health of the configs in effect (latest confirmation origins)\n{}\n",
+            figures.join("\n")
+        ));
+    }
+    Some(Email {
+        subject,
+        body,
+        attachments: parts.into_iter().flat_map(|p| p.3).collect(),
+    })
+}
+
+/// `7d: deployed; health ok; <message>`.
+fn horizon_line(r: &HorizonResult) -> String {
+    let health = match (&r.health, &r.attention) {
+        (None, _) => "not judged".to_string(),
+        (Some(_), None) => "ok".to_string(),
+        (Some(_), Some(a)) => format!("attention ({a})"),
+    };
+    // The message repeats the attention reason; the health column has it already.
+    let message = r.message.split("; attention: ").next().unwrap_or_default();
+    let message = message.strip_prefix("attention: ").map_or(message, |_| "");
+    let mut line = format!("{}: {}; health {health}", r.horizon, r.action_label());
+    if !message.is_empty() {
+        line.push_str(&format!("; {message}"));
+    }
+    line
+}
+
+/// The section of a horizon that entered or left attention.
+fn attention_part(r: &HorizonResult) -> Option<(Horizon, String, String, Vec<Attachment>)> {
+    let h = r.horizon;
+    let figures = r.health.as_ref().map(|x| x.figures()).unwrap_or_default();
+    let part = match (r.attention_change?, &r.attention) {
+        (AttentionChange::Entered, Some(a)) => format!("{h} attention: {a}"),
+        (AttentionChange::Entered, None) => return None,
+        (AttentionChange::Left, _) => format!("{h} attention cleared"),
+    };
+    let details = match r.attention_change? {
+        AttentionChange::Entered => format!(
+            "The config in effect at {h} fails a health check. It stays deployed; a search that finds a better config replaces it.\n{figures}"
+        ),
+        AttentionChange::Left => format!("The config in effect at {h} passes every health check again.\n{figures}"),
+    };
+    Some((h, part, details, Vec::new()))
+}
