@@ -43,7 +43,9 @@ pub fn table<S: AsRef<str>>(header: &[&str], rows: impl IntoIterator<Item = Vec<
 /// The width text output fits: `COLUMNS` when set to a number, else the terminal's width
 /// when stdout is one, else 100.
 pub fn width() -> usize {
-    let columns = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok());
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok());
     columns
         .filter(|c| *c >= 20)
         .or_else(|| Table::new().width().map(usize::from))
@@ -53,18 +55,28 @@ pub fn width() -> usize {
 /// The width when neither `COLUMNS` nor a terminal says otherwise.
 pub const DEFAULT_WIDTH: usize = 100;
 
-/// A table with a header row, its cells wrapped so that no line is wider than `width`.
+/// A table with a header row; when it is wider than `width`, its cells are wrapped so that
+/// no line is.
 pub fn table_fitted<S: AsRef<str>>(
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<S>>,
     width: usize,
 ) -> String {
+    let rows: Vec<Vec<S>> = rows.into_iter().collect();
+    let natural = table(
+        header,
+        rows.iter()
+            .map(|r| r.iter().map(AsRef::as_ref).collect::<Vec<&str>>()),
+    );
+    if natural.lines().all(|l| l.chars().count() <= width) {
+        return natural;
+    }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(u16::try_from(width).unwrap_or(u16::MAX))
         .set_header(header.iter().copied());
-    for row in rows {
+    for row in &rows {
         t.add_row(row.iter().map(AsRef::as_ref));
     }
     t.to_string()
@@ -73,35 +85,45 @@ pub fn table_fitted<S: AsRef<str>>(
 /// `text` wrapped at spaces into lines of at most `width` characters; lines after the first
 /// start with `indent`. A word longer than a line is cut.
 pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let lead = text.chars().take_while(|c| *c == ' ').count();
+    let room = width.saturating_sub(indent.chars().count()).max(1);
+    let words = text.split(' ').filter(|w| !w.is_empty()).flat_map(|w| {
+        let chars: Vec<char> = w.chars().collect();
+        chars
+            .chunks(room)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+    });
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let lead = if lines.is_empty() { 0 } else { indent.chars().count() };
-        let fits = |line: &str, word: &str| lead + line.chars().count() + 1 + word.chars().count() <= width;
-        if !line.is_empty() && !fits(&line, word) {
+    for word in words {
+        let limit = if lines.is_empty() {
+            width.saturating_sub(lead)
+        } else {
+            room
+        };
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > limit {
             lines.push(std::mem::take(&mut line));
-        }
-        let mut word = word.to_string();
-        let room = width.saturating_sub(if lines.is_empty() { 0 } else { indent.chars().count() }).max(1);
-        while line.is_empty() && word.chars().count() > room {
-            let head: String = word.chars().take(room).collect();
-            word = word.chars().skip(room).collect();
-            lines.push(head);
         }
         if !line.is_empty() {
             line.push(' ');
         }
         line.push_str(&word);
     }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
+    lines.push(line);
+    // Leading spaces (an indented line) stay.
+    let lead: String = text.chars().take_while(|c| *c == ' ').collect();
+    format!("{lead}{}", lines.join(&format!("\n{indent}")))
+}
+
+/// Each of `lines` wrapped as [`wrap`] does, each ending in a newline.
+pub fn wrap_lines(lines: &[String], width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&wrap(l, width, indent));
+        out.push('\n');
     }
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| if i == 0 { l.clone() } else { format!("{indent}{l}") })
-        .collect::<Vec<_>>()
-        .join("\n")
+    out
 }
 
 /// A two-column key/value table.
@@ -176,11 +198,15 @@ mod tests {
 
     #[test]
     fn wrapped_lines_fit_and_keep_every_word() {
-        let text = "rejected: RMSE improvement -0.4 % (needs >= 5 %) and MAPE improvement 0.1 % (needs >= 3 %)";
+        let text =
+            "rejected: RMSE improvement -0.4 % (needs >= 5 %) and MAPE improvement 0.1 % (needs >= 3 %)";
         let w = wrap(text, 30, "    ");
         assert!(w.lines().all(|l| l.chars().count() <= 30), "{w}");
         assert!(w.lines().skip(1).all(|l| l.starts_with("    ")), "{w}");
-        assert_eq!(w.split_whitespace().collect::<Vec<_>>(), text.split(' ').collect::<Vec<_>>());
+        assert_eq!(
+            w.split_whitespace().collect::<Vec<_>>(),
+            text.split(' ').collect::<Vec<_>>()
+        );
         let long = wrap(&"x".repeat(25), 10, "  ");
         assert!(long.lines().all(|l| l.chars().count() <= 10), "{long}");
         assert_eq!(long.replace(['\n', ' '], ""), "x".repeat(25));

@@ -114,6 +114,7 @@ fn decisions_table(r: &ReplayReport) -> String {
             format!("{} / {}", h.trials_started, h.trials_failed),
             h.rollbacks.to_string(),
             h.failures.to_string(),
+            h.attention_weeks.to_string(),
             if triggers.is_empty() { "-".into() } else { triggers },
         ]
     });
@@ -130,6 +131,7 @@ fn decisions_table(r: &ReplayReport) -> String {
             "trials / failed",
             "rolled back",
             "failed",
+            "attention",
             "triggers",
         ],
         rows,

@@ -18,7 +18,7 @@ use crate::hiargs::{Context, RunRequest};
 use crate::history::HistoryRecord;
 use crate::notify::Attachment;
 use crate::output::{self, Render};
-use crate::policy::{applier, health};
+use crate::policy::applier;
 use crate::policy::decide;
 use crate::policy::digest::{self, Section};
 use crate::policy::outcome::{Delivered, Effect, HorizonResult, Outcome, RecordContext};
@@ -40,8 +40,8 @@ pub struct RunSummary {
 impl Render for RunSummary {
     fn render(&self) -> String {
         let width = output::width();
-        let mut s = format!(
-            "run {}{}   model {}\n",
+        let head = format!(
+            "run {}{}   model {}",
             self.run_id,
             if self.dry_run {
                 " (dry run: nothing written, no mail)"
@@ -50,6 +50,7 @@ impl Render for RunSummary {
             },
             self.model
         );
+        let mut s = format!("{}\n", output::wrap(&head, width, "    "));
         for r in &self.recovery {
             s.push_str(&output::wrap(&format!("recovered: {r}"), width, "    "));
             s.push('\n');
@@ -107,10 +108,7 @@ fn details(h: &HorizonResult, width: usize) -> String {
     if let Some(e) = &h.mail_error {
         lines.push(format!("{}: mail not sent: {e}", h.horizon));
     }
-    lines
-        .iter()
-        .map(|l| format!("{}\n", output::wrap(l, width, "    ")))
-        .collect()
+    output::wrap_lines(&lines, width, "    ")
 }
 
 /// Where finished horizons go: the summary rows, and history rows appended one horizon at a
@@ -161,13 +159,13 @@ impl Ledger<'_> {
         });
         if !dry {
             self.sections
-                .extend(outcome.mails(h, &self.run_id, picture.as_ref()).into_iter().map(|(event, email)| {
-                    Section {
+                .extend(outcome.mails(h, &self.run_id, picture.as_ref()).into_iter().map(
+                    |(event, email)| Section {
                         horizon: h,
                         event,
                         email,
-                    }
-                }));
+                    },
+                ));
         }
         if let Effect::Failed { message, .. } = &outcome.effect {
             tracing::error!("{h}: {message}");
@@ -368,16 +366,12 @@ fn horizon(
     let bar = output::Progress::new(0, &format!("search {}", cfg.horizon));
     let mut progress = |p: crate::policy::search::Progress| super::progress_event(&bar, &p);
     let started = Instant::now();
-    let decision = decide::decide(&world, cfg, req.force, cache, &mut progress);
+    let judged = decide::judge(&world, cfg, req.force, cache, &mut progress);
     bar.finish();
-    let decision = match decision {
-        Ok(d) => d.took(started.elapsed().as_secs_f64()),
+    let (decision, health) = match judged {
+        Ok((d, health)) => (d.took(started.elapsed().as_secs_f64()), health),
         Err(e) => return Outcome::failed(&e),
     };
-    let health = health::assess(&world, cfg, cache, &mut |_| {}).unwrap_or_else(|e| {
-        tracing::warn!("{}: health not judged: {e:#}", cfg.horizon);
-        None
-    });
     if req.dry_run {
         return Outcome::dry_run(decision).with_health(health);
     }

@@ -111,10 +111,16 @@ impl Render for StatusReport {
         ];
         lines.extend(self.recovery.iter().map(|r| format!("recovery: {r}")));
         lines.push(self.last_completed_run.summary());
-        let mut s: String = lines
-            .iter()
-            .map(|l| format!("{}\n", wrapped(l, width, self.wide)))
-            .collect();
+        let mut s = if self.wide {
+            lines
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect::<Vec<_>>()
+                .concat()
+        } else {
+            output::wrap_lines(&lines, width, "    ")
+        };
+
         if self.wide {
             s.push_str(&horizons_table(&self.horizons));
         } else {
@@ -136,16 +142,8 @@ impl Render for StatusReport {
     }
 }
 
-/// `line` wrapped to `width` unless the wide form was asked for.
-fn wrapped(line: &str, width: usize, wide: bool) -> String {
-    if wide {
-        line.to_string()
-    } else {
-        output::wrap(line, width, "    ")
-    }
-}
-
-/// The default horizons table: what fits 100 columns.
+/// The default horizons table: what fits 100 columns (config age, backups and the last
+/// commit are in `--wide`).
 fn compact_table(horizons: &[HorizonStatus], next: Option<&[CheckRow]>, width: usize) -> String {
     let rows = horizons.iter().map(|h| {
         let c = &h.config;
@@ -158,27 +156,23 @@ fn compact_table(horizons: &[HorizonStatus], next: Option<&[CheckRow]>, width: u
             format!("{}/{}/{:.2}", c.context_length, c.num_samples, c.temperature),
             num(c.validation_rmse, 2),
             num(c.validation_coverage_95, 2),
-            format!("{}d", h.config_age_days),
             h.last_action.as_ref().map_or_else(
-                || "never".to_string(),
+                || "never optimized".to_string(),
                 |l| format!("{} {}", l.date.format("%Y-%m-%d"), l.action.as_str()),
             ),
             opt(h.days_since_last_optimization),
             health,
-            h.backups.to_string(),
         ]
     });
     output::table_fitted(
         &[
             "horizon",
-            "ctx/samples/temp",
-            "val RMSE",
-            "val cov95",
-            "age",
+            "params",
+            "RMSE",
+            "cov95",
             "last run",
-            "days since opt",
+            "since opt",
             "health",
-            "backups",
         ],
         rows,
         width,
@@ -217,18 +211,16 @@ fn dashboard(report: &StatusReport, triggers: &[TriggerReport], width: usize) ->
             None => lines.push("  health: not judged (the model could not be loaded)".to_string()),
         }
         lines.push(format!("  triggers: {}", trigger_states(t)));
-        let last = status
-            .and_then(|s| s.last_action.as_ref())
-            .map_or_else(|| "never".to_string(), |l| format!("{} {}", l.date.format("%Y-%m-%d %H:%M"), l.action.as_str()));
+        let last = status.and_then(|s| s.last_action.as_ref()).map_or_else(
+            || "never".to_string(),
+            |l| format!("{} {}", l.date.format("%Y-%m-%d %H:%M"), l.action.as_str()),
+        );
         let due = row
             .and_then(|r| r.next_due)
             .map_or_else(|| "now (never optimized)".to_string(), |d| d.to_string());
         lines.push(format!("  last run: {last}; next scheduled optimization: {due}"));
     }
-    lines
-        .iter()
-        .map(|l| format!("{}\n", output::wrap(l, width, "      ")))
-        .collect()
+    output::wrap_lines(&lines, width, "      ")
 }
 
 /// `performance no (...), drift no (CUSUM 2.1/7), scheduled no (5 of 14 days)`.
@@ -243,10 +235,10 @@ fn trigger_states(t: &TriggerReport) -> String {
         (Some(s), Some(h)) => format!("CUSUM {s:.1}/{h}"),
         _ => "not measured".to_string(),
     };
-    let days = t
-        .time
-        .days_since
-        .map_or_else(|| "never optimized".to_string(), |d| format!("{d} of {} days", t.time.threshold_days));
+    let days = t.time.days_since.map_or_else(
+        || "never optimized".to_string(),
+        |d| format!("{d} of {} days", t.time.threshold_days),
+    );
     let mut s = format!(
         "performance {} ({perf}), drift {} ({drift}), scheduled {} ({days})",
         yes(t.performance.fired),

@@ -86,7 +86,7 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
     bar.finish();
     let run_id = super::run_id(ctx);
     let (search, validation) = match outcome {
-        Judged::Kept(search) => (Some(search), None),
+        Judged::Kept(search) => (Some(*search), None),
         Judged::Validated(v) => (v.search, Some(v.validation)),
     };
     let plot: Option<PathBuf> = match (&req.plot, &validation) {

@@ -307,7 +307,7 @@ mod tests {
             },
             duration_seconds: 312.5,
             message: "deployed: rmse 8.9 -> 7.123 (−20.0%)".into(),
-            attention: None,
+            attention: Some("CI95 coverage 0.73 < 0.90".into()),
         }
     }
 
@@ -328,7 +328,7 @@ mod tests {
             current: RecordMetrics::default(),
             duration_seconds: 0.0,
             message: String::new(),
-            attention: None,
+            attention: Some(String::new()),
         }
     }
 
@@ -403,6 +403,12 @@ mod tests {
             let mut f = std::fs::File::create(&path).unwrap();
             ParquetWriter::new(&mut f).finish(&mut df).unwrap();
         };
+        // A file written before health was judged has no attention column: read as not judged.
+        write(full.drop(ATTENTION).unwrap());
+        let old = read(&path).unwrap();
+        assert_eq!(old.len(), 2);
+        assert!(old.iter().all(|r| r.attention.is_none()));
+        assert_eq!(old[0].message, deployed().message);
         write(full.drop("message").unwrap());
         check_invalid(&path, "missing column(s) message");
         let mut df = full.clone();

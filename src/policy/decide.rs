@@ -297,6 +297,23 @@ pub fn preview(
     })
 }
 
+/// One horizon judged from one world, as `run` and `replay` both do: the [`decide`]d
+/// decision and the health of the config in effect (None when it could not be judged; it
+/// reuses the decision's forwards).
+pub fn judge(
+    world: &World<'_>,
+    cfg: &ForecasterConfig,
+    force: bool,
+    cache: &mut ForwardCache,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<(Decision, Option<crate::policy::health::Health>)> {
+    let decision = decide(world, cfg, force, cache, progress)?;
+    let health = crate::policy::health::assess(world, cfg, cache, progress)
+        .ok()
+        .flatten();
+    Ok((decision, health))
+}
+
 /// The whole decision for `cfg`'s horizon: [`preview`], then the search and validation it
 /// calls for.
 pub fn decide(
@@ -326,7 +343,7 @@ pub fn decide(
             return Ok(Decision::Kept(Box::new(Kept {
                 triggers,
                 probation,
-                search,
+                search: *search,
             })));
         }
         Judged::Validated(v) => v,
@@ -501,10 +518,10 @@ pub struct Validated {
 /// What [`search_and_validate`] found.
 pub enum Judged {
     /// The search chose the current config: nothing to validate.
-    Kept(SearchReport),
+    Kept(Box<SearchReport>),
     /// A different candidate (the search's choice, or the one given), validated against the
     /// current config.
-    Validated(Validated),
+    Validated(Box<Validated>),
 }
 
 /// Splits the origins into selection and later confirmation parts, runs one batched forward
@@ -530,33 +547,20 @@ pub fn search_and_validate(
     };
     let batches_before = cache.batches_run;
     judge.forward_all(candidate, cache, progress)?;
-    let (search, cand_params) = match candidate {
-        Some(c) => (None, *c),
-        None => {
-            let mut r = search::search(
-                &search::SearchInput {
-                    model,
-                    series: world.series,
-                    horizon: h,
-                    settings: &s.search,
-                    validation: &s.validation,
-                    selection: &judge.split.selection,
-                    current: Some(current.params()),
-                },
-                cache,
-                progress,
-            )?;
-            // The search's forwards were batched with the confirmation origins above.
-            r.forward_batches = cache.batches_run - batches_before;
-            if r.best().params == current.params() {
-                return Ok(Judged::Kept(r));
-            }
-            let p = r.best().params;
-            (Some(r), p)
+    let (search, cand_params) = if let Some(c) = candidate {
+        (None, *c)
+    } else {
+        let mut r = judge.search(cache, progress)?;
+        // The search's forwards were batched with the confirmation origins above.
+        r.forward_batches = cache.batches_run - batches_before;
+        if r.best().params == current.params() {
+            return Ok(Judged::Kept(Box::new(r)));
         }
+        let p = r.best().params;
+        (Some(r), p)
     };
     let validation = judge.validate(&cand_params, search.is_some(), cache, progress)?;
-    Ok(Judged::Validated(Validated { search, validation }))
+    Ok(Judged::Validated(Box::new(Validated { search, validation })))
 }
 
 /// One horizon's search and validation: the world, the current config and the origin split.
@@ -568,6 +572,28 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
+    /// The grid search on the selection origins, the current config among the candidates.
+    fn search(
+        &self,
+        cache: &mut ForwardCache,
+        progress: &mut dyn FnMut(Progress),
+    ) -> anyhow::Result<SearchReport> {
+        let s = self.world.settings;
+        search::search(
+            &search::SearchInput {
+                model: self.model,
+                series: self.world.series,
+                horizon: self.current.horizon,
+                settings: &s.search,
+                validation: &s.validation,
+                selection: &self.split.selection,
+                current: Some(self.current.params()),
+            },
+            cache,
+            progress,
+        )
+    }
+
     /// One batched forward per context length (the grid's, the current config's and the
     /// candidate's) over the selection and confirmation origins together.
     fn forward_all(

@@ -69,7 +69,10 @@ impl HealthCheck {
     pub fn text(&self) -> String {
         let (value, threshold) = match self.item {
             HealthItem::Coverage => (format!("{:.2}", self.value), format!("{:.2}", self.threshold)),
-            HealthItem::Bias => (format!("{:.1}", self.value), format!("{} CLP", trim(self.threshold))),
+            HealthItem::Bias => (
+                format!("{:.1}", self.value),
+                format!("{} CLP", trim(self.threshold)),
+            ),
             HealthItem::RandomWalk => (format!("{:.3}", self.value), trim(self.threshold)),
         };
         let symbol = if self.passed {
@@ -247,9 +250,24 @@ impl Assessed<'_> {
         let dm = diebold_mariano(&d, self.test_horizon)?;
         let m: &Metrics = &self.evaluation.metrics;
         let checks = vec![
-            HealthCheck::new(HealthItem::Coverage, m.coverage_95, Comparison::AtLeast, s.min_coverage_95),
-            HealthCheck::new(HealthItem::Bias, m.bias.abs(), Comparison::Below, s.max_abs_bias_for(self.horizon)),
-            HealthCheck::new(HealthItem::RandomWalk, dm.p_value_lower, Comparison::AtLeast, s.dm_alpha),
+            HealthCheck::new(
+                HealthItem::Coverage,
+                m.coverage_95,
+                Comparison::AtLeast,
+                s.min_coverage_95,
+            ),
+            HealthCheck::new(
+                HealthItem::Bias,
+                m.bias.abs(),
+                Comparison::Below,
+                s.max_abs_bias_for(self.horizon),
+            ),
+            HealthCheck::new(
+                HealthItem::RandomWalk,
+                dm.p_value_lower,
+                Comparison::AtLeast,
+                s.dm_alpha,
+            ),
         ];
         Ok(Health {
             horizon: self.horizon,
@@ -386,7 +404,7 @@ mod tests {
 
     #[test]
     fn a_config_that_beats_the_random_walk_with_good_intervals_is_healthy() {
-        let wiggle = |o: usize| if o % 2 == 0 { 1.0 } else { -1.0 };
+        let wiggle = |o: usize| if o.is_multiple_of(2) { 1.0 } else { -1.0 };
         let e = evaluation(20, wiggle, |o| 4.0 * wiggle(o + 1), 10.0);
         let h = health(&e, &[]);
         assert!(!h.needs_attention(), "{:?}", h.attention());
@@ -400,13 +418,21 @@ mod tests {
         assert!(h.tracked.is_none());
         assert_eq!(attention_change(Some(false), Some(&h)), None);
         assert_eq!(attention_change(None, Some(&h)), None);
-        assert_eq!(attention_change(Some(true), Some(&h)), Some(AttentionChange::Left));
+        assert_eq!(
+            attention_change(Some(true), Some(&h)),
+            Some(AttentionChange::Left)
+        );
     }
 
     #[test]
     fn narrow_biased_intervals_and_a_better_random_walk_each_need_attention() {
         // Errors of +20 CLP with +-1 CLP intervals; the random walk's are +-2.
-        let e = evaluation(20, |_| 20.0, |o| if o % 2 == 0 { 2.0 } else { -2.0 }, 1.0);
+        let e = evaluation(
+            20,
+            |_| 20.0,
+            |o| if o.is_multiple_of(2) { 2.0 } else { -2.0 },
+            1.0,
+        );
         let tracked = [ErrorPoint {
             target_date: day(3),
             error: 3.0,
@@ -424,10 +450,20 @@ mod tests {
         );
         assert_eq!(h.label(), "attention");
         let t = h.tracked.as_ref().unwrap();
-        assert_eq!((t.predictions, t.rmse, t.bias, t.rw_rmse_ratio), (1, 3.0, 3.0, 2.0));
-        assert!(h.figures().contains("tracked: 1 predictions, RMSE 3.00"), "{}", h.figures());
+        assert_eq!(
+            (t.predictions, t.rmse, t.bias, t.rw_rmse_ratio),
+            (1, 3.0, 3.0, 2.0)
+        );
+        assert!(
+            h.figures().contains("tracked: 1 predictions, RMSE 3.00"),
+            "{}",
+            h.figures()
+        );
         assert_eq!(attention_change(None, Some(&h)), Some(AttentionChange::Entered));
-        assert_eq!(attention_change(Some(false), Some(&h)), Some(AttentionChange::Entered));
+        assert_eq!(
+            attention_change(Some(false), Some(&h)),
+            Some(AttentionChange::Entered)
+        );
         assert_eq!(attention_change(Some(true), Some(&h)), None);
         assert_eq!(attention_change(Some(true), None), None);
     }
@@ -436,7 +472,12 @@ mod tests {
     fn the_edges_follow_the_validation_criteria() {
         let s = ValidationSettings::default();
         let at = |item, value, cmp, threshold| HealthCheck::new(item, value, cmp, threshold).passed;
-        assert!(at(HealthItem::Coverage, s.min_coverage_95, Comparison::AtLeast, s.min_coverage_95));
+        assert!(at(
+            HealthItem::Coverage,
+            s.min_coverage_95,
+            Comparison::AtLeast,
+            s.min_coverage_95
+        ));
         assert!(!at(HealthItem::Bias, 5.0, Comparison::Below, 5.0));
         assert!(at(HealthItem::RandomWalk, 0.05, Comparison::AtLeast, 0.05));
         assert!(!at(HealthItem::RandomWalk, 0.0499, Comparison::AtLeast, 0.05));

@@ -125,6 +125,7 @@ impl Outcome {
     }
 
     /// This outcome with the health of the config that was in effect.
+    #[must_use]
     pub fn with_health(mut self, health: Option<Health>) -> Outcome {
         self.health = health;
         self
@@ -518,7 +519,10 @@ mod mails {
             (Decision::TrialStarted(e), _) => (
                 MailEvent::Trial,
                 mail(
-                    format!("[model-optimizer] {h} trial started: {}", e.validation.candidate.params),
+                    format!(
+                        "[model-optimizer] {h} trial started: {}",
+                        e.validation.candidate.params
+                    ),
                     format!("{message}\n\n{}", report(run_id, e)),
                     attach(),
                 ),
@@ -869,8 +873,17 @@ mod tests {
             owed(o.decision.as_ref().unwrap(), Horizon(7), &rc).is_none(),
             "nothing to journal"
         );
-        let events: Vec<MailEvent> = o.mails(Horizon(7), "r", None).iter().map(|(e, _)| *e).collect();
-        assert!(events.is_empty(), "no alarm, nothing to mail: {events:?}");
+        let mails = o.mails(Horizon(7), "r", None);
+        let events: Vec<MailEvent> = mails.iter().map(|(e, _)| *e).collect();
+        assert_eq!(events, [MailEvent::Trial], "no alarm: the trial's section alone");
+        assert!(
+            mails[0]
+                .1
+                .subject
+                .starts_with("[model-optimizer] 7d trial started: "),
+            "{}",
+            mails[0].1.subject
+        );
         // A dry run only says it would start one: no row, no mail.
         let would = Outcome::dry_run(Decision::TrialStarted(e));
         assert_eq!(would.action(), Action::TrialStarted);

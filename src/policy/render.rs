@@ -271,7 +271,9 @@ pub fn failing(v: &ValidationReport) -> Vec<String> {
 }
 
 /// The verdict of a search that kept the current config: `kept: current config <params> is
-/// still the search's choice among N on the selection origins (RMSE a; best other b)`.
+/// still the search's choice among N on the selection origins (RMSE a; next b)`, or, when
+/// another config scored lower without beating the current one significantly (the search's
+/// rules), `...; the lowest other, b, is not a significant gain)`.
 pub fn kept(search: &SearchReport) -> String {
     let best = search.best();
     let others = search
@@ -281,12 +283,16 @@ pub fn kept(search: &SearchReport) -> String {
         .filter(|(i, _)| *i != search.best)
         .map(|(_, c)| c.evaluation.metrics.rmse)
         .fold(f64::INFINITY, f64::min);
+    let next = if others < best.metrics.rmse {
+        format!("the lowest other, {others:.3}, is not a significant gain")
+    } else {
+        format!("next {others:.3}")
+    };
     format!(
-        "kept: current config {} is still the search's choice among {} on the selection origins (RMSE {:.3}; best other {:.3})",
+        "kept: current config {} is still the search's choice among {} on the selection origins (RMSE {:.3}; {next})",
         best.params,
         search.configs.len(),
         best.metrics.rmse,
-        others
     )
 }
 

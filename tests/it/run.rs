@@ -307,7 +307,7 @@ fn a_second_concurrent_run_exits_75() {
 }
 
 #[test]
-fn smtp_down_still_deploys_and_history_notes_it() {
+fn smtp_down_still_deploys_and_the_summary_notes_it() {
     // a port nobody listens on
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -316,16 +316,16 @@ fn smtp_down_still_deploys_and_history_notes_it() {
         .port();
     let env = e2e_env(&format!("{LENIENT}{}", smtp_toml(port)));
     let m = model_arg();
-    let out = env.run(&["run", "--horizon", "7d", "--force", "--model", &m]);
+    let out = env.run(&["run", "--horizon", "7d", "--force", "--json", "--model", &m]);
     out.success();
     assert!(out.stderr.contains("mail"), "{}", out.stderr);
+    let summary: serde_json::Value = out.json();
+    let note = summary["horizons"][0]["mail_error"]
+        .as_str()
+        .expect("the mail failure is shown");
+    assert!(note.contains(&port.to_string()), "{note}");
     let h = history(&env);
     assert_eq!(h[0].action, "deployed");
-    assert!(
-        h[0].message.contains("mail failed") && h[0].message.contains(&port.to_string()),
-        "{}",
-        h[0].message
-    );
     assert_eq!(backups(&env).len(), 1);
 }
 
@@ -374,7 +374,10 @@ fn validate_json_on_real_data_and_coverage_rises_with_temperature() {
     let toml = String::from_utf8(env.read("configs/optimizer.toml")).unwrap();
     env.write(
         "configs/optimizer.toml",
-        &toml.replace("num_samples_tolerance_pct = 2.5", "num_samples_tolerance_pct = 100000.0"),
+        toml.replace(
+            "num_samples_tolerance_pct = 2.5",
+            "num_samples_tolerance_pct = 100000.0",
+        ),
     );
     let before = env.snapshot();
     let m = model_arg();
@@ -1045,7 +1048,7 @@ fn a_horizon_whose_grid_outgrows_the_series_fails_alone() {
 /// A shared input that cannot be read fails every horizon, and each failure is recorded and
 /// mailed once.
 #[test]
-fn unreadable_predictions_fail_every_horizon_with_one_mail_each() {
+fn unreadable_predictions_fail_every_horizon_in_one_digest_mail() {
     let smtp = SmtpSink::start();
     let env = e2e_env(&smtp_toml(smtp.port()));
     env.write("data/predictions/predictions.parquet", b"PAR1 not a parquet file");
@@ -1065,21 +1068,20 @@ fn unreadable_predictions_fail_every_horizon_with_one_mail_each() {
             r.message
         );
     }
-    let mut subjects: Vec<String> = smtp
-        .wait_for(4, Duration::from_secs(10))
-        .into_iter()
-        .map(|m| m.subject)
-        .collect();
-    subjects.sort();
+    let mails = smtp.wait_for(1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(smtp.messages().len(), 1, "one digest per run");
     assert_eq!(
-        subjects,
-        [
-            "[model-optimizer] 15d failed",
-            "[model-optimizer] 30d failed",
-            "[model-optimizer] 7d failed",
-            "[model-optimizer] 90d failed"
-        ]
+        mails[0].subject,
+        "[model-optimizer] 7d failed; 15d failed; 30d failed; 90d failed"
     );
+    let body = mails[0].body.as_deref().unwrap_or("");
+    for h in ["7d", "15d", "30d", "90d"] {
+        assert!(
+            body.contains(&format!("\n{h}: failed; health not judged; ")),
+            "{body}"
+        );
+    }
 }
 
 /// Runs the binary under a 4 GB address-space limit (bash's `ulimit -v`).
@@ -1244,4 +1246,190 @@ fn validate_and_a_dry_run_both_reject_parameters_probation_rolled_back_by_criter
     let row = &summary.horizons[0];
     assert_eq!(row.action, "rejected", "{row:?}");
     assert_eq!(row.verdict.as_deref(), Some(again.verdict.as_str()));
+}
+
+/// SMTP settings with the default events (no `events` key).
+fn smtp_default_events(port: u16) -> String {
+    format!(
+        "[smtp]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"optimizer@example.com\"\n\
+to = [\"ops@example.com\"]\ntimeout_seconds = 5\n"
+    )
+}
+
+#[test]
+fn one_digest_names_the_deploy_and_the_attention_and_an_all_kept_run_sends_none() {
+    let smtp = SmtpSink::start();
+    // 7d deploys (the fewest draws, anything approved); 15d already has the only config its
+    // grid offers, so the search keeps it; 90d's |bias| limit cannot be met: attention. The
+    // random-walk check is off (alpha 1e-12), so only the bias limit decides attention.
+    let toml = format!(
+        "[search]\nnum_samples_tolerance_pct = 100000.0\ntemperature = [1.0]\n[search.context_lengths]\n15d = [180]\n\
+[validation]\nmin_rmse_improvement_pct = -100.0\nmin_mape_improvement_pct = -100.0\n\
+max_std_increase_pct = 10000.0\nmax_inference_time_increase_pct = 10000.0\nmin_coverage_95 = 0.0\nmax_abs_bias = 1000.0\n\
+require_dm_significance = false\nmax_interval_score_increase_pct = 10000.0\ndm_alpha = 1e-12\n\
+[validation.max_abs_bias_per_horizon]\n90d = 0.001\n[deploy]\ntrial_min_origins = 0\n{}",
+        smtp_default_events(smtp.port())
+    );
+    let env = e2e_env(&toml);
+    let cfg15 = String::from_utf8(env.read("configs/chronos_15d.json")).unwrap();
+    env.write(
+        "configs/chronos_15d.json",
+        cfg15.replace("\"num_samples\": 100", "\"num_samples\": 50"),
+    );
+    let m = model_arg();
+    let horizons = ["--horizon", "7d", "--horizon", "15d", "--horizon", "90d"];
+    let args = [&["run", "--force", "--json", "--model", &m][..], &horizons[..]].concat();
+    let summary: serde_json::Value = env.run(&args).success().json();
+    let rows = summary["horizons"].as_array().unwrap();
+    let by = |h: &str| rows.iter().find(|r| r["horizon"] == h).unwrap();
+    assert_eq!(by("7d")["action"], "deployed", "{:#}", by("7d"));
+    assert_eq!(by("15d")["action"], "kept", "{:#}", by("15d"));
+    assert!(by("15d")["verdict"]
+        .as_str()
+        .unwrap()
+        .starts_with("kept: current config "));
+    assert_eq!(by("7d")["attention"], serde_json::Value::Null);
+    assert_eq!(by("15d")["attention"], serde_json::Value::Null);
+    let attention = by("90d")["attention"].as_str().expect("90d needs attention");
+    assert!(
+        attention.starts_with("|bias| ") && attention.ends_with(">= 0.001 CLP"),
+        "{attention}"
+    );
+    assert_eq!(by("90d")["attention_change"], "entered");
+    assert_eq!(by("90d")["exit_code"], "success", "attention is not a failure");
+    let mails = smtp.wait_for(1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(smtp.messages().len(), 1, "one digest per run");
+    let subject = &mails[0].subject;
+    assert!(
+        subject.starts_with("[model-optimizer] 7d deployed: RMSE "),
+        "{subject}"
+    );
+    assert!(
+        subject.contains(&format!("; 90d attention: {attention}")),
+        "{subject}"
+    );
+    assert!(!subject.contains("15d"), "kept is not a default event: {subject}");
+    let body = mails[0].body.as_deref().unwrap();
+    assert!(
+        body.contains("\n15d: kept; health ok; kept: current config "),
+        "{body}"
+    );
+    assert_eq!(mails[0].attachments.len(), 1, "the deploy's picture");
+    // History keeps the health: empty when healthy, the reason otherwise.
+    let records: serde_json::Value = env.run(&["history", "--json"]).success().json();
+    let recs = records["records"].as_array().unwrap();
+    let rec = |h: &str| recs.iter().find(|r| r["horizon"] == h).unwrap();
+    assert_eq!(rec("15d")["attention"], "");
+    assert_eq!(rec("90d")["attention"], attention);
+
+    // Again for 7d and 15d: both keep their configs, nothing enters or leaves attention.
+    let out = env.run(&[
+        "run",
+        "--force",
+        "--json",
+        "--model",
+        &m,
+        "--horizon",
+        "7d",
+        "--horizon",
+        "15d",
+    ]);
+    let again: serde_json::Value = out.success().json();
+    for r in again["horizons"].as_array().unwrap() {
+        assert_eq!(r["action"], "kept", "{r:#}");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(smtp.messages().len(), 1, "an all-kept run sends no mail");
+}
+
+#[test]
+fn a_current_context_outside_the_grid_is_compared_and_can_be_kept() {
+    // The shipped 30d config has context 90, outside its grid {180, 365, 540}. With one draw
+    // count and one temperature the candidates are the three grid contexts and the current
+    // one; a context change needs p < 1e-9, so the current one stays.
+    let toml = "[search]\nnum_samples = [100]\ntemperature = [1.0]\ncontext_change_alpha = 1e-9\n";
+    let env = e2e_env(toml);
+    let cfg: serde_json::Value = serde_json::from_slice(&env.read("configs/chronos_30d.json")).unwrap();
+    assert_eq!(
+        cfg["context_length"], 90,
+        "the shipped 30d context lies outside its grid"
+    );
+    let m = model_arg();
+    let out = env.run(&[
+        "run",
+        "--horizon",
+        "30d",
+        "--force",
+        "--dry-run",
+        "--json",
+        "--model",
+        &m,
+    ]);
+    let summary: serde_json::Value = out.success().json();
+    let row = &summary["horizons"][0];
+    assert_eq!(row["action"], "kept", "{:#}", row["verdict"]);
+    let configs = row["search"]["configs"].as_array().unwrap();
+    let mut contexts: Vec<u64> = configs
+        .iter()
+        .map(|c| c["params"]["context_length"].as_u64().unwrap())
+        .collect();
+    contexts.sort_unstable();
+    assert_eq!(contexts, [90, 180, 365, 540], "the current config is a candidate");
+    let verdict = row["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("kept: current config context=90") && verdict.contains("among 4 "),
+        "{verdict}"
+    );
+    assert_eq!(
+        row["validation"],
+        serde_json::Value::Null,
+        "nothing validated against itself"
+    );
+}
+
+/// The text of `out` with wrapped lines joined (continuation lines are indented).
+fn unwrapped(text: &str) -> String {
+    text.replace("\n      ", " ").replace("\n    ", " ")
+}
+
+#[test]
+fn on_the_embedded_data_searches_keep_and_90d_needs_attention_in_100_columns() {
+    let env = TestEnv::new().with_demo_series().with_env("COLUMNS", "100");
+    let m = model_arg();
+    let out = env.run(&["run", "--all", "--dry-run", "--model", &m]);
+    let text = &out.success().stdout;
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 100, "a line of {widest} characters:\n{text}");
+    let flat = unwrapped(text);
+    assert!(!flat.contains("rejected"), "{text}");
+    for h in ["7d", "15d", "30d", "90d"] {
+        assert!(
+            flat.contains(&format!("\n{h}: kept: current config ")),
+            "{h}:\n{text}"
+        );
+    }
+    let line90 = flat.lines().find(|l| l.starts_with("90d: kept")).unwrap();
+    let attention = line90.split("; attention: ").nth(1).expect("90d needs attention");
+    assert!(
+        attention.starts_with("CI95 coverage 0.73 < 0.90, |bias| 22.9 >= 5 CLP"),
+        "{attention}"
+    );
+    let row90 = text.lines().find(|l| l.contains(" 90d ")).unwrap();
+    assert!(row90.contains("kept") && row90.contains("attention"), "{row90}");
+
+    // status: 100 columns by default, every column with --wide; --check's dashboard marks
+    // each health check.
+    let status = env.run(&["status", "--check", "--model", &m]);
+    let text = &status.success().stdout;
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 100, "a line of {widest} characters:\n{text}");
+    assert!(text.contains("\n  health: attention\n    [FAIL] CI95 coverage 0.726 (needs >= 0.9)\n    [FAIL] |bias| 22.940 (needs < 5)"), "{text}");
+    assert!(text.contains("[pass] random walk DM p "), "{text}");
+    assert!(
+        text.contains("next scheduled optimization: now (never optimized)"),
+        "{text}"
+    );
+    let wide = env.run(&["status", "--wide"]);
+    assert!(wide.success().stdout.contains("last commit"), "{}", wide.stdout);
 }

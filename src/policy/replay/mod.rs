@@ -20,6 +20,7 @@ use crate::history::{Action, HistoryRecord};
 use crate::metrics;
 use crate::policy::applier::{self, Applier, MemoryApplier};
 use crate::policy::decide::{self, Decision, World};
+use crate::policy::health::Health;
 use crate::policy::outcome::{Effect, Outcome, RecordContext};
 use crate::policy::search::ForwardCache;
 use crate::series::{Prediction, Series};
@@ -155,6 +156,8 @@ pub struct HorizonReplay {
     pub trials_failed: usize,
     pub rollbacks: usize,
     pub failures: usize,
+    /// Runs whose config in effect needed attention (see `policy::health`).
+    pub attention_weeks: usize,
     /// Trigger name -> horizon-weeks it counted in.
     pub trigger_firings: BTreeMap<String, usize>,
     /// The alarms' episodes (fired, suppressed or not) and how many the following 4 weeks
@@ -209,6 +212,8 @@ struct State {
     optimizations: usize,
     approvals: usize,
     failures: usize,
+    /// Runs whose config in effect needed attention.
+    attention_weeks: usize,
     counts: BTreeMap<Action, usize>,
     triggers: BTreeMap<String, usize>,
     alarm_checks: Vec<AlarmCheck>,
@@ -224,6 +229,7 @@ impl State {
             optimizations: 0,
             approvals: 0,
             failures: 0,
+            attention_weeks: 0,
             counts: BTreeMap::new(),
             triggers: BTreeMap::new(),
             alarm_checks: Vec::new(),
@@ -241,6 +247,9 @@ impl State {
         self.runs += 1;
         let action = outcome.action();
         *self.counts.entry(action).or_default() += 1;
+        if outcome.health.as_ref().is_some_and(Health::needs_attention) {
+            self.attention_weeks += 1;
+        }
         if action == Action::Failed {
             self.failures += 1;
         }
@@ -330,8 +339,10 @@ impl Sim<'_> {
             };
             let before = self.applier.current(st.horizon)?;
             let rc = RecordContext::new(&run_id, now, Some(before.params()));
-            let outcome = match decide::decide(&world, &before, false, &mut self.cache, &mut |_| {}) {
-                Ok(decision) => applier::apply(&mut self.applier, st.horizon, decision, &rc),
+            let outcome = match decide::judge(&world, &before, false, &mut self.cache, &mut |_| {}) {
+                Ok((decision, health)) => {
+                    applier::apply(&mut self.applier, st.horizon, decision, &rc).with_health(health)
+                }
                 Err(e) => Outcome::failed(&e),
             };
             st.count(&outcome, d, &before, &self.applier.current(st.horizon)?);

@@ -245,6 +245,7 @@ pub(super) fn score(
         trials_failed: count(Action::TrialFailed),
         rollbacks: count(Action::RolledBack),
         failures: st.failures,
+        attention_weeks: st.attention_weeks,
         trigger_firings: st.triggers.clone(),
         alarms: AlarmSummary::default(),
         deploy_checks,
