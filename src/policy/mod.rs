@@ -8,6 +8,8 @@
 //!   every caller shares; `backtest`: origins and scores; `cost`: the inference cost model.
 //! - `validate`: candidate against current config on the confirmation origins (the error
 //!   measures and tests are the shared top-level `metrics`).
+//! - `health`: the config in effect judged on the latest confirmation origins (attention);
+//!   `digest`: a run's one mail from its results.
 //! - `outcome`: a decision and its effect, with the rows, records and mails derived from it;
 //!   `render`: their shared texts; `applier`: carrying a decision out, through files or memory.
 //! - `replay`: the weekly job simulated on history with the in-memory applier.

@@ -39,6 +39,13 @@ struct HorizonReplay {
     fixed_configs: Vec<FixedConfig>,
     capture_pct: Option<f64>,
     runs: usize,
+    optimizations: usize,
+    kept: usize,
+    rejections: usize,
+    approvals: usize,
+    deploys: usize,
+    trials_started: usize,
+    attention_weeks: usize,
     alarms: Alarms,
     first_origin: NaiveDate,
     last_origin: NaiveDate,
@@ -122,6 +129,11 @@ fn a_short_replay_changes_nothing_and_its_policy_rmse_recomputes() {
     assert_eq!((h.horizon.as_str(), h.runs), ("7d", 10));
     assert!(h.random_walk.rmse > 0.0 && h.static_configs.forecasts == h.policy.forecasts);
     check_fixed_configs(h);
+    // Each optimization ends kept, rejected or approved (a deploy or a trial started), counted
+    // apart; the attention weeks are runs.
+    assert!(h.kept + h.approvals <= h.optimizations, "{h:?}");
+    assert!(h.optimizations <= h.kept + h.rejections + h.approvals, "{h:?}");
+    assert!(h.deploys + h.trials_started >= h.approvals && h.attention_weeks <= h.runs);
     let series = model_optimizer::data::load_series(&real_series_csv()).unwrap();
     check_alarms(&env, &model, &series, h);
     check_policy_rmse(&model, &series, h);
