@@ -199,6 +199,19 @@ pub fn last_attention(records: &[HistoryRecord], horizon: Horizon) -> Option<boo
         .and_then(|r| r.attention.as_ref().map(|a| !a.is_empty()))
 }
 
+/// Whether each judged record of `horizon` needed attention, oldest first.
+pub fn judged_attention(records: &[HistoryRecord], horizon: Horizon) -> Vec<bool> {
+    let mut judged: Vec<&HistoryRecord> = records
+        .iter()
+        .filter(|r| r.horizon == horizon && r.attention.is_some())
+        .collect();
+    judged.sort_by_key(|r| r.optimization_date);
+    judged
+        .iter()
+        .map(|r| r.attention.as_ref().is_some_and(|a| !a.is_empty()))
+        .collect()
+}
+
 /// Whole calendar days (UTC dates) between the last optimization and `today`.
 pub fn days_since(last: DateTime<Utc>, today: NaiveDate) -> i64 {
     (today - last.date_naive()).num_days()

@@ -35,8 +35,7 @@ pub struct Email {
     pub attachments: Vec<Attachment>,
 }
 
-/// Whether mail is on and `event` (triggered, deployed, rejected, failed, rolled_back) is
-/// one of `smtp.events`.
+/// Whether mail is on and `event` is one of `smtp.events` (what warrants the run's digest).
 pub fn event_enabled(settings: &SmtpSettings, event: MailEvent) -> bool {
     settings.enabled && settings.events.contains(&event)
 }

@@ -83,6 +83,10 @@ impl Render for ReplayOutput {
             pct(k.false_positive_trigger_rate),
         ));
         s.push_str(&format!(
+            "digest mails: {} of {} runs (smtp.events)\n",
+            r.digest_mails, r.run_dates
+        ));
+        s.push_str(&format!(
             "forward passes: {} computed of {} requested (one per context length and origin)\n",
             r.forwards_computed, r.forwards_requested
         ));
@@ -114,7 +118,7 @@ fn decisions_table(r: &ReplayReport) -> String {
             format!("{} / {}", h.trials_started, h.trials_failed),
             h.rollbacks.to_string(),
             h.failures.to_string(),
-            h.attention_weeks.to_string(),
+            format!("{} / {}", h.attention_weeks, h.attention_changes),
             if triggers.is_empty() { "-".into() } else { triggers },
         ]
     });
@@ -131,7 +135,7 @@ fn decisions_table(r: &ReplayReport) -> String {
             "trials / failed",
             "rolled back",
             "failed",
-            "attention",
+            "attention / changes",
             "triggers",
         ],
         rows,

@@ -21,6 +21,7 @@ use crate::output::{self, Render};
 use crate::policy::applier;
 use crate::policy::decide;
 use crate::policy::digest::{self, Section};
+use crate::policy::health::AttentionState;
 use crate::policy::outcome::{Delivered, Effect, HorizonResult, Outcome, RecordContext};
 use crate::policy::search::ForwardCache;
 use crate::series::Series;
@@ -186,7 +187,8 @@ impl Ledger<'_> {
             Delivered {
                 plot: plot.map(|p| self.ctx.shown(&p)),
                 mail_error: None,
-                attention_before: loaded.and_then(|l| crate::history::last_attention(&l.history, h)),
+                attention_before: loaded
+                    .and_then(|l| AttentionState::of(crate::history::judged_attention(&l.history, h))),
             },
         ));
     }

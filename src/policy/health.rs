@@ -308,14 +308,43 @@ pub enum AttentionChange {
     Left,
 }
 
-/// Whether the attention state of a horizon changed since its last judged run. `before` is
-/// the last recorded state (None when never judged: a first judgment that needs attention
-/// enters it).
-pub fn attention_change(before: Option<bool>, now: Option<&Health>) -> Option<AttentionChange> {
-    let now = now?.needs_attention();
-    match (before, now) {
-        (Some(true), false) => Some(AttentionChange::Left),
-        (Some(false) | None, true) => Some(AttentionChange::Entered),
+/// A horizon's attention state after its judged runs so far. The state flips only when two
+/// consecutive judgments agree against it (a config at a threshold's edge does not flap),
+/// except at the first judgment, which sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AttentionState {
+    /// Whether the horizon is in attention.
+    pub state: bool,
+    /// Whether the last judgment needed attention.
+    pub last: bool,
+}
+
+impl AttentionState {
+    /// The state after a judgment that does (`now`) or does not need attention.
+    pub fn next(prev: Option<AttentionState>, now: bool) -> AttentionState {
+        let state = match prev {
+            None => now,
+            Some(p) if now != p.state && p.last == now => now,
+            Some(p) => p.state,
+        };
+        AttentionState { state, last: now }
+    }
+
+    /// The state after the judgments `judged` (oldest first; true: needed attention).
+    pub fn of(judged: impl IntoIterator<Item = bool>) -> Option<AttentionState> {
+        judged
+            .into_iter()
+            .fold(None, |s, now| Some(AttentionState::next(s, now)))
+    }
+}
+
+/// Whether a run judged `now` enters or leaves attention from the state `before` (None:
+/// never judged).
+pub fn attention_change(before: Option<AttentionState>, now: Option<&Health>) -> Option<AttentionChange> {
+    let after = AttentionState::next(before, now?.needs_attention());
+    match (before.is_some_and(|b| b.state), after.state) {
+        (false, true) => Some(AttentionChange::Entered),
+        (true, false) => Some(AttentionChange::Left),
         _ => None,
     }
 }
@@ -416,10 +445,14 @@ mod tests {
         assert!(h.random_walk_dm.mean_differential > 0.0);
         assert!(h.random_walk_dm.p_value_lower > 0.5);
         assert!(h.tracked.is_none());
-        assert_eq!(attention_change(Some(false), Some(&h)), None);
+        let (ok, bad) = (false, true);
+        let state = |judged: &[bool]| AttentionState::of(judged.iter().copied());
+        assert_eq!(attention_change(state(&[ok]), Some(&h)), None);
         assert_eq!(attention_change(None, Some(&h)), None);
+        // In attention, one healthy judgment is not enough to leave it; two in a row are.
+        assert_eq!(attention_change(state(&[bad, bad]), Some(&h)), None);
         assert_eq!(
-            attention_change(Some(true), Some(&h)),
+            attention_change(state(&[bad, ok]), Some(&h)),
             Some(AttentionChange::Left)
         );
     }
@@ -459,13 +492,23 @@ mod tests {
             "{}",
             h.figures()
         );
+        let (ok, bad) = (false, true);
+        let state = |judged: &[bool]| AttentionState::of(judged.iter().copied());
         assert_eq!(attention_change(None, Some(&h)), Some(AttentionChange::Entered));
         assert_eq!(
-            attention_change(Some(false), Some(&h)),
+            attention_change(state(&[ok, ok]), Some(&h)),
+            None,
+            "one failing week is not news"
+        );
+        assert_eq!(
+            attention_change(state(&[ok, bad]), Some(&h)),
             Some(AttentionChange::Entered)
         );
-        assert_eq!(attention_change(Some(true), Some(&h)), None);
-        assert_eq!(attention_change(Some(true), None), None);
+        assert_eq!(attention_change(state(&[bad]), Some(&h)), None);
+        assert_eq!(attention_change(state(&[bad]), None), None);
+        // A flapping judgment keeps the state it had.
+        assert_eq!(state(&[ok, bad, ok, bad, ok]).map(|s| s.state), Some(false));
+        assert_eq!(state(&[bad, ok, bad, ok]).map(|s| s.state), Some(true));
     }
 
     #[test]

@@ -676,9 +676,8 @@ pub fn action_label(action: Action, effect: EffectKind) -> &'static str {
 pub struct Delivered {
     pub plot: Option<String>,
     pub mail_error: Option<String>,
-    /// The horizon's attention state at its last judged run (see
-    /// [`crate::history::last_attention`]).
-    pub attention_before: Option<bool>,
+    /// The horizon's attention state before this run (None: never judged).
+    pub attention_before: Option<health::AttentionState>,
 }
 
 impl HorizonResult {

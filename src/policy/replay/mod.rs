@@ -20,7 +20,9 @@ use crate::history::{Action, HistoryRecord};
 use crate::metrics;
 use crate::policy::applier::{self, Applier, MemoryApplier};
 use crate::policy::decide::{self, Decision, World};
-use crate::policy::health::Health;
+use crate::policy::digest::{self, Section};
+use crate::policy::health;
+use crate::policy::outcome::{Delivered, HorizonResult};
 use crate::policy::outcome::{Effect, Outcome, RecordContext};
 use crate::policy::search::ForwardCache;
 use crate::series::{Prediction, Series};
@@ -158,6 +160,8 @@ pub struct HorizonReplay {
     pub failures: usize,
     /// Runs whose config in effect needed attention (see `policy::health`).
     pub attention_weeks: usize,
+    /// Runs that entered or left attention (each warrants a digest mail by default).
+    pub attention_changes: usize,
     /// Trigger name -> horizon-weeks it counted in.
     pub trigger_firings: BTreeMap<String, usize>,
     /// The alarms' episodes (fired, suppressed or not) and how many the following 4 weeks
@@ -196,6 +200,8 @@ pub struct ReplayReport {
     pub run_dates: usize,
     pub horizons: Vec<HorizonReplay>,
     pub kpis: Kpis,
+    /// Runs whose one digest mail `smtp.events` selects (whether mail is on or not).
+    pub digest_mails: usize,
     /// Forward passes computed, and what a replay without the shared cache would compute.
     pub forwards_computed: usize,
     pub forwards_requested: usize,
@@ -214,6 +220,9 @@ struct State {
     failures: usize,
     /// Runs whose config in effect needed attention.
     attention_weeks: usize,
+    /// The attention state after the judged runs so far, and how often it changed.
+    attention: Option<health::AttentionState>,
+    attention_changes: usize,
     counts: BTreeMap<Action, usize>,
     triggers: BTreeMap<String, usize>,
     alarm_checks: Vec<AlarmCheck>,
@@ -230,6 +239,8 @@ impl State {
             approvals: 0,
             failures: 0,
             attention_weeks: 0,
+            attention: None,
+            attention_changes: 0,
             counts: BTreeMap::new(),
             triggers: BTreeMap::new(),
             alarm_checks: Vec::new(),
@@ -247,8 +258,14 @@ impl State {
         self.runs += 1;
         let action = outcome.action();
         *self.counts.entry(action).or_default() += 1;
-        if outcome.health.as_ref().is_some_and(Health::needs_attention) {
-            self.attention_weeks += 1;
+        if let Some(h) = &outcome.health {
+            if h.needs_attention() {
+                self.attention_weeks += 1;
+            }
+            if health::attention_change(self.attention, Some(h)).is_some() {
+                self.attention_changes += 1;
+            }
+            self.attention = Some(health::AttentionState::next(self.attention, h.needs_attention()));
         }
         if action == Action::Failed {
             self.failures += 1;
@@ -314,6 +331,8 @@ struct Sim<'a> {
     states: Vec<State>,
     history: Vec<HistoryRecord>,
     predictions: Vec<Prediction>,
+    /// Runs whose digest mail the settings' events select.
+    digest_mails: usize,
 }
 
 impl Sim<'_> {
@@ -325,6 +344,7 @@ impl Sim<'_> {
         let tracked = tracked_on(&self.predictions, d);
         let run_id = format!("replay-{}", d.format("%Y%m%d"));
         let mut records = Vec::new();
+        let (mut results, mut sections) = (Vec::new(), Vec::new());
         for st in &mut self.states {
             let world = World {
                 settings: &self.settings,
@@ -345,10 +365,36 @@ impl Sim<'_> {
                 }
                 Err(e) => Outcome::failed(&e),
             };
+            let delivered = Delivered {
+                attention_before: st.attention,
+                ..Delivered::default()
+            };
+            results.push(HorizonResult::new(
+                st.horizon,
+                Some(before.params()),
+                &outcome,
+                false,
+                delivered,
+            ));
+            sections.extend(
+                outcome
+                    .mails(st.horizon, &run_id, None)
+                    .into_iter()
+                    .map(|(event, email)| Section {
+                        horizon: st.horizon,
+                        event,
+                        email,
+                    }),
+            );
             st.count(&outcome, d, &before, &self.applier.current(st.horizon)?);
             records.extend(outcome.record(st.horizon, &rc));
         }
         self.history.extend(records);
+        results.sort_by_key(|r| r.horizon);
+        let events = &self.settings.smtp.events;
+        if digest::digest(&run_id, &results, &sections, |e| events.contains(&e)).is_some() {
+            self.digest_mails += 1;
+        }
         Ok(())
     }
 
@@ -399,6 +445,7 @@ pub fn replay(
         cache: ForwardCache::new(),
         history: Vec::new(),
         predictions: Vec::new(),
+        digest_mails: 0,
     };
     let prefetched = prefetch(input, &sim.settings, spec, &initial, &mut sim.cache, progress)?;
     for (k, &d) in dates.iter().enumerate() {
@@ -422,6 +469,7 @@ pub fn replay(
         run_dates: dates.len(),
         horizons,
         kpis,
+        digest_mails: sim.digest_mails,
         forwards_computed: sim.cache.series_run,
         forwards_requested: sim.cache.series_run + sim.cache.series_reused - prefetched,
     })

@@ -246,6 +246,7 @@ pub(super) fn score(
         rollbacks: count(Action::RolledBack),
         failures: st.failures,
         attention_weeks: st.attention_weeks,
+        attention_changes: st.attention_changes,
         trigger_firings: st.triggers.clone(),
         alarms: AlarmSummary::default(),
         deploy_checks,
