@@ -151,6 +151,9 @@ pub struct HorizonReplay {
     /// Optimizations whose different candidate passed validation (a deploy, or a trial
     /// started).
     pub approvals: usize,
+    /// Optimizations an alarm started, and those of them that approved a candidate.
+    pub alarm_optimizations: usize,
+    pub alarm_approvals: usize,
     pub deploys: usize,
     pub rejections: usize,
     /// Approved candidates that began a live trial, and trials the candidate lost.
@@ -187,8 +190,9 @@ pub struct Kpis {
     pub validation_success_rate: Option<f64>,
     /// Mean realized improvement of the deploys (positive = better than the config replaced).
     pub mean_realized_improvement_pct: Option<f64>,
-    /// Triggered optimizations that approved nothing (kept or rejected), or deployed a
-    /// config that did worse than the one it replaced, among all triggered optimizations.
+    /// Optimizations an alarm (performance, drift) started that approved nothing (kept or
+    /// rejected), among the optimizations an alarm started; the scheduled check and `--force`
+    /// are not alarms.
     pub false_positive_trigger_rate: Option<f64>,
 }
 
@@ -217,6 +221,8 @@ struct State {
     runs: usize,
     optimizations: usize,
     approvals: usize,
+    alarm_optimizations: usize,
+    alarm_approvals: usize,
     failures: usize,
     /// Runs whose config in effect needed attention.
     attention_weeks: usize,
@@ -237,6 +243,8 @@ impl State {
             runs: 0,
             optimizations: 0,
             approvals: 0,
+            alarm_optimizations: 0,
+            alarm_approvals: 0,
             failures: 0,
             attention_weeks: 0,
             attention: None,
@@ -276,12 +284,14 @@ impl State {
             .is_some_and(Decision::is_triggered_optimization)
         {
             self.optimizations += 1;
-            if matches!(
+            let approved = matches!(
                 outcome.decision,
                 Some(Decision::Approved(_) | Decision::TrialStarted(_))
-            ) {
-                self.approvals += 1;
-            }
+            );
+            let alarmed = outcome.triggers().is_some_and(|t| !t.alarms.is_empty());
+            self.approvals += usize::from(approved);
+            self.alarm_optimizations += usize::from(alarmed);
+            self.alarm_approvals += usize::from(alarmed && approved);
         }
         self.alarm_checks
             .extend(outcome.triggers().map(|t| AlarmCheck::of(d, t)));

@@ -239,6 +239,8 @@ pub(super) fn score(
         optimizations: st.optimizations,
         kept: count(Action::Kept),
         approvals: st.approvals,
+        alarm_optimizations: st.alarm_optimizations,
+        alarm_approvals: st.alarm_approvals,
         deploys: count(Action::Deployed),
         rejections: count(Action::Rejected),
         trials_started: count(Action::TrialStarted),
@@ -266,17 +268,18 @@ pub(super) fn kpis(horizons: &[HorizonReplay]) -> Kpis {
     let optimizations: usize = horizons.iter().map(|h| h.optimizations).sum();
     let kept: usize = horizons.iter().map(|h| h.kept).sum();
     let approvals: usize = horizons.iter().map(|h| h.approvals).sum();
+    let alarmed: usize = horizons.iter().map(|h| h.alarm_optimizations).sum();
+    let alarm_approvals: usize = horizons.iter().map(|h| h.alarm_approvals).sum();
     let realized: Vec<f64> = horizons
         .iter()
         .flat_map(|h| h.deploy_checks.iter().filter_map(|d| d.realized_improvement_pct))
         .collect();
-    let worse = realized.iter().filter(|r| **r < 0.0).count();
     Kpis {
         automation_rate: ratio(runs - failures, runs).unwrap_or(1.0),
         validation_success_rate: ratio(approvals, optimizations - kept),
         mean_realized_improvement_pct: (!realized.is_empty())
             .then(|| realized.iter().sum::<f64>() / realized.len() as f64),
-        false_positive_trigger_rate: ratio(optimizations - approvals + worse, optimizations),
+        false_positive_trigger_rate: ratio(alarmed - alarm_approvals, alarmed),
     }
 }
 
