@@ -20,6 +20,7 @@ impl Render for HistoryReport {
         if self.records.is_empty() {
             return format!("No optimization history in {} (never optimized).\n", self.file);
         }
+        let width = output::width();
         let rows = self.records.iter().map(|r| {
             vec![
                 r.optimization_date.format("%Y-%m-%d %H:%M").to_string(),
@@ -30,29 +31,49 @@ impl Render for HistoryReport {
                 } else {
                     crate::domain::TriggerKind::join(&r.triggered_by)
                 },
-                params(&r.old),
-                params(&r.new),
                 num(r.current.rmse, 3),
                 num(r.candidate.rmse, 3),
-                format!("{:.1}", r.duration_seconds),
-                r.message.clone(),
+                match r.attention.as_deref() {
+                    None => "-",
+                    Some("") => "ok",
+                    Some(_) => "attention",
+                }
+                .to_string(),
             ]
         });
-        let mut s = output::table(
+        let mut s = output::table_fitted(
             &[
                 "date (UTC)",
                 "horizon",
                 "action",
                 "triggered by",
-                "old",
-                "new",
                 "RMSE cur",
                 "RMSE cand",
-                "secs",
-                "message",
+                "health",
             ],
             rows,
+            width,
         );
+        s.push('\n');
+        // Below the table, one wrapped line a record: parameters old -> new, then the message.
+        let lines: Vec<String> = self
+            .records
+            .iter()
+            .map(|r| {
+                let change = match (params(&r.old), params(&r.new)) {
+                    (old, new) if new == "-" || new == old => old,
+                    (old, new) => format!("{old} -> {new}"),
+                };
+                format!(
+                    "{} {}: {change}; {:.1} s; {}",
+                    r.optimization_date.format("%Y-%m-%d %H:%M"),
+                    r.horizon,
+                    r.duration_seconds,
+                    r.message
+                )
+            })
+            .collect();
+        s.push_str(&output::wrap_lines(&lines, width, "    "));
         s.push_str(&format!("\n{} of {} records\n", self.records.len(), self.total));
         s
     }

@@ -336,9 +336,11 @@ fn fill_from_decision(r: &mut HistoryRecord, d: &Decision) {
         }
     }
     if let Decision::Kept(k) = d {
+        // The search's choice is the current config: one config, on the selection origins.
         let best = k.search.best();
         r.new = params(&best.params);
         r.candidate = metrics(&best.metrics);
+        r.current = r.candidate;
     }
     if let Decision::ProbationRollback { check } = d {
         r.triggered_by = vec![TriggerKind::Probation];
