@@ -12,6 +12,7 @@ use crate::forecaster_config::ForecasterConfig;
 use crate::hiargs::{Context, ValidateRequest};
 use crate::output::{self, Render};
 use crate::policy::decide::{self, Judged};
+use crate::policy::health::{self, Health};
 use crate::policy::render;
 use crate::policy::search::{ForwardCache, SearchReport};
 use crate::policy::validate::ValidationReport;
@@ -27,6 +28,8 @@ pub struct ValidateOutput {
     pub search: Option<SearchReport>,
     /// None when the search kept the current config (nothing to validate).
     pub validation: Option<ValidationReport>,
+    /// The health of the current config on the confirmation origins (what `run` reports).
+    pub health: Option<Health>,
     pub plot: Option<String>,
 }
 
@@ -42,6 +45,12 @@ impl Render for ValidateOutput {
         match &self.validation {
             Some(v) => s.push_str(&render::render_validation(v)),
             None => s.push_str(&format!("{}\n", self.verdict)),
+        }
+        if let Some(x) = &self.health {
+            let state = x
+                .attention()
+                .map_or_else(|| "ok".to_string(), |a| format!("attention: {a}"));
+            s.push_str(&format!("current config's health: {state}\n  {}\n", x.figures()));
         }
         if let Some(p) = &self.plot {
             s.push_str(&format!("backtest picture: {p}\n"));
@@ -83,6 +92,7 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
         &mut cache,
         &mut progress,
     )?;
+    let health = health::assess(&world, &current, &mut cache, &mut progress)?;
     bar.finish();
     let run_id = super::run_id(ctx);
     let (search, validation) = match outcome {
@@ -112,6 +122,7 @@ pub fn run(ctx: &Context, req: &ValidateRequest) -> anyhow::Result<ExitCode> {
             verdict,
             search,
             validation,
+            health,
             plot: plot.map(|p| p.display().to_string()),
         },
     )?;

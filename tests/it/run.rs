@@ -334,6 +334,14 @@ struct Validate {
     horizon: String,
     search: Option<SearchOut>,
     validation: ValidationOut,
+    health: HealthOut,
+}
+
+/// The current config's health: the figures validation has for it.
+#[derive(Debug, Deserialize)]
+struct HealthOut {
+    coverage_95: f64,
+    checks: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,6 +372,7 @@ struct MetricsOut {
 struct ValidationOut {
     approved: bool,
     criteria: Vec<serde_json::Value>,
+    current: ConfigOut,
 }
 
 #[test]
@@ -402,6 +411,9 @@ fn validate_json_on_real_data_and_coverage_rises_with_temperature() {
         8,
         "five criteria, significance, the interval score and no probation rollback"
     );
+    // The health of the current config is judged on the same confirmation origins.
+    assert!((v.health.coverage_95 - v.validation.current.metrics.coverage_95).abs() < 1e-12);
+    assert_eq!(v.health.checks.len(), 3);
     let s = v.search.unwrap();
     assert_eq!((s.configs.len(), s.forward_batches), (27, 3));
     for ctx in [90, 180, 270] {
