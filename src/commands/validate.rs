@@ -1,6 +1,7 @@
 //! `validate`: search a horizon on the selection origins (or take `--candidate`), then judge
 //! the candidate against the current config on the later confirmation origins. Writes
-//! nothing (but the optional picture); exit 0 approved, 3 rejected.
+//! nothing (but the optional picture); reports the current config's health; exit 0 approved or
+//! kept, 3 rejected.
 
 use std::path::PathBuf;
 
