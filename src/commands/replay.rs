@@ -9,7 +9,9 @@ use crate::hiargs::{Context, ReplayRequest};
 use crate::model::ChronosBolt;
 use crate::output::{self, Render};
 use crate::plot::Curve;
-use crate::policy::replay::{self, ReplayInput, ReplayProgress, ReplayReport, ReplaySpec, Scores};
+use crate::policy::replay::{
+    self, HorizonReplay, ReplayInput, ReplayProgress, ReplayReport, ReplaySpec, Scores,
+};
 
 #[derive(Debug, Serialize)]
 struct ReplayOutput {
@@ -42,10 +44,12 @@ fn arm_row(h: &str, name: &str, s: &Scores) -> Vec<String> {
 impl Render for ReplayOutput {
     fn render(&self) -> String {
         let r = &self.report;
-        let mut s = format!(
-            "replay {} to {}, every {} days ({} runs)   model {}   series {}\n",
+        let width = output::width();
+        let head = format!(
+            "replay {} to {}, every {} days ({} runs)   model {}   series {}",
             r.from, r.to, r.every_days, r.run_dates, self.model, self.series
         );
+        let mut s = output::wrap_lines(&[head], width, "    ");
         let rows = r.horizons.iter().flat_map(|h| {
             let l = h.horizon.label();
             [
@@ -54,7 +58,7 @@ impl Render for ReplayOutput {
                 arm_row(&l, "random walk", &h.random_walk),
             ]
         });
-        s.push_str(&output::table(
+        s.push_str(&output::table_fitted(
             &[
                 "horizon",
                 "forecasts by",
@@ -68,6 +72,7 @@ impl Render for ReplayOutput {
                 "CI95 width",
             ],
             rows,
+            output::width(),
         ));
         s.push('\n');
         s.push_str(&decisions_table(r));
@@ -75,71 +80,71 @@ impl Render for ReplayOutput {
         s.push_str(&fixed_table(r));
         s.push_str(&deploys_table(r));
         let k = &r.kpis;
-        s.push_str(&format!(
-            "automation rate {} %, validation success rate {} %, mean realized improvement {} %, false-positive trigger rate {} %\n",
-            pct(Some(k.automation_rate)),
-            pct(k.validation_success_rate),
-            output::num(k.mean_realized_improvement_pct, 2),
-            pct(k.false_positive_trigger_rate),
-        ));
-        s.push_str(&format!(
-            "digest mails: {} of {} runs (smtp.events)\n",
-            r.digest_mails, r.run_dates
-        ));
-        s.push_str(&format!(
-            "forward passes: {} computed of {} requested (one per context length and origin)\n",
-            r.forwards_computed, r.forwards_requested
-        ));
-        for f in &self.files {
-            s.push_str(&format!("wrote {f}\n"));
-        }
+        let mut lines = vec![
+            format!(
+                "automation rate {} %, validation success rate {} %, mean realized improvement {} %, false-positive trigger rate {} %",
+                pct(Some(k.automation_rate)),
+                pct(k.validation_success_rate),
+                output::num(k.mean_realized_improvement_pct, 2),
+                pct(k.false_positive_trigger_rate),
+            ),
+            format!("digest mails: {} of {} runs (smtp.events)", r.digest_mails, r.run_dates),
+            format!(
+                "forward passes: {} computed of {} requested (one per context length and origin)",
+                r.forwards_computed, r.forwards_requested
+            ),
+        ];
+        lines.extend(self.files.iter().map(|f| format!("wrote {f}")));
+        s.push_str(&output::wrap_lines(&lines, width, "    "));
         s
     }
 }
 
-/// Per horizon: the policy against the static configs, and what its runs decided.
+/// Per horizon (a column each): the policy against the static configs, and what its runs
+/// decided, one measure a row.
 fn decisions_table(r: &ReplayReport) -> String {
-    let rows = r.horizons.iter().map(|h| {
-        let triggers = h
-            .trigger_firings
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        vec![
-            h.horizon.label(),
-            format!("{:+.2} %", h.improvement_vs_static_pct),
-            h.runs.to_string(),
-            h.optimizations.to_string(),
-            h.kept.to_string(),
-            h.rejections.to_string(),
-            h.approvals.to_string(),
-            h.deploys.to_string(),
-            format!("{} / {}", h.trials_started, h.trials_failed),
-            h.rollbacks.to_string(),
-            h.failures.to_string(),
-            format!("{} / {}", h.attention_weeks, h.attention_changes),
-            if triggers.is_empty() { "-".into() } else { triggers },
-        ]
+    type Measure = (&'static str, fn(&HorizonReplay) -> String);
+    let measures: [Measure; 12] = [
+        ("policy vs static", |h| {
+            format!("{:+.2} %", h.improvement_vs_static_pct)
+        }),
+        ("runs", |h| h.runs.to_string()),
+        ("optimized", |h| h.optimizations.to_string()),
+        ("kept", |h| h.kept.to_string()),
+        ("rejected", |h| h.rejections.to_string()),
+        ("approved", |h| h.approvals.to_string()),
+        ("deployed", |h| h.deploys.to_string()),
+        ("trials started / failed", |h| {
+            format!("{} / {}", h.trials_started, h.trials_failed)
+        }),
+        ("rolled back", |h| h.rollbacks.to_string()),
+        ("failed", |h| h.failures.to_string()),
+        ("attention weeks / changes", |h| {
+            format!("{} / {}", h.attention_weeks, h.attention_changes)
+        }),
+        ("triggers", |h| {
+            let t: Vec<String> = h
+                .trigger_firings
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            if t.is_empty() {
+                "-".into()
+            } else {
+                t.join(", ")
+            }
+        }),
+    ];
+    let labels: Vec<String> = r.horizons.iter().map(|h| h.horizon.label()).collect();
+    let header: Vec<&str> = std::iter::once("")
+        .chain(labels.iter().map(String::as_str))
+        .collect();
+    let rows = measures.iter().map(|(name, value)| {
+        std::iter::once((*name).to_string())
+            .chain(r.horizons.iter().map(value))
+            .collect::<Vec<String>>()
     });
-    let mut s = output::table(
-        &[
-            "horizon",
-            "policy vs static",
-            "runs",
-            "optimized",
-            "kept",
-            "rejected",
-            "approved",
-            "deployed",
-            "trials / failed",
-            "rolled back",
-            "failed",
-            "attention / changes",
-            "triggers",
-        ],
-        rows,
-    );
+    let mut s = output::table_fitted(&header, rows, output::width());
     s.push('\n');
     s
 }
@@ -160,14 +165,16 @@ fn alarm_lines(r: &ReplayReport) -> String {
 }
 
 /// Per horizon: the hindsight-best config of the grid held fixed over the period (the ceiling a
-/// policy could reach with one config), and how much of its gain the policy captured.
+/// policy could reach with one config; its parameters as context/samples/temperature), its
+/// gain and the policy's over the static configs, the share of it the policy captured (%),
+/// and the worst fixed config's RMSE.
 fn fixed_table(r: &ReplayReport) -> String {
     let rows = r.horizons.iter().filter_map(|h| {
         let best = h.fixed_configs.first()?;
         let worst = h.fixed_configs.last()?;
         Some(vec![
             h.horizon.label(),
-            best.params.to_string(),
+            compact(&best.params),
             format!("{:.3}", best.scores.rmse),
             output::num(best.scores.wql, 4),
             output::num(best.scores.coverage_95, 3),
@@ -177,22 +184,30 @@ fn fixed_table(r: &ReplayReport) -> String {
             format!("{:.3}", worst.scores.rmse),
         ])
     });
-    let mut s = output::table(
+    let mut s = output::table_fitted(
         &[
             "horizon",
-            "best fixed config",
+            "best fixed",
             "RMSE",
             "WQL",
             "cov95",
-            "best vs static",
-            "policy vs static",
-            "captured %",
-            "worst fixed RMSE",
+            "best gain",
+            "policy gain",
+            "capture",
+            "worst RMSE",
         ],
         rows,
+        output::width(),
     );
     s.push('\n');
     s
+}
+
+/// Parameters as `context/samples/temperature` (`180/100/1.0`, `90/50/0.85`).
+fn compact(p: &crate::domain::InferenceParams) -> String {
+    let t = format!("{:.2}", p.temperature);
+    let t = t.strip_suffix('0').unwrap_or(&t);
+    format!("{}/{}/{t}", p.context_length, p.num_samples)
 }
 
 /// Every deploy: what it promised and what it realized.
@@ -205,8 +220,8 @@ fn deploys_table(r: &ReplayReport) -> String {
                 vec![
                     h.horizon.label(),
                     d.date.to_string(),
-                    d.from.to_string(),
-                    d.to.to_string(),
+                    compact(&d.from),
+                    compact(&d.to),
                     format!("{:+.1} %", d.promised_improvement_pct),
                     output::num(d.realized_improvement_pct, 1),
                     d.origins.to_string(),
@@ -217,17 +232,18 @@ fn deploys_table(r: &ReplayReport) -> String {
     if deploys.is_empty() {
         return String::new();
     }
-    let mut s = output::table(
+    let mut s = output::table_fitted(
         &[
             "horizon",
             "deployed",
-            "from",
+            "from (ctx/samples/temp)",
             "to",
             "promised",
             "realized %",
             "origins",
         ],
         deploys,
+        output::width(),
     );
     s.push('\n');
     s
