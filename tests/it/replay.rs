@@ -212,6 +212,9 @@ fn check_alarms(env: &TestEnv, model: &str, series: &Series, h: &HorizonReplay) 
         .stdout
         .clone();
     assert!(text.contains("7d drift alarm: fired in "), "{text}");
+    // Not a terminal and no COLUMNS: the text fits 100 columns.
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    assert!(text.contains("│ attention weeks / changes ┆"), "{text}");
 }
 
 /// Independent recomputation of the policy's errors: every step 1..7 of every origin's path.
