@@ -141,7 +141,10 @@ impl TestEnv {
     pub fn run_with(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_model-optimizer"));
         cmd.arg("--root").arg(self.root()).args(args);
-        cmd.env_remove("MODEL_OPTIMIZER_ROOT").env("HF_HUB_OFFLINE", "1");
+        // The text width is the test's to set, not the caller's terminal's.
+        cmd.env_remove("MODEL_OPTIMIZER_ROOT")
+            .env_remove("COLUMNS")
+            .env("HF_HUB_OFFLINE", "1");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
