@@ -15,12 +15,13 @@ use serde::Serialize;
 use crate::config::ValidationSettings;
 use crate::domain::Horizon;
 use crate::forecaster_config::ForecasterConfig;
-use crate::metrics::{clark_west, diebold_mariano, per_origin_means, ClarkWest, DieboldMariano};
+use crate::metrics::{diebold_mariano, per_origin_means, ClarkWest, DieboldMariano};
 use crate::policy::backtest::{self, Evaluation, Metrics, OriginSpan};
 use crate::policy::decide::World;
+use crate::policy::render::trim_num;
 use crate::policy::search::{self, ForwardCache, Progress};
-use crate::policy::validate::Comparison;
-use crate::triggers::performance::{tracked_errors, ErrorPoint};
+use crate::policy::validate::{clark_west_of, Comparison};
+use crate::triggers::performance::{in_window, tracked_errors, ErrorPoint};
 
 /// What a health check measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -71,9 +72,9 @@ impl HealthCheck {
             HealthItem::Coverage => (format!("{:.2}", self.value), format!("{:.2}", self.threshold)),
             HealthItem::Bias => (
                 format!("{:.1}", self.value),
-                format!("{} CLP", trim(self.threshold)),
+                format!("{} CLP", trim_num(self.threshold)),
             ),
-            HealthItem::RandomWalk => (format!("{:.3}", self.value), trim(self.threshold)),
+            HealthItem::RandomWalk => (format!("{:.3}", self.value), trim_num(self.threshold)),
         };
         let symbol = if self.passed {
             self.comparison.symbol()
@@ -92,11 +93,6 @@ impl HealthCheck {
             _ => format!("{} {value} {symbol} {threshold}", self.name()),
         }
     }
-}
-
-fn trim(x: f64) -> String {
-    let s = format!("{x:.4}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The tracked production predictions of the horizon in the performance baseline window.
@@ -207,7 +203,7 @@ pub fn assess(
     let baseline = world.settings.triggers.performance_baseline_days;
     let tracked: Vec<ErrorPoint> = tracked_errors(world.predictions, h, world.series)
         .into_iter()
-        .filter(|e| e.target_date <= today && (today - e.target_date).num_days() < i64::from(baseline))
+        .filter(|e| in_window(e.target_date, today, baseline))
         .collect();
     let input = Assessed {
         horizon: h,
@@ -233,19 +229,13 @@ impl Assessed<'_> {
     /// The figures and the three checks.
     pub fn health(&self, s: &ValidationSettings) -> anyhow::Result<Health> {
         let pts = &self.evaluation.points;
-        let column = |f: fn(&backtest::ErrorPoint) -> f64| pts.iter().map(f).collect::<Vec<f64>>();
-        let origin_of: Vec<usize> = pts.iter().map(|p| p.origin).collect();
-        let cw = clark_west(
-            &column(|p| p.forecast),
-            &column(|p| p.random_walk),
-            &column(|p| p.actual),
-            &origin_of,
-            self.test_horizon - 1,
-        )?;
+        let cw = clark_west_of(self.evaluation, self.test_horizon)?;
         // Random walk minus config: a negative mean says the random walk's errors are smaller.
         let d = per_origin_means(
-            &column(|p| (p.random_walk - p.actual).powi(2) - (p.forecast - p.actual).powi(2)),
-            &origin_of,
+            &pts.iter()
+                .map(|p| (p.random_walk - p.actual).powi(2) - (p.forecast - p.actual).powi(2))
+                .collect::<Vec<f64>>(),
+            &pts.iter().map(|p| p.origin).collect::<Vec<usize>>(),
         );
         let dm = diebold_mariano(&d, self.test_horizon)?;
         let m: &Metrics = &self.evaluation.metrics;
@@ -292,11 +282,12 @@ fn tracked_health(errors: &[ErrorPoint]) -> Option<TrackedHealth> {
     }
     let e: Vec<f64> = errors.iter().map(|p| p.error).collect();
     let rw: Vec<f64> = errors.iter().map(|p| p.random_walk_error).collect();
+    let rmse = crate::metrics::rmse(&e);
     Some(TrackedHealth {
         predictions: e.len(),
-        rmse: crate::metrics::rmse(&e),
+        rmse,
         bias: crate::metrics::bias(&e),
-        rw_rmse_ratio: crate::metrics::rmse(&e) / crate::metrics::rmse(&rw),
+        rw_rmse_ratio: rmse / crate::metrics::rmse(&rw),
     })
 }
 

@@ -238,7 +238,7 @@ fn measure_text(m: &Measure) -> String {
 }
 
 /// A number with at most 3 decimals and no trailing zeros.
-fn trim_num(x: f64) -> String {
+pub(crate) fn trim_num(x: f64) -> String {
     if !x.is_finite() {
         return x.to_string();
     }

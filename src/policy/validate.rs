@@ -361,6 +361,19 @@ fn absolute_criteria(h: Horizon, c: &Metrics, s: &ValidationSettings) -> Vec<Cri
     ]
 }
 
+/// The Clark-West test of a backtested config against the random walk on the same points,
+/// with `test_horizon - 1` autocovariance lags (origins whose targets overlap).
+pub fn clark_west_of(e: &Evaluation, test_horizon: usize) -> anyhow::Result<ClarkWest> {
+    let pts = &e.points;
+    clark_west(
+        &pts.iter().map(|p| p.forecast).collect::<Vec<_>>(),
+        &pts.iter().map(|p| p.random_walk).collect::<Vec<_>>(),
+        &pts.iter().map(|p| p.actual).collect::<Vec<_>>(),
+        &pts.iter().map(|p| p.origin).collect::<Vec<_>>(),
+        test_horizon - 1,
+    )
+}
+
 /// Validates `candidate` against `current`, both backtested on the confirmation origins of
 /// `origins`, with criterion 3 from `cost` (see [`InferenceCost::of`]).
 pub fn validate(
@@ -379,14 +392,7 @@ pub fn validate(
         origins.confirmation.origins
     );
     let dm = diebold_mariano(&d, origins.test_horizon)?;
-    let pts = &candidate.points;
-    let cw = clark_west(
-        &pts.iter().map(|p| p.forecast).collect::<Vec<_>>(),
-        &pts.iter().map(|p| p.random_walk).collect::<Vec<_>>(),
-        &pts.iter().map(|p| p.actual).collect::<Vec<_>>(),
-        &pts.iter().map(|p| p.origin).collect::<Vec<_>>(),
-        origins.test_horizon - 1,
-    )?;
+    let cw = clark_west_of(candidate, origins.test_horizon)?;
     let (c, k) = (&candidate.metrics, &current.metrics);
     let mut criteria = relative_criteria(c, k, &cost, s);
     criteria.extend(absolute_criteria(h, c, s));

@@ -110,7 +110,7 @@ pub struct WindowCounts {
 }
 
 /// Whether `date` is in the `days` calendar days ending at `today`: today - days < date <= today.
-fn in_window(date: NaiveDate, today: NaiveDate, days: u32) -> bool {
+pub(crate) fn in_window(date: NaiveDate, today: NaiveDate, days: u32) -> bool {
     date <= today && (today - date).num_days() < i64::from(days)
 }
 
