@@ -186,7 +186,6 @@ impl Ledger<'_> {
             self.req.fail_on_reject,
             Delivered {
                 plot: plot.map(|p| self.ctx.shown(&p)),
-                mail_error: None,
                 attention_before: loaded
                     .and_then(|l| AttentionState::of(crate::history::judged_attention(&l.history, h))),
             },

@@ -93,20 +93,17 @@ pub struct RecordContext<'a> {
     /// The parameters in effect before this run (default when the config was unreadable).
     pub old: RecordParams,
     pub duration_seconds: f64,
-    /// Why a mail of this outcome was not sent, if it was not.
-    pub mail_error: Option<&'a str>,
 }
 
 impl<'a> RecordContext<'a> {
     /// The facts of run `run_id` at `now` for a horizon whose config had `current` (None when
-    /// it was unreadable); the caller adds the duration and a mail failure when it knows them.
+    /// it was unreadable); the caller adds the duration when it knows it.
     pub fn new(run_id: &'a str, now: DateTime<Utc>, current: Option<InferenceParams>) -> RecordContext<'a> {
         RecordContext {
             run_id,
             time: crate::policy::decide::record_time(now),
             old: current.as_ref().map(params).unwrap_or_default(),
             duration_seconds: 0.0,
-            mail_error: None,
         }
     }
 }
@@ -212,7 +209,7 @@ impl Outcome {
         }
     }
 
-    /// The one-line summary: the table's message, history's `message` (before a mail note).
+    /// The one-line summary: the table's message and history's `message`.
     pub fn message(&self) -> String {
         let said = match (&self.decision, &self.effect) {
             (_, Effect::Failed { message, .. }) => message.clone(),
@@ -236,11 +233,7 @@ impl Outcome {
     }
 
     fn row_of(&self, h: Horizon, rc: &RecordContext<'_>) -> HistoryRecord {
-        let message = match rc.mail_error {
-            Some(e) => format!("{}; mail failed: {e}", self.message()),
-            None => self.message(),
-        };
-        let mut r = blank_row(h, rc, self.action(), message);
+        let mut r = blank_row(h, rc, self.action(), self.message());
         if let Some(d) = &self.decision {
             fill_from_decision(&mut r, d);
         }
@@ -673,11 +666,12 @@ pub fn action_label(action: Action, effect: EffectKind) -> &'static str {
     }
 }
 
-/// Where a horizon's result went besides the outcome: the picture and the mail.
+/// Where a horizon's result went besides the outcome (the picture), and the attention state
+/// it is judged against. The run's one mail goes out after the last horizon: its failure is
+/// set on the results then.
 #[derive(Debug, Default)]
 pub struct Delivered {
     pub plot: Option<String>,
-    pub mail_error: Option<String>,
     /// The horizon's attention state before this run (None: never judged).
     pub attention_before: Option<health::AttentionState>,
 }
@@ -734,7 +728,7 @@ impl HorizonResult {
             validation: v.cloned(),
             deploy: outcome.deploy().cloned(),
             plot: delivered.plot,
-            mail_error: delivered.mail_error,
+            mail_error: None,
             health: outcome.health.clone(),
             attention: outcome.attention(),
             attention_change: health::attention_change(delivered.attention_before, outcome.health.as_ref()),
@@ -767,13 +761,12 @@ mod tests {
         s
     }
 
-    fn rc(mail_error: Option<&str>) -> RecordContext<'_> {
+    fn rc() -> RecordContext<'static> {
         RecordContext {
             run_id: "run-1",
             time: at("2026-01-04T05:00:00Z"),
             old: RecordParams::default(),
             duration_seconds: 1.5,
-            mail_error,
         }
     }
 
@@ -811,7 +804,7 @@ mod tests {
             verdict.contains("(needs >= 1000 %) and MAPE improvement"),
             "{verdict}"
         );
-        let r = o.record(Horizon(7), &rc(Some("smtp down"))).unwrap();
+        let r = o.record(Horizon(7), &rc()).unwrap();
         assert_eq!(
             (r.action, r.success, r.horizon.label().as_str()),
             (Action::Rejected, true, "7d")
@@ -827,7 +820,8 @@ mod tests {
         );
         assert_eq!(r.candidate.rmse, Some(v.candidate.metrics.rmse));
         assert_eq!(r.current.rmse, Some(v.current.metrics.rmse));
-        assert!(r.message.contains(&verdict) && r.message.ends_with("; mail failed: smtp down"));
+        assert!(r.message.contains(&verdict), "{}", r.message);
+        assert_eq!(r.message, o.message(), "the row's message is the outcome's");
         let mails = o.mails(Horizon(7), "run-1", None);
         let events: Vec<MailEvent> = mails.iter().map(|(e, _)| *e).collect();
         // Scheduled (never optimized) and forced: no alarm, so no `triggered` mail.
@@ -863,7 +857,7 @@ mod tests {
         assert_eq!(o.action(), Action::TrialStarted);
         assert_eq!(o.exit_code(true), ExitCode::Success);
         assert!(o.message().contains("on trial"), "{}", o.message());
-        let mut rc = rc(None);
+        let mut rc = rc();
         rc.old = params(&cfg.params());
         let row = o.record(Horizon(7), &rc).unwrap();
         // The row names the candidate on trial (`new`) and the config it is tried against (`old`).
@@ -926,7 +920,7 @@ mod tests {
             (Action::Deployed, ExitCode::Success)
         );
         assert_eq!(action_label(dry.action(), dry.effect.kind()), "would deploy");
-        assert!(dry.record(Horizon(7), &rc(None)).is_none());
+        assert!(dry.record(Horizon(7), &rc()).is_none());
         assert!(dry.mails(Horizon(7), "run-1", None).is_empty());
         assert!(
             dry.message().starts_with("would deploy context="),
@@ -942,7 +936,7 @@ mod tests {
             (done.action(), done.exit_code(true)),
             (Action::Deployed, ExitCode::Success)
         );
-        let r = done.record(Horizon(7), &rc(None)).unwrap();
+        let r = done.record(Horizon(7), &rc()).unwrap();
         assert_eq!((r.action, r.success), (Action::Deployed, true));
         assert!(
             r.message.contains("git: HEAD already had these bytes"),
@@ -971,7 +965,7 @@ mod tests {
             })),
         );
         assert_eq!(undone.exit_code(false), ExitCode::DeployFailed);
-        let r = undone.record(Horizon(7), &rc(None)).unwrap();
+        let r = undone.record(Horizon(7), &rc()).unwrap();
         assert_eq!((r.action, r.success), (Action::Failed, false));
         assert!(r
             .message
@@ -1002,7 +996,7 @@ mod tests {
             (f.action(), f.exit_code(false)),
             (Action::Failed, ExitCode::Invalid)
         );
-        let r = f.record(Horizon(15), &rc(None)).unwrap();
+        let r = f.record(Horizon(15), &rc()).unwrap();
         assert_eq!(
             (r.action, r.success, r.horizon.label().as_str()),
             (Action::Failed, false, "15d")
@@ -1020,7 +1014,7 @@ mod tests {
             action_label(would.action(), would.effect.kind()),
             "would roll back"
         );
-        assert!(would.record(Horizon(7), &rc(None)).is_none());
+        assert!(would.record(Horizon(7), &rc()).is_none());
         let restored = InferenceParams {
             context_length: 180,
             num_samples: 100,
@@ -1038,7 +1032,7 @@ mod tests {
             (done.action(), done.exit_code(true)),
             (Action::RolledBack, ExitCode::Success)
         );
-        let r = done.record(Horizon(7), &rc(None)).unwrap();
+        let r = done.record(Horizon(7), &rc()).unwrap();
         assert_eq!(r.triggered_by, [TriggerKind::Probation]);
         assert_eq!((r.candidate.rmse, r.current.rmse), (Some(20.0), Some(10.0)));
         assert_eq!(r.new, params(&restored));
