@@ -189,16 +189,6 @@ pub fn last_record(records: &[HistoryRecord], horizon: Horizon) -> Option<&Histo
         .max_by_key(|r| r.optimization_date)
 }
 
-/// Whether the config in effect at `horizon` needed attention at its newest judged record:
-/// None when no record was judged.
-pub fn last_attention(records: &[HistoryRecord], horizon: Horizon) -> Option<bool> {
-    records
-        .iter()
-        .filter(|r| r.horizon == horizon && r.attention.is_some())
-        .max_by_key(|r| r.optimization_date)
-        .and_then(|r| r.attention.as_ref().map(|a| !a.is_empty()))
-}
-
 /// Whether each judged record of `horizon` needed attention, oldest first.
 pub fn judged_attention(records: &[HistoryRecord], horizon: Horizon) -> Vec<bool> {
     let mut judged: Vec<&HistoryRecord> = records

@@ -85,7 +85,7 @@ pub fn table_fitted<S: AsRef<str>>(
 /// `text` wrapped at spaces into lines of at most `width` characters; lines after the first
 /// start with `indent`. A word longer than a line is cut.
 pub fn wrap(text: &str, width: usize, indent: &str) -> String {
-    let lead = text.chars().take_while(|c| *c == ' ').count();
+    let lead: String = text.chars().take_while(|c| *c == ' ').collect();
     let room = width.saturating_sub(indent.chars().count()).max(1);
     let words = text.split(' ').filter(|w| !w.is_empty()).flat_map(|w| {
         let chars: Vec<char> = w.chars().collect();
@@ -98,7 +98,7 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
     let mut line = String::new();
     for word in words {
         let limit = if lines.is_empty() {
-            width.saturating_sub(lead)
+            width.saturating_sub(lead.len())
         } else {
             room
         };
@@ -112,7 +112,6 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
     }
     lines.push(line);
     // Leading spaces (an indented line) stay.
-    let lead: String = text.chars().take_while(|c| *c == ' ').collect();
     format!("{lead}{}", lines.join(&format!("\n{indent}")))
 }
 

@@ -245,8 +245,6 @@ impl Ledger<'_> {
         }
         if !self.req.dry_run {
             self.mail_digest();
-        }
-        if !self.req.dry_run {
             crate::exposition::publish(
                 self.ctx,
                 &crate::exposition::Event::Run {

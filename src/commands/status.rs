@@ -435,7 +435,7 @@ fn horizon_status(
         last_action: history::last_record(records, h).map(LastRun::from),
         days_since_last_optimization: last_opt.map(|r| history::days_since(r.optimization_date, ctx.today())),
         never_optimized: last_opt.is_none(),
-        attention: history::last_attention(records, h),
+        attention: history::judged_attention(records, h).last().copied(),
         backups: crate::deploy::backup::list(&configs_dir, h)?.len(),
         last_commit: match repo {
             Some(r) => r.last_commit_touching(&path)?,

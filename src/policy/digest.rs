@@ -88,19 +88,16 @@ pub fn digest(
     })
 }
 
-/// `7d: deployed; health ok; <message>`.
+/// `7d: deployed; health ok; <message>` (the message ends in the attention reason when
+/// there is one).
 fn horizon_line(r: &HorizonResult) -> String {
-    let health = match (&r.health, &r.attention) {
-        (None, _) => "not judged".to_string(),
-        (Some(_), None) => "ok".to_string(),
-        (Some(_), Some(a)) => format!("attention ({a})"),
+    let health = match r.health_label() {
+        "-" => "not judged",
+        label => label,
     };
-    // The message repeats the attention reason; the health column has it already.
-    let message = r.message.split("; attention: ").next().unwrap_or_default();
-    let message = message.strip_prefix("attention: ").map_or(message, |_| "");
     let mut line = format!("{}: {}; health {health}", r.horizon, r.action_label());
-    if !message.is_empty() {
-        line.push_str(&format!("; {message}"));
+    if !r.message.is_empty() {
+        line.push_str(&format!("; {}", r.message));
     }
     line
 }

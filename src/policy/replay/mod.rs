@@ -270,9 +270,6 @@ impl State {
             if h.needs_attention() {
                 self.attention_weeks += 1;
             }
-            if health::attention_change(self.attention, Some(h)).is_some() {
-                self.attention_changes += 1;
-            }
             self.attention = Some(health::AttentionState::next(self.attention, h.needs_attention()));
         }
         if action == Action::Failed {
@@ -379,13 +376,9 @@ impl Sim<'_> {
                 attention_before: st.attention,
                 ..Delivered::default()
             };
-            results.push(HorizonResult::new(
-                st.horizon,
-                Some(before.params()),
-                &outcome,
-                false,
-                delivered,
-            ));
+            let result = HorizonResult::new(st.horizon, Some(before.params()), &outcome, false, delivered);
+            st.attention_changes += usize::from(result.attention_change.is_some());
+            results.push(result);
             sections.extend(
                 outcome
                     .mails(st.horizon, &run_id, None)
